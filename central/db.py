@@ -1,0 +1,43 @@
+"""The central store's engine and the one MetaData every central table is declared on.
+
+Tables are declared next to the code that owns them (central/roster.py, central/ingest.py, ...)
+on `metadata`; `create_schema` makes them all. SQLite (WAL) by default, PostgreSQL by URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, create_engine, event
+
+metadata = MetaData()
+
+# Modules that declare tables on `metadata`; importing them registers their tables.
+TABLE_MODULES = ["central.roster"]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the pages read while kiosks push; NORMAL is durable at each checkpoint in WAL mode
+    # and the kiosks keep every event until the centre acknowledges it, so a lost tail is re-sent.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def create_schema(engine: Engine) -> None:
+    import importlib
+
+    for name in TABLE_MODULES:
+        importlib.import_module(name)
+    metadata.create_all(engine)

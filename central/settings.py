@@ -1,0 +1,68 @@
+"""Every central setting, declared once with its default and help.
+
+Read from `central.toml` in the instance folder, then `CENTRAL_<NAME>` environment variables.
+docs/settings.md must list each one (a test checks).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from sync.config import StrictSettings, TimeZoneName, load_settings
+
+ENV_PREFIX = "CENTRAL_"
+INSTANCE_ENV = "CENTRAL_INSTANCE"
+SETTINGS_FILE = "central.toml"
+
+
+class CentralSettings(StrictSettings):
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL of the store; empty: SQLite (WAL) central.db in the instance "
+        "folder. PostgreSQL: postgresql+psycopg://user:pass@host/db.",
+    )
+    issuing_key_file: str = Field(
+        "issuing_key.pem",
+        description="Ed25519 private key that signs badges, relative to the instance folder.",
+    )
+    timezone: TimeZoneName = Field(
+        "Asia/Shanghai", description="IANA time zone for pages and exports."
+    )
+    language: Literal["zh-CN", "en"] = Field(
+        "zh-CN", description="Language of the pages when the browser does not ask for one."
+    )
+    badge_layout: Literal["a6-on-a4", "54x90-2x5"] = Field(
+        "a6-on-a4", description="Default label layout of printed badge sheets."
+    )
+    listen_host: str = Field("127.0.0.1", description="Address the central server listens on.")
+    listen_port: int = Field(
+        8000, ge=1, le=65535, description="Port the central server listens on."
+    )
+    server_threads: int = Field(16, ge=2, le=256, description="waitress worker threads.")
+
+    def database_url_for(self, instance: Path) -> str:
+        return self.database_url or f"sqlite:///{(instance / 'central.db').resolve()}"
+
+    def issuing_key_path(self, instance: Path) -> Path:
+        return instance / self.issuing_key_file
+
+
+def default_instance() -> Path:
+    if INSTANCE_ENV in os.environ:
+        return Path(os.environ[INSTANCE_ENV])
+    return Path("instance") / "central"
+
+
+def load(instance: Path, env: dict[str, str] | None = None, **overrides: object) -> CentralSettings:
+    return load_settings(
+        CentralSettings,
+        instance / SETTINGS_FILE,
+        env=env,
+        env_prefix=ENV_PREFIX,
+        overrides=overrides,
+        reserved_env=frozenset({INSTANCE_ENV}),
+    )

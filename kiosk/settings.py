@@ -1,0 +1,111 @@
+"""Every kiosk setting, declared once with its default and help.
+
+Read from `kiosk.toml` in the instance folder, then `KIOSK_<NAME>` environment variables.
+docs/settings.md must list each one (a test checks).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from sync.config import StrictSettings, TimeZoneName, load_settings
+
+ENV_PREFIX = "KIOSK_"
+INSTANCE_ENV = "KIOSK_INSTANCE"
+SETTINGS_FILE = "kiosk.toml"
+
+
+class KioskSettings(StrictSettings):
+    # Identity (written at enrolment)
+    kiosk_id: str = Field("kiosk-1", description="This kiosk's id, unique across all sites.")
+    site_id: str = Field("", description="Id of the assembly point this kiosk stands at.")
+    site_name: str = Field("", description="Name of the site shown on the kiosk screen.")
+    timezone: TimeZoneName = Field("Asia/Shanghai", description="IANA time zone of the site.")
+    language: Literal["zh-CN", "en"] = Field(
+        "zh-CN", description="Language of the pages when the browser does not ask for one."
+    )
+
+    # Camera
+    camera_source: Literal["usb", "picamera", "file", "images", "url", "demo"] = Field(
+        "usb",
+        description="Where frames come from: usb (OpenCV), picamera (picamera2), file (a video), "
+        "images (a folder), url (HTTP/RTSP stream) or demo (synthesised badges).",
+    )
+    camera_device: str = Field(
+        "0",
+        description="Camera index or /dev/videoN for usb; path for file and images; URL for url.",
+    )
+    camera_width: int = Field(640, ge=160, le=4096, description="Frame width in pixels.")
+    camera_height: int = Field(480, ge=120, le=3072, description="Frame height in pixels.")
+    camera_fps: float = Field(
+        15.0, gt=0, le=120, description="Frames per second asked of the camera."
+    )
+
+    # Check-in rules
+    repeat_window_s: float = Field(
+        120.0, ge=0, description="A badge seen again within this many seconds makes no new event."
+    )
+    longest_shift_h: float = Field(
+        16.0, gt=0, description="An arrival older than this is flagged 'no departure'."
+    )
+    service_day_start: str = Field(
+        "03:00", description="Local time (HH:MM) at which a new service day begins."
+    )
+
+    # Site lead
+    lead_pin: str = Field(
+        "", description="PIN of the site lead's page; empty keeps the page locked."
+    )
+
+    # Sync
+    central_url: str = Field("", description="Base URL of the central server; empty: no sync.")
+
+    # Server
+    listen_host: str = Field("0.0.0.0", description="Address the kiosk's pages listen on.")
+    listen_port: int = Field(8080, ge=1, le=65535, description="Port the kiosk's pages listen on.")
+    server_threads: int = Field(
+        16,
+        ge=2,
+        le=256,
+        description="waitress worker threads (each open preview or event stream holds one).",
+    )
+
+    @field_validator("service_day_start")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value)
+        if not match:
+            raise ValueError("must be HH:MM, 24-hour")
+        return value
+
+    @field_validator("lead_pin")
+    @classmethod
+    def _pin(cls, value: str) -> str:
+        if value and not re.fullmatch(r"\d{4,12}", value):
+            raise ValueError("must be 4-12 digits")
+        return value
+
+
+def default_instance() -> Path:
+    """systemd's StateDirectory= on the Pi; ./instance/kiosk when run by hand."""
+    if INSTANCE_ENV in os.environ:
+        return Path(os.environ[INSTANCE_ENV])
+    if "STATE_DIRECTORY" in os.environ:
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    return Path("instance") / "kiosk"
+
+
+def load(instance: Path, env: dict[str, str] | None = None, **overrides: object) -> KioskSettings:
+    return load_settings(
+        KioskSettings,
+        instance / SETTINGS_FILE,
+        env=env,
+        env_prefix=ENV_PREFIX,
+        overrides=overrides,
+        reserved_env=frozenset({INSTANCE_ENV}),
+    )

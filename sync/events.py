@@ -1,0 +1,116 @@
+"""The event record: made on a kiosk, append-only, never edited; the unit that sync carries.
+
+One schema for both sides, so the kiosk writes exactly what the centre validates. Each event
+carries the hash of the kiosk's previous event, so the centre can prove nothing confirmed was
+removed or reordered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+GENESIS_HASH = "0" * 64
+
+Kind = Literal["arrival", "departure", "void"]
+Source = Literal["camera", "wedge", "manual"]
+ShortText = Annotated[str, StringConstraints(max_length=200)]
+Ident = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+]
+
+
+class Event(BaseModel):
+    """One record of the local log. `hash` covers every other field, `prev_hash` included.
+
+    kind "void" cancels the event named in `corrects`; an arrival or departure with `corrects`
+    set replaces that event (a correction). Both need an operator and a reason.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: uuid.UUID
+    kiosk_id: Ident
+    site_id: Annotated[str, StringConstraints(max_length=64)]
+    seq: int = Field(ge=1)
+    cadre_id: Ident
+    badge_serial: int | None = Field(default=None, ge=0, le=0xFFFF)
+    kind: Kind
+    source: Source
+    device_time: datetime
+    boot_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    monotonic_ns: int = Field(ge=0)
+    clock_trusted: bool
+    operator: ShortText | None = None
+    reason: ShortText | None = None
+    corrects: uuid.UUID | None = None
+    flags: list[Annotated[str, StringConstraints(max_length=40)]] = Field(
+        default_factory=list, max_length=8
+    )
+    prev_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+    @field_validator("device_time")
+    @classmethod
+    def _has_offset(cls, value: datetime) -> datetime:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("device_time needs a UTC offset")
+        return value
+
+    def model_post_init(self, _context: Any) -> None:
+        needs_operator = self.source == "manual" or self.kind == "void" or self.corrects is not None
+        if needs_operator and not (self.operator and self.reason):
+            raise ValueError("manual entries, voids and corrections need operator and reason")
+        if self.kind == "void" and self.corrects is None:
+            raise ValueError("a void names the event it cancels in `corrects`")
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def hash_is_valid(self) -> bool:
+        return self.hash == compute_hash(self.wire())
+
+
+def canonical_bytes(fields: dict[str, Any]) -> bytes:
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def compute_hash(wire_fields: dict[str, Any]) -> str:
+    """sha256 over the canonical JSON of every field but `hash` itself."""
+    body = {k: v for k, v in wire_fields.items() if k != "hash"}
+    return hashlib.sha256(canonical_bytes(body)).hexdigest()
+
+
+def seal(fields: dict[str, Any]) -> Event:
+    """Build an Event from its fields (without `hash`), computing the hash.
+
+    Fields go through the model once first so the hash is computed over exactly the JSON form the
+    centre will see (UUIDs and datetimes as strings).
+    """
+    draft = dict(fields, hash=GENESIS_HASH)
+    wire = Event.model_validate(draft).wire()
+    wire["hash"] = compute_hash(wire)
+    return Event.model_validate(wire)
+
+
+def is_chained(previous: Event | None, event: Event) -> bool:
+    """True when `event` follows `previous` directly in one kiosk's log."""
+    if previous is None:
+        return event.seq == 1 and event.prev_hash == GENESIS_HASH
+    return (
+        event.kiosk_id == previous.kiosk_id
+        and event.seq == previous.seq + 1
+        and event.prev_hash == previous.hash
+    )
+
+
+def parse_device_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError("device_time needs a UTC offset")
+    return value
