@@ -27,7 +27,9 @@ class KioskSettings(StrictSettings):
     site_name: str = Field("", description="Name of the site shown on the kiosk screen.")
     timezone: TimeZoneName = Field("Asia/Shanghai", description="IANA time zone of the site.")
     language: Literal["zh-CN", "en"] = Field(
-        "zh-CN", description="Language of the pages when the browser does not ask for one."
+        "zh-CN",
+        description="Language of the kiosk screen, and of the lead page when the phone's "
+        "browser asks for neither Chinese nor English.",
     )
 
     # Camera
@@ -60,6 +62,37 @@ class KioskSettings(StrictSettings):
     # Site lead
     lead_pin: str = Field(
         "", description="PIN of the site lead's page; empty keeps the page locked."
+    )
+    lead_max_failures: int = Field(
+        10, ge=1, le=1000, description="Wrong PINs in a row that lock the lead page's login."
+    )
+    lead_lockout_s: float = Field(
+        900.0, ge=1, description="Seconds the lead page's login stays locked after too many."
+    )
+    lead_session_h: float = Field(
+        12.0, gt=0, le=168, description="Hours a site lead stays logged in on a phone."
+    )
+
+    # Kiosk screen
+    sounds: bool = Field(True, description="Play a sound for each scan result on the kiosk screen.")
+    show_arrive_leave_buttons: bool = Field(
+        False,
+        description="Show Arrive / Leave buttons on the kiosk screen that fix the kind of the "
+        "next scan.",
+    )
+    forced_kind_s: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="Seconds an Arrive / Leave choice waits for a badge before it lapses.",
+    )
+    result_display_s: float = Field(
+        6.0, gt=0, le=120, description="Seconds a scan result stays on the kiosk screen."
+    )
+    screen_remote_allowed: bool = Field(
+        False,
+        description="Let other machines open the kiosk screen (preview, names, wedge input); "
+        "off: only the Pi's own browser.",
     )
 
     # Sync
