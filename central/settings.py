@@ -43,6 +43,36 @@ class CentralSettings(StrictSettings):
         8000, ge=1, le=65535, description="Port the central server listens on."
     )
     server_threads: int = Field(16, ge=2, le=256, description="waitress worker threads.")
+    secret_key_file: str = Field(
+        "session_secret",
+        description="File holding the key that signs staff login sessions, relative to the "
+        "instance folder; created (mode 0600) on first start.",
+    )
+    session_hours: int = Field(
+        12, ge=1, le=720, description="Hours a staff login lasts before logging in again."
+    )
+    login_max_failures: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="Failed staff logins allowed per address and per user name within "
+        "login_window_s; further attempts are refused until the window passes.",
+    )
+    login_window_s: int = Field(
+        900, ge=10, le=86400, description="Window of login_max_failures, in seconds."
+    )
+    cookie_secure: bool = Field(
+        False,
+        description="Send the staff session cookie over HTTPS only; set true behind a TLS proxy "
+        "(docs/central-nginx.md).",
+    )
+    trusted_proxies: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="Reverse proxies in front of the centre (nginx: 1) whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; 0: use the connecting address as is.",
+    )
 
     def database_url_for(self, instance: Path) -> str:
         return self.database_url or f"sqlite:///{(instance / 'central.db').resolve()}"
