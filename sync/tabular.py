@@ -1,0 +1,154 @@
+"""Tables of records written as CSV or XLSX files that open cleanly in Excel and WPS.
+
+Shared by the kiosk (the site lead's export) and the centre (staff exports), which may not import
+each other. CSV is UTF-8 with a byte-order mark because Excel otherwise reads it as the local ANSI
+code page and garbles Chinese names. Any text cell beginning with = + - @ (or a tab or carriage
+return, which some spreadsheets skip before looking for a formula) gets a leading single quote so
+a crafted name or reason cannot run as a formula ("CSV injection"). XLSX needs the same: openpyxl
+stores a string starting with "=" as a formula.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+Cell = str | int | float | bool | datetime | date | time | None
+Format = Literal["csv", "xlsx"]
+FORMATS: tuple[Format, ...] = ("csv", "xlsx")
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+UTF8_BOM = "\ufeff"
+# Control characters XLSX (XML 1.0) cannot hold; openpyxl raises on them instead of writing.
+_XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A header row and the data rows under it. `rows` may be a one-pass iterator."""
+
+    columns: Sequence[str]
+    rows: Iterable[Sequence[Cell]]
+    title: str = "export"
+
+
+def defuse(value: str) -> str:
+    """`value` with a leading quote when a spreadsheet would read it as a formula."""
+    if value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def _text_cell(value: Cell) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, str):
+        return defuse(value)
+    return str(value)
+
+
+def _xlsx_cell(value: Cell) -> Cell:
+    if isinstance(value, str):
+        return defuse(_XML_ILLEGAL.sub("", value))
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        # Excel has no time zones: the wall time of the zone the caller chose is what people read.
+        return value.replace(tzinfo=None)
+    return value
+
+
+def write_csv(table: Table, out: BinaryIO) -> int:
+    """Write `table` as CSV (UTF-8 with BOM, CRLF rows) to a binary stream. Returns data rows."""
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+    try:
+        text.write(UTF8_BOM)
+        writer = csv.writer(text, lineterminator="\r\n")
+        writer.writerow([_text_cell(c) for c in table.columns])
+        count = 0
+        for row in table.rows:
+            writer.writerow([_text_cell(c) for c in row])
+            count += 1
+        text.flush()
+    finally:
+        # Leave the caller's stream open: detaching stops the wrapper from closing it.
+        text.detach()
+    return count
+
+
+def write_xlsx(table: Table, out: BinaryIO) -> int:
+    """Write `table` as a one-sheet XLSX workbook to a binary stream. Returns data rows."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    # write_only streams rows to disk-backed XML: memory stays flat for a month of a whole city.
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(title=_sheet_title(table.title))
+    header = []
+    for name in table.columns:
+        cell = WriteOnlyCell(sheet, value=_xlsx_cell(name))
+        cell.font = Font(bold=True)
+        header.append(cell)
+    sheet.append(header)
+    sheet.freeze_panes = "A2"
+    count = 0
+    for row in table.rows:
+        sheet.append([_xlsx_cell(c) for c in row])
+        count += 1
+    workbook.save(out)
+    return count
+
+
+def _sheet_title(title: str) -> str:
+    cleaned = re.sub(r"[\\/*?:\[\]]", "_", title).strip("'") or "export"
+    return cleaned[:31]
+
+
+def write(table: Table, out: BinaryIO, fmt: Format) -> int:
+    if fmt == "csv":
+        return write_csv(table, out)
+    if fmt == "xlsx":
+        return write_xlsx(table, out)
+    raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def to_bytes(table: Table, fmt: Format) -> bytes:
+    buffer = io.BytesIO()
+    write(table, buffer, fmt)
+    return buffer.getvalue()
+
+
+def write_file(table: Table, path: Path, fmt: Format | None = None) -> int:
+    """Write `table` to `path` atomically: a half-written export never replaces a good one."""
+    chosen = fmt or format_for(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with tmp.open("wb") as out:
+            count = write(table, out, chosen)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return count
+
+
+def format_for(path: Path) -> Format:
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix in FORMATS:
+        return suffix  # type: ignore[return-value]
+    raise ValueError(f"cannot tell the format from {path.name!r}; name it .csv or .xlsx")
+
+
+MEDIA_TYPES: dict[Format, str] = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
