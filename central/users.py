@@ -1,0 +1,166 @@
+"""Central staff accounts: who may log in to the staff pages, and with which role.
+
+Two roles: "admin" may import the roster, print and revoke badges, enrol and revoke kiosks and
+correct records; "viewer" may only look and export. Passwords are stored as scrypt hashes
+(werkzeug.security); the clear text is never kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    String,
+    Table,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from central.db import metadata
+
+Role = Literal["admin", "viewer"]
+ROLES: tuple[str, ...] = get_args(Role)
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+MIN_PASSWORD_LENGTH = 10
+
+users = Table(
+    "staff_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Checked against when the name is unknown, so a wrong name costs as long as a wrong password and
+# the login page does not reveal which staff names exist.
+_DUMMY_HASH = generate_password_hash("not-a-real-password-0000")
+
+
+class UserError(ValueError):
+    """A user could not be created or changed; the message says why, for a person."""
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    role: Role
+    active: bool
+    # Changes whenever the password does: a session remembers it, so changing a password logs out
+    # every session opened with the old one.
+    stamp: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _stamp(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def _row_to_user(row: Any) -> User:
+    return User(
+        id=row.id,
+        username=row.username,
+        role=row.role,
+        active=bool(row.active),
+        stamp=_stamp(row.password_hash),
+    )
+
+
+def validate_new(username: str, password: str, role: str) -> None:
+    if not USERNAME_PATTERN.match(username):
+        raise UserError(f"user name {username!r}: 1-64 letters, digits or . _ @ - (no spaces)")
+    if role not in ROLES:
+        raise UserError(f"role {role!r}: use one of {', '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def add_user(engine: Engine, username: str, password: str, role: str) -> User:
+    """Create a staff account. Raises UserError for a bad name, role, short password or a
+    name already taken; nothing is written then."""
+    validate_new(username, password, role)
+    password_hash = generate_password_hash(password)
+    try:
+        with engine.begin() as conn:
+            new_id = conn.execute(
+                insert(users).values(
+                    username=username,
+                    password_hash=password_hash,
+                    role=role,
+                    active=True,
+                    created_at=datetime.now(UTC),
+                )
+            ).inserted_primary_key[0]
+    except IntegrityError as exc:
+        raise UserError(f"user {username!r} already exists") from exc
+    return User(
+        id=int(new_id),
+        username=username,
+        role=role,  # type: ignore[arg-type]
+        active=True,
+        stamp=_stamp(password_hash),
+    )
+
+
+def set_password(engine: Engine, username: str, password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
+    with engine.begin() as conn:
+        changed = conn.execute(
+            update(users)
+            .where(users.c.username == username)
+            .values(password_hash=generate_password_hash(password))
+        ).rowcount
+    if not changed:
+        raise UserError(f"no user {username!r}")
+
+
+def set_active(engine: Engine, username: str, active: bool) -> None:
+    with engine.begin() as conn:
+        changed = conn.execute(
+            update(users).where(users.c.username == username).values(active=active)
+        ).rowcount
+    if not changed:
+        raise UserError(f"no user {username!r}")
+
+
+def authenticate(engine: Engine, username: str, password: str) -> User | None:
+    """The active user with this name and password, else None (same cost either way)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(users).where(users.c.username == username)).first()
+    if row is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(row.password_hash, password) or not row.active:
+        return None
+    return _row_to_user(row)
+
+
+def get_user(engine: Engine, user_id: int) -> User | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(users).where(users.c.id == user_id)).first()
+    return None if row is None else _row_to_user(row)
+
+
+def list_users(engine: Engine) -> list[User]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(users).order_by(users.c.username)).all()
+    return [_row_to_user(r) for r in rows]
