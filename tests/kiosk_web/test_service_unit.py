@@ -1,0 +1,85 @@
+"""kiosk.service: systemd accepts it, and it keeps the promises of DESIGN.md "On the Pi"."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+UNIT = ROOT / "kiosk.service"
+
+
+def unit_settings() -> dict[str, list[str]]:
+    """Every `Key=value` of the unit, keys repeated as often as they appear."""
+    values: dict[str, list[str]] = {}
+    for line in UNIT.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        key, _, value = line.partition("=")
+        values.setdefault(key.strip(), []).append(value.strip())
+    return values
+
+
+def exec_start_binary() -> str:
+    return unit_settings()["ExecStart"][0].split()[0]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_systemd_analyze_verify_accepts_the_unit_without_a_warning(tmp_path):
+    # verify insists that ExecStart's binary exists; the Pi has it in the venv, here a stub
+    # stands at a temporary path and only that path is changed in a copy of the unit.
+    stub = tmp_path / "venv" / "bin" / "kiosk"
+    stub.parent.mkdir(parents=True)
+    stub.write_text("#!/bin/sh\nexit 0\n")
+    stub.chmod(0o755)
+    copy = tmp_path / "kiosk.service"
+    copy.write_text(UNIT.read_text().replace(exec_start_binary(), str(stub)))
+
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    # Unknown keys and bad values are only warnings to systemd (exit 0): any output is a failure.
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", result.stderr
+    assert result.stdout.strip() == "", result.stdout
+
+
+def test_unit_is_a_watched_notify_service_restarted_on_failure():
+    unit = unit_settings()
+    assert unit["Type"] == ["notify"]
+    assert int(unit["WatchdogSec"][0]) > 0
+    assert unit["Restart"] == ["on-failure"]
+    assert unit["ExecStart"][0].endswith("/bin/kiosk run")
+
+
+def test_unit_runs_as_its_own_user_in_group_video_with_a_state_directory():
+    unit = unit_settings()
+    assert unit["User"] == ["kiosk"]
+    assert "video" in unit["SupplementaryGroups"][0].split()
+    assert unit["StateDirectory"] == ["kiosk"]
+    assert "DynamicUser" not in unit
+
+
+def test_hardening_keeps_the_camera_devices():
+    unit = unit_settings()
+    assert "PrivateDevices" not in unit, "PrivateDevices= hides /dev/video*"
+    assert unit["ProtectSystem"] == ["strict"]
+    assert unit["NoNewPrivileges"] == ["yes"]
+    assert unit["ProtectHome"] == ["yes"]
+    if unit.get("DevicePolicy", ["auto"])[0] != "auto" or "ProtectClock" in unit:
+        allowed = {value.split()[0] for value in unit.get("DeviceAllow", [])}
+        assert {"char-video4linux", "char-media", "char-dma_heap"} <= allowed
+
+
+def test_readme_installs_the_venv_where_the_unit_expects_it():
+    venv = exec_start_binary().removesuffix("/bin/kiosk")
+    readme = (ROOT / "README.md").read_text()
+    assert f"python3 -m venv --system-site-packages {venv}" in readme
