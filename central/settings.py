@@ -38,6 +38,14 @@ class CentralSettings(StrictSettings):
     badge_layout: Literal["a6-on-a4", "54x90-2x5"] = Field(
         "a6-on-a4", description="Default label layout of printed badge sheets."
     )
+    badge_font_file: str = Field(
+        "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+        description="TrueType font (.ttf or .ttc) embedded in badge sheets for Chinese names; "
+        "the default comes from the apt package fonts-wqy-zenhei.",
+    )
+    badge_font_face: int = Field(
+        0, ge=0, description="Face number inside a .ttc font collection (0 for a .ttf)."
+    )
     listen_host: str = Field("127.0.0.1", description="Address the central server listens on.")
     listen_port: int = Field(
         8000, ge=1, le=65535, description="Port the central server listens on."
