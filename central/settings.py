@@ -7,10 +7,11 @@ docs/settings.md must list each one (a test checks).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from sync.config import StrictSettings, TimeZoneName, load_settings
 
@@ -51,10 +52,37 @@ class CentralSettings(StrictSettings):
         8000, ge=1, le=65535, description="Port the central server listens on."
     )
     server_threads: int = Field(16, ge=2, le=256, description="waitress worker threads.")
-    secret_key_file: str = Field(
-        "session_secret",
-        description="File holding the key that signs staff login sessions, relative to the "
-        "instance folder; created (mode 0600) on first start.",
+
+    # Sync with kiosks
+    public_url: str = Field(
+        "",
+        description="Base URL kiosks reach the centre at (put in enrolment QR codes); empty: "
+        "http://<listen_host>:<listen_port>/.",
+    )
+    enrolment_code_ttl_h: float = Field(
+        24.0, gt=0, le=24 * 30, description="Hours a one-time kiosk enrolment code stays valid."
+    )
+    api_max_body_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Largest request body the kiosk API accepts; larger ones get 413.",
+    )
+    kiosk_dead_after_s: int = Field(
+        300, ge=30, description="A kiosk silent for longer than this is shown as dead."
+    )
+
+    # Stays (the centre pairs arrivals and departures of every kiosk of a site)
+    repeat_window_s: float = Field(
+        120.0, ge=0, description="Scans of one cadre closer than this count as one (any kiosk)."
+    )
+    longest_shift_h: float = Field(
+        16.0, gt=0, description="An arrival older than this is not paired with a later scan."
+    )
+    service_day_start: str = Field(
+        "03:00", description="Local time (HH:MM) at which a new service day begins."
+    )
+    overlong_stay_h: float = Field(
+        12.0, gt=0, description="Stays longer than this are listed as anomalies."
     )
     session_hours: int = Field(
         12, ge=1, le=720, description="Hours a staff login lasts before logging in again."
@@ -81,6 +109,13 @@ class CentralSettings(StrictSettings):
         description="Reverse proxies in front of the centre (nginx: 1) whose X-Forwarded-For and "
         "X-Forwarded-Proto are believed; 0: use the connecting address as is.",
     )
+
+    @field_validator("service_day_start")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value):
+            raise ValueError("must be HH:MM, 24-hour")
+        return value
 
     def database_url_for(self, instance: Path) -> str:
         return self.database_url or f"sqlite:///{(instance / 'central.db').resolve()}"

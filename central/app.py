@@ -1,0 +1,77 @@
+"""The central server's Flask application factory.
+
+Everything a request handler needs hangs off `app.extensions["central"]` (a `Central`), reached
+with `central_of()`. Blueprints register here: the ingest API (central/api.py) and the staff
+pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import Engine
+
+from central import db
+from central import settings as central_settings
+from central.settings import CentralSettings
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Central:
+    """What the centre's code needs at request time."""
+
+    instance: Path
+    settings: CentralSettings
+    engine: Engine
+    now: Callable[[], datetime]  # aware UTC; a seam so tests can move time
+
+
+def central_of(app: Flask | None = None) -> Central:
+    return (app or current_app).extensions["central"]
+
+
+def create_app(
+    instance_path: str | Path | None = None,
+    settings: CentralSettings | None = None,
+    *,
+    engine: Engine | None = None,
+    now: Callable[[], datetime] | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> Flask:
+    """Build the centre's app.
+
+    instance_path: the instance folder (default: $CENTRAL_INSTANCE or ./instance/central).
+    settings: defaults to central.toml + CENTRAL_* of the instance folder.
+    engine: an engine to use instead of one made from settings.database_url (tests, benches).
+    now: clock returning aware UTC datetimes (tests).
+    config: extra Flask config (TESTING, ...), applied last.
+    """
+    instance = Path(instance_path) if instance_path else central_settings.default_instance()
+    instance = instance.resolve()
+    instance.mkdir(parents=True, exist_ok=True)
+    if settings is None:
+        settings = central_settings.load(instance)
+    if engine is None:
+        engine = db.make_engine(settings.database_url_for(instance))
+    db.create_schema(engine)
+
+    app = Flask("central", instance_path=str(instance), instance_relative_config=True)
+    if config:
+        app.config.update(config)
+    app.extensions["central"] = Central(
+        instance=instance, settings=settings, engine=engine, now=now or utc_now
+    )
+
+    from central.api import api
+
+    app.register_blueprint(api)
+    return app

@@ -1,0 +1,296 @@
+"""The kiosk-centre protocol: one set of schemas both sides validate against.
+
+HTTP + JSON under /api/v1, `Authorization: Bearer <kiosk token>` on everything but enrolment.
+
+    POST /api/v1/enrol       EnrolRequest   -> EnrolAnswer        (no token: the one-time code)
+    POST /api/v1/events      PushBatch      -> PushAnswer
+    POST /api/v1/pull        PullRequest    -> PullAnswer
+    POST /api/v1/heartbeat   Heartbeat      -> HeartbeatAnswer
+    GET  /api/v1/time                       -> TimeAnswer         (no token)
+
+Errors answer `ErrorAnswer` with 400 (malformed: every bad field with its reason), 401 (no,
+unknown or revoked token), 404 (unknown enrolment code), 410 (code used or expired), 413 (body
+over the size limit), 415 (not JSON).
+
+Push answers one `EventResult` per event of the batch, in order. A kiosk acknowledges (moves its
+cursor past) the events up to the first one the centre did not answer for: "stored" and
+"duplicate" are in the event store; "rejected" events failed a check (bad hash, another kiosk's
+id, ...) and are kept in the centre's quarantine with the reason, so one bad record cannot stall
+a kiosk forever while staff still see it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+API_PREFIX = "/api/v1"
+MAX_BATCH_EVENTS = 2000
+MAX_CLOCK_SAMPLES = 50
+
+# What the enrolment QR holds: "CKE1|<code>|<centre URL>". ASCII, no names, nothing secret
+# beyond the one-time code, which expires and works once.
+ENROL_QR_PREFIX = "CKE1|"
+
+Ident = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+]
+ShortText = Annotated[str, StringConstraints(max_length=200)]
+EnrolCode = Annotated[
+    str, StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Z2-7-]+$", to_upper=True)
+]
+
+
+class Message(BaseModel):
+    """Base of every message: unknown fields refused, so a typo is an error, not a silent loss."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("time needs a UTC offset")
+    return value
+
+
+class TimeAnswer(Message):
+    server_time: datetime
+
+    _check_time = field_validator("server_time")(_aware)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class FieldProblem(Message):
+    field: str  # dotted path, e.g. "events.3.device_time"
+    reason: str
+
+
+class ErrorAnswer(Message):
+    error: str  # malformed | unauthorized | not_found | gone | too_large | not_json | ...
+    message: str
+    fields: list[FieldProblem] = Field(default_factory=list)
+
+
+def field_problems(exc: ValidationError, prefix: str = "") -> list[FieldProblem]:
+    """pydantic's errors as (dotted field, reason) pairs a person can act on."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        path = ".".join(str(p) for p in err["loc"])
+        if prefix:
+            path = f"{prefix}.{path}" if path else prefix
+        problems.append(FieldProblem(field=path or "(body)", reason=err["msg"]))
+    return problems
+
+
+# --- clock samples ---------------------------------------------------------------------------
+
+
+class ClockSample(Message):
+    """One measurement of how far a kiosk's wall clock was from true time.
+
+    offset_s = true time - kiosk wall clock, at `device_time`, which the kiosk's clock showed at
+    monotonic time `monotonic_ns` of boot `boot_id`. Because the monotonic clock never steps,
+    the centre can place every event of that boot on true time even if the wall clock jumped.
+    """
+
+    boot_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    monotonic_ns: int = Field(ge=0)
+    device_time: datetime
+    offset_s: float = Field(ge=-10 * 365 * 86400, le=10 * 365 * 86400)
+    rtt_s: float | None = Field(default=None, ge=0, le=3600)  # None: not a round trip (phone)
+    source: Literal["centre", "phone", "ntp"] = "centre"
+
+    _check_time = field_validator("device_time")(_aware)
+
+
+# --- push ------------------------------------------------------------------------------------
+
+
+class PushBatch(Message):
+    """Events in seq order. Each event is validated on its own (see EventResult), so `events`
+    holds raw objects here; the centre parses them with sync.events.Event."""
+
+    kiosk_id: Ident
+    events: list[dict[str, Any]] = Field(max_length=MAX_BATCH_EVENTS)
+
+
+EventStatus = Literal["stored", "duplicate", "rejected"]
+ACKNOWLEDGED: frozenset[str] = frozenset({"stored", "duplicate", "rejected"})
+
+
+class EventResult(Message):
+    index: int = Field(ge=0)  # position in the batch
+    event_id: str | None  # None when the event was too broken to have one
+    seq: int | None
+    status: EventStatus
+    reason: str | None = None  # why it was rejected, field by field
+
+
+class PushAnswer(Message):
+    server_time: datetime
+    results: list[EventResult]
+    stored: int = Field(ge=0)
+    duplicates: int = Field(ge=0)
+    rejected: int = Field(ge=0)
+
+    _check_time = field_validator("server_time")(_aware)
+
+
+# --- pull ------------------------------------------------------------------------------------
+
+
+class PullRequest(Message):
+    roster_version: int = Field(0, ge=0)  # 0: send everything
+    keys_version: str = Field("", max_length=64)
+    settings_version: int = Field(0, ge=0)
+
+
+class RosterCadre(Message):
+    cadre_id: Ident
+    name: Annotated[str, StringConstraints(max_length=200)]
+    unit: Annotated[str, StringConstraints(max_length=200)] = ""
+    badge_serial: int | None = None
+    revoked_through: int | None = None
+
+
+class RosterDelta(Message):
+    """Changes to this kiosk's site roster since the version the kiosk sent.
+
+    The roster holds the kiosk's own site's cadres only: it needs their names; a valid badge from
+    another site is accepted and flagged without a name. `removed`: cadres that left this site
+    (moved elsewhere or were taken off), to drop. `revocations`: cadre id -> highest revoked badge
+    serial, for every site (a kiosk must refuse a revoked badge whoever's it is).
+    """
+
+    version: int = Field(ge=0)
+    full: bool  # True: replace the whole roster with `cadres`
+    site_id: str
+    site_name: str | None = None  # None: unchanged
+    cadres: list[RosterCadre] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    revocations: dict[str, int] = Field(default_factory=dict)
+
+
+class PublicKey(Message):
+    key_id: int = Field(ge=0, le=0xFFFF)
+    public_key: Annotated[str, StringConstraints(min_length=40, max_length=100)]  # base64 raw
+
+
+class KeysAnswer(Message):
+    version: str
+    keys: list[PublicKey]
+
+
+class SettingsAnswer(Message):
+    """Kiosk settings the centre sets (whole set each time it changes); the kiosk validates them
+    against its own settings model before applying any."""
+
+    version: int = Field(ge=0)
+    values: dict[str, Any]
+
+
+class PullAnswer(Message):
+    """None in a part: unchanged since the version the kiosk sent."""
+
+    server_time: datetime
+    roster: RosterDelta | None = None
+    public_keys: KeysAnswer | None = None
+    settings: SettingsAnswer | None = None
+
+    _check_time = field_validator("server_time")(_aware)
+
+
+# --- heartbeat -------------------------------------------------------------------------------
+
+
+class ClockReport(Message):
+    trusted: bool
+    offset_s: float | None = None  # the kiosk's current idea of true - wall, if any
+    boot_id: Annotated[str, StringConstraints(max_length=64)] = ""
+    samples: list[ClockSample] = Field(default_factory=list, max_length=MAX_CLOCK_SAMPLES)
+
+
+class CameraReport(Message):
+    ok: bool
+    detail: ShortText = ""
+
+
+class Heartbeat(Message):
+    app_version: Annotated[str, StringConstraints(max_length=64)] = ""
+    queue_length: int = Field(ge=0)
+    last_scan_at: datetime | None = None
+    camera: CameraReport
+    clock: ClockReport
+    disk_free_bytes: int | None = Field(default=None, ge=0)
+    ready: bool
+    ready_detail: ShortText = ""
+    sent_at: datetime | None = None
+
+    @field_validator("last_scan_at", "sent_at")
+    @classmethod
+    def _aware_or_none(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else _aware(value)
+
+
+class HeartbeatAnswer(Message):
+    server_time: datetime
+
+    _check_time = field_validator("server_time")(_aware)
+
+
+# --- enrolment -------------------------------------------------------------------------------
+
+
+class EnrolRequest(Message):
+    code: EnrolCode
+    hostname: ShortText = ""
+    app_version: Annotated[str, StringConstraints(max_length=64)] = ""
+
+
+class EnrolAnswer(Message):
+    kiosk_id: Ident
+    token: Annotated[str, StringConstraints(min_length=32, max_length=128)]
+    site_id: str
+    site_name: str
+    server_time: datetime
+    roster: RosterDelta
+    public_keys: KeysAnswer
+    settings: SettingsAnswer
+
+    _check_time = field_validator("server_time")(_aware)
+
+
+def enrolment_qr_text(code: str, central_url: str) -> str:
+    return f"{ENROL_QR_PREFIX}{code}|{central_url}"
+
+
+def parse_enrolment_qr(text: str) -> tuple[str, str]:
+    """(centre URL, code) from what an enrolment QR holds; ValueError with a reason otherwise."""
+    if not text.startswith(ENROL_QR_PREFIX):
+        raise ValueError("not a kiosk enrolment code")
+    parts = text[len(ENROL_QR_PREFIX) :].split("|")
+    if len(parts) != 2:
+        raise ValueError("enrolment code damaged: expected code and URL")
+    code, url = parts[0].strip().upper(), parts[1].strip()
+    check_central_url(url)
+    EnrolRequest(code=code)  # raises ValidationError (a ValueError) when the code is malformed
+    return url, code
+
+
+def check_central_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"centre URL {url!r} must start with http:// or https://")
+    return url
