@@ -79,7 +79,7 @@ def issue_badges(
     today = today or date.today()
     now = now or roster.utc_now()
     badges: list[Badge] = []
-    with engine.begin() as conn:
+    with engine.connect() as conn, conn.begin() as transaction:
         version = roster.next_version(conn)
         query = (
             select(roster.cadres, roster.sites.c.name.label("site_name"))
@@ -117,7 +117,9 @@ def issue_badges(
                     payload,
                 )
             )
-        if changed:
+        if not changed:
+            transaction.rollback()  # nothing new issued: keep the roster version as it was
+        else:
             conn.execute(
                 update(roster.cadres)
                 .where(roster.cadres.c.cadre_id == bindparam("b_cadre_id"))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import click
+from sqlalchemy import Engine, inspect, select
 
-from central import keys
+from central import badges, fonts, keys, roster
 from central import settings as central_settings
+from central.db import create_schema, make_engine
 from sync.cli_support import check_config, load_or_exit
 from sync.config import effective_toml
 
@@ -54,3 +58,147 @@ def init_command(instance: Path) -> None:
         click.echo(f"wrote issuing key {key_path} (mode 0600): back it up, keep it secret")
     else:
         click.echo(f"kept existing issuing key {key_path}")
+    engine = make_engine(settings.database_url_for(instance))
+    create_schema(engine)
+    click.echo(f"database ready: {engine.url.render_as_string(hide_password=True)}")
+
+
+# --- roster and badges -------------------------------------------------------------------------
+
+
+def _open_store(instance: Path) -> tuple[central_settings.CentralSettings, Engine]:
+    settings = load_or_exit(central_settings.load, instance)
+    hint = f"run `central --instance {instance} init` first"
+    if not instance.is_dir():
+        raise click.ClickException(f"no instance folder {instance}; {hint}")
+    engine = make_engine(settings.database_url_for(instance))
+    if not inspect(engine).has_table(roster.cadres.name):
+        raise click.ClickException(f"no roster tables in the database of {instance}; {hint}")
+    return settings, engine
+
+
+@main.group("roster")
+def roster_group() -> None:
+    """The roster of cadres and sites."""
+
+
+@roster_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def roster_import_command(instance: Path, file: Path) -> None:
+    """Add and update cadres from a CSV (UTF-8 or GB18030) or XLSX file.
+
+    Columns 编号/id and 姓名/name are required; 单位/unit, 站点/site and 站点名称/site_name are
+    optional. A file with any bad row changes nothing; every bad row is listed.
+    """
+    _, engine = _open_store(instance)
+    try:
+        with click.progressbar(
+            length=roster.estimate_rows(file) or 1, label="checking", file=sys.stderr
+        ) as bar:
+            parsed = roster.read_roster_file(file, progress=bar.update)
+    except roster.RosterFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if parsed.ignored_columns:
+        click.echo(f"note: ignored columns: {', '.join(parsed.ignored_columns)}", err=True)
+    try:
+        with click.progressbar(length=len(parsed.rows), label="storing", file=sys.stderr) as bar:
+            result = roster.import_parsed(engine, parsed, progress=bar.update)
+    except roster.RosterRejected as exc:
+        click.echo(f"error: {exc}:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        raise SystemExit(1) from exc
+    click.echo(
+        f"imported {file}: {result.inserted} new, {result.updated} updated, "
+        f"{result.unchanged} unchanged cadres; {result.sites_added} new sites; "
+        f"roster version {result.version}"
+    )
+
+
+@main.group("badges")
+def badges_group() -> None:
+    """Print, revoke and check cadres' QR badges."""
+
+
+@badges_group.command("print")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="PDF to write."
+)
+@click.option("--site", default=None, help="Only the cadres of this site id.")
+@click.option("--cadre", "cadre_ids", multiple=True, help="Only this cadre id (repeatable).")
+@click.option(
+    "--layout",
+    type=click.Choice(list(badges.LAYOUTS)),
+    default=None,
+    help="Label layout; default: the badge_layout setting.",
+)
+@click.pass_obj
+def badges_print_command(
+    instance: Path, out: Path, site: str | None, cadre_ids: tuple[str, ...], layout: str | None
+) -> None:
+    """Write printable badge sheets, issuing badges to cadres that have none (or a revoked one)."""
+    settings, engine = _open_store(instance)
+    try:
+        font = fonts.require_font(Path(settings.badge_font_file), settings.badge_font_face)
+        private_key = keys.load_issuing_key(settings.issuing_key_path(instance))
+    except (fonts.FontError, keys.KeyFileError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if site is not None:
+        with engine.connect() as conn:
+            known = conn.execute(
+                select(roster.sites.c.site_id).where(roster.sites.c.site_id == site)
+            ).first()
+        if known is None:
+            raise click.ClickException(f"no site {site!r} in the roster")
+    try:
+        issued = badges.issue_badges(engine, private_key, site_id=site, cadre_ids=cadre_ids)
+    except (roster.UnknownCadre, badges.BadgeIssueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not issued:
+        raise click.ClickException("no cadres to print; import a roster first")
+    for char in sorted(fonts.missing_characters(font, (b.name + b.unit for b in issued))):
+        owners = [b.cadre_id for b in issued if char in b.name + b.unit]
+        click.echo(
+            f"warning: the badge font has no glyph for {char!r} (U+{ord(char):04X}), "
+            f"it prints blank on: {', '.join(owners[:10])}",
+            err=True,
+        )
+    layout_name = layout or settings.badge_layout
+    pages = badges.render_sheets(issued, out, layout_name, font)
+    click.echo(f"wrote {len(issued)} badges on {pages} pages ({layout_name}) to {out}")
+
+
+@badges_group.command("revoke")
+@click.argument("cadre_id")
+@click.pass_obj
+def badges_revoke_command(instance: Path, cadre_id: str) -> None:
+    """Revoke every badge of CADRE_ID printed so far; the next print re-issues one."""
+    _, engine = _open_store(instance)
+    try:
+        serial = roster.revoke_badge(engine, cadre_id)
+    except (roster.UnknownCadre, roster.NoBadgeIssued) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"revoked badges of {cadre_id} through serial {serial}; "
+        f"the next badge printed for {cadre_id} gets serial {serial + 1}"
+    )
+
+
+@badges_group.command("check")
+@click.argument("payload")
+@click.pass_obj
+def badges_check_command(instance: Path, payload: str) -> None:
+    """Verify a scanned badge PAYLOAD; print one JSON object; exit 0 when valid, 1 when not."""
+    settings, engine = _open_store(instance)
+    try:
+        keyring = keys.public_keyring(settings.issuing_key_path(instance))
+    except keys.KeyFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    # A keyboard-wedge scanner or a copy from a terminal adds a line end.
+    check, row = badges.check_badge(engine, keyring, payload.strip())
+    result = check.as_json()
+    result["name"] = row["name"] if row else None
+    result["on_roster"] = row is not None if check.cadre_id else None
+    click.echo(json.dumps(result, ensure_ascii=False))
+    raise SystemExit(0 if check.valid else 1)

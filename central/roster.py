@@ -269,6 +269,25 @@ def _xlsx_records(path: Path) -> Iterator[tuple[int, Sequence[object]]]:
         workbook.close()
 
 
+def estimate_rows(path: Path) -> int | None:
+    """About how many rows the file holds (for a progress bar); None when unknown."""
+    suffix = path.suffix.casefold()
+    try:
+        if suffix in (".csv", ".txt", ".tsv"):
+            return path.read_bytes().count(b"\n")
+        if suffix in (".xlsx", ".xlsm"):
+            from openpyxl import load_workbook
+
+            workbook = load_workbook(path, read_only=True)
+            try:
+                return workbook.worksheets[0].max_row
+            finally:
+                workbook.close()
+    except Exception:  # an estimate only: read_roster_file reports what is wrong with the file
+        return None
+    return None
+
+
 def read_roster_file(path: Path, progress: Callable[[int], None] | None = None) -> ParsedRoster:
     """Read and validate a CSV or XLSX roster. Bad rows become problems; nothing is stored.
 
@@ -368,116 +387,177 @@ class ImportResult:
     sites_renamed: int
 
 
+class RosterRejected(Exception):
+    """A roster file with bad rows: nothing of it was stored."""
+
+    def __init__(self, parsed: ParsedRoster):
+        self.problems = parsed.problems
+        bad_lines = len({problem.line for problem in parsed.problems})
+        super().__init__(f"{parsed.source}: {bad_lines} bad rows, nothing imported")
+
+
+def import_parsed(
+    engine: Engine,
+    parsed: ParsedRoster,
+    now: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
+    """Store a file read by read_roster_file, or nothing at all when any row of it was bad."""
+    if parsed.problems:
+        raise RosterRejected(parsed)
+    return import_roster(engine, parsed.rows, now, progress)
+
+
 def import_roster(
     engine: Engine,
     rows: Sequence[RosterRow],
     now: datetime | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
-    """Insert new cadres, update changed ones, in one transaction. Rows must be validated.
+    """Insert new cadres, update changed ones, in one transaction. Rows must be validated
+    (read_roster_file); import_parsed refuses a file with any bad row.
 
     Cadres missing from the file are kept: a file may hold one site's part of the roster.
+    Only rows whose values change get the new roster version.
     """
     now = now or utc_now()
-    with engine.begin() as conn:
-        # Write first: on SQLite this takes the write lock at once instead of failing to
-        # upgrade a read snapshot later; on PostgreSQL it queues concurrent roster writers.
-        version = next_version(conn)
-        stored_sites = {
-            r.site_id: r.name for r in conn.execute(select(sites.c.site_id, sites.c.name))
+    with engine.connect() as conn:
+        with conn.begin() as transaction:
+            # Write first: on SQLite this takes the write lock at once instead of failing to
+            # upgrade a read snapshot later; on PostgreSQL it queues concurrent roster writers.
+            version = next_version(conn)
+            new_sites, renamed_sites = _site_changes(conn, rows)
+            inserts, updates, unchanged = _cadre_changes(conn, rows)
+            nothing_changed = not (inserts or updates or new_sites or renamed_sites)
+            if nothing_changed:
+                # Give the version back: kiosks are not sent a change that holds nothing.
+                transaction.rollback()
+            else:
+                _store_sites(conn, new_sites, renamed_sites, version)
+                _store_cadres(conn, inserts, updates, version, now, progress)
+        if nothing_changed:
+            version = current_version(conn)
+    if progress and unchanged:
+        progress(unchanged)
+    return ImportResult(
+        version, len(inserts), len(updates), unchanged, len(new_sites), len(renamed_sites)
+    )
+
+
+def _site_changes(
+    conn: Connection, rows: Sequence[RosterRow]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(new site id -> name, renamed site id -> new name). A new site without a name column
+    is named by its id; an existing site is renamed only by an explicit site name."""
+    stored = {r.site_id: r.name for r in conn.execute(select(sites.c.site_id, sites.c.name))}
+    new: dict[str, str] = {}
+    renamed: dict[str, str] = {}
+    for row in rows:
+        if row.site_id is None:
+            continue
+        if row.site_id not in stored:
+            if row.site_name or row.site_id not in new:
+                new[row.site_id] = row.site_name or row.site_id
+        elif row.site_name and row.site_name != stored[row.site_id]:
+            renamed[row.site_id] = row.site_name
+    return new, renamed
+
+
+def _cadre_changes(
+    conn: Connection, rows: Sequence[RosterRow]
+) -> tuple[list[RosterRow], list[RosterRow], int]:
+    """(rows to insert, rows to update, count unchanged), comparing with what is stored."""
+    columns = (cadres.c.cadre_id, cadres.c.name, cadres.c.unit, cadres.c.site_id)
+    stored = {r.cadre_id: (r.name, r.unit, r.site_id) for r in conn.execute(select(*columns))}
+    inserts: list[RosterRow] = []
+    updates: list[RosterRow] = []
+    unchanged = 0
+    for row in rows:
+        before = stored.get(row.cadre_id)
+        if before is None:
+            inserts.append(row)
+        elif (row.name, before[1] if row.unit is None else row.unit, row.site_id) != before:
+            updates.append(row)
+        else:
+            unchanged += 1
+    return inserts, updates, unchanged
+
+
+def _store_sites(
+    conn: Connection, new: dict[str, str], renamed: dict[str, str], version: int
+) -> None:
+    if new:
+        conn.execute(
+            sites.insert(),
+            [{"site_id": s, "name": n, "change_version": version} for s, n in new.items()],
+        )
+    if renamed:
+        conn.execute(
+            update(sites)
+            .where(sites.c.site_id == bindparam("b_site_id"))
+            .values(name=bindparam("b_name"), change_version=version),
+            [{"b_site_id": s, "b_name": n} for s, n in renamed.items()],
+        )
+
+
+def _store_cadres(
+    conn: Connection,
+    inserts: list[RosterRow],
+    updates: list[RosterRow],
+    version: int,
+    now: datetime,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Bulk statements (executemany) in chunks, so a progress bar can move."""
+    for chunk in _chunks(inserts):
+        conn.execute(
+            cadres.insert(),
+            [
+                {
+                    "cadre_id": row.cadre_id,
+                    "name": row.name,
+                    "unit": row.unit or "",
+                    "site_id": row.site_id,
+                    "updated_at": now,
+                    "change_version": version,
+                }
+                for row in chunk
+            ],
+        )
+        if progress:
+            progress(len(chunk))
+    # A file without a unit column leaves units alone: update those rows without the column.
+    for keeps_unit in (False, True):
+        values: dict[str, Any] = {
+            "name": bindparam("b_name"),
+            "site_id": bindparam("b_site_id"),
+            "updated_at": now,
+            "change_version": version,
         }
-        new_sites: dict[str, str] = {}
-        renamed_sites: dict[str, str] = {}
-        for row in rows:
-            if row.site_id is None:
-                continue
-            if row.site_id not in stored_sites:
-                new_sites.setdefault(row.site_id, row.site_name or row.site_id)
-                if row.site_name:
-                    new_sites[row.site_id] = row.site_name
-            elif row.site_name and row.site_name != stored_sites[row.site_id]:
-                renamed_sites[row.site_id] = row.site_name
-        if new_sites:
+        if not keeps_unit:
+            values["unit"] = bindparam("b_unit")
+        statement = (
+            update(cadres).where(cadres.c.cadre_id == bindparam("b_cadre_id")).values(**values)
+        )
+        selected = [row for row in updates if (row.unit is None) == keeps_unit]
+        for chunk in _chunks(selected):
             conn.execute(
-                sites.insert(),
+                statement,
                 [
-                    {"site_id": s, "name": n, "change_version": version}
-                    for s, n in new_sites.items()
+                    {
+                        "b_cadre_id": row.cadre_id,
+                        "b_name": row.name,
+                        "b_site_id": row.site_id,
+                        **({} if keeps_unit else {"b_unit": row.unit}),
+                    }
+                    for row in chunk
                 ],
             )
-        if renamed_sites:
-            conn.execute(
-                update(sites)
-                .where(sites.c.site_id == bindparam("b_site_id"))
-                .values(name=bindparam("b_name"), change_version=version),
-                [{"b_site_id": s, "b_name": n} for s, n in renamed_sites.items()],
-            )
-
-        stored = {
-            r.cadre_id: (r.name, r.unit, r.site_id)
-            for r in conn.execute(
-                select(cadres.c.cadre_id, cadres.c.name, cadres.c.unit, cadres.c.site_id)
-            )
-        }
-        inserts: list[dict[str, Any]] = []
-        updates: list[dict[str, Any]] = []
-        unchanged = 0
-        for row in rows:
-            before = stored.get(row.cadre_id)
-            if before is None:
-                inserts.append(
-                    {
-                        "cadre_id": row.cadre_id,
-                        "name": row.name,
-                        "unit": row.unit or "",
-                        "site_id": row.site_id,
-                        "updated_at": now,
-                        "change_version": version,
-                    }
-                )
-                continue
-            unit = before[1] if row.unit is None else row.unit
-            after = (row.name, unit, row.site_id)
-            if after == before:
-                unchanged += 1
-                continue
-            updates.append(
-                {
-                    "b_cadre_id": row.cadre_id,
-                    "b_name": row.name,
-                    "b_unit": unit,
-                    "b_site_id": row.site_id,
-                }
-            )
-        statement = (
-            update(cadres)
-            .where(cadres.c.cadre_id == bindparam("b_cadre_id"))
-            .values(
-                name=bindparam("b_name"),
-                unit=bindparam("b_unit"),
-                site_id=bindparam("b_site_id"),
-                updated_at=now,
-                change_version=version,
-            )
-        )
-        for chunk in _chunks(inserts):
-            conn.execute(cadres.insert(), chunk)
             if progress:
                 progress(len(chunk))
-        for chunk in _chunks(updates):
-            conn.execute(statement, chunk)
-            if progress:
-                progress(len(chunk))
-        if progress and unchanged:
-            progress(unchanged)
-        # An import that changed nothing still used a version number: harmless, kiosks that ask
-        # since the previous one simply receive no rows.
-        return ImportResult(
-            version, len(inserts), len(updates), unchanged, len(new_sites), len(renamed_sites)
-        )
 
 
-def _chunks(items: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+def _chunks(items: list[RosterRow]) -> Iterator[list[RosterRow]]:
     for start in range(0, len(items), WRITE_CHUNK):
         yield items[start : start + WRITE_CHUNK]
 

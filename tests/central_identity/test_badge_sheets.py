@@ -1,0 +1,161 @@
+"""Badge issuing and sheets: QR size, read back from the rendered PDF by both decoders."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import pypdfium2 as pdfium
+import pytest
+import zxingcpp
+from pyzbar import pyzbar
+
+from central import badges, fonts, roster
+from sync.badge_token import verify_token
+
+PRINT_DPI = 150
+MM_PER_INCH = 25.4
+
+CADRES = [
+    ("SZ-000001", "宋昕", "东城区卫生健康委员会", "S1"),
+    ("SZ-000002", "欧阳娜娜", "Department of Health, a very long unit name for wrapping", "S1"),
+    ("SZ-000003", "阿不都热合曼·买买提", "西城区", "S2"),
+    ("a.b_c-0123456789ABCDEFGHIJKLMNOP", "李", "朝阳区", "S2"),  # the longest id allowed
+    ("SZ-000005", "王小明", "", None),
+]
+
+
+@pytest.fixture
+def filled_store(store):
+    rows = [
+        roster.RosterRow(line, cadre_id, name, unit, site, None)
+        for line, (cadre_id, name, unit, site) in enumerate(CADRES, start=2)
+    ]
+    roster.import_roster(store, rows)
+    return store
+
+
+def render_pages(pdf_path: Path, dpi: int = PRINT_DPI):
+    document = pdfium.PdfDocument(str(pdf_path))
+    try:
+        return [page.render(scale=dpi / 72).to_pil().convert("L") for page in document]
+    finally:
+        document.close()
+
+
+def read_all(pages) -> tuple[dict[str, float], set[str]]:
+    """(zxing-cpp payload -> code width in mm, pyzbar payloads) over every page."""
+    by_zxing: dict[str, float] = {}
+    by_zbar: set[str] = set()
+    for image in pages:
+        for result in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode):
+            corners = result.position
+            width_px = abs(corners.top_right.x - corners.top_left.x)
+            by_zxing[result.text] = width_px / PRINT_DPI * MM_PER_INCH
+        for symbol in pyzbar.decode(image, symbols=[pyzbar.ZBarSymbol.QRCODE]):
+            by_zbar.add(symbol.data.decode("ascii"))
+    return by_zxing, by_zbar
+
+
+@pytest.mark.parametrize(("layout", "min_code_mm"), [("a6-on-a4", 50), ("54x90-2x5", 30)])
+def test_both_decoders_read_every_badge_from_the_sheet_at_150_dpi(
+    filled_store, issuing_key, keyring, cjk_font, tmp_path, layout, min_code_mm
+):
+    issued = badges.issue_badges(filled_store, issuing_key, today=date(2026, 11, 29))
+    out = tmp_path / "badges.pdf"
+    pages = badges.render_sheets(issued, out, layout, cjk_font)
+    per_page = badges.LAYOUTS[layout].per_page
+    assert pages == -(-len(CADRES) // per_page)
+
+    by_zxing, by_zbar = read_all(render_pages(out))
+    expected = {badge.payload for badge in issued}
+    assert set(by_zxing) == expected
+    assert by_zbar == expected
+    for payload, width_mm in by_zxing.items():
+        assert width_mm >= min_code_mm, f"code printed {width_mm:.1f} mm wide"
+        check = verify_token(payload, keyring)
+        assert check.valid, check.reason
+    ids = {verify_token(p, keyring).cadre_id for p in by_zxing}
+    assert ids == {cadre_id for cadre_id, *_ in CADRES}
+
+
+def test_payload_holds_no_name_and_fits_version_7_at_ecc_m(filled_store, issuing_key):
+    issued = badges.issue_badges(filled_store, issuing_key, today=date(2026, 11, 29))
+    for badge in issued:
+        assert badge.name not in badge.payload
+        assert re.fullmatch(r"[0-9A-Z $%*+\-./:]+", badge.payload)
+        assert badges.qr_version(badge.payload) <= badges.MAX_QR_VERSION
+    longest = max(issued, key=lambda b: len(b.payload))
+    assert badges.qr_version(longest.payload) == 7  # the 32-character id needs version 7
+
+
+def test_a_code_above_version_7_is_refused():
+    with pytest.raises(badges.BadgeIssueError, match="version 8"):
+        badges.qr_modules("CB1" + "A" * 190)
+
+
+def test_cjk_font_is_embedded_and_subset(filled_store, issuing_key, cjk_font, tmp_path):
+    issued = badges.issue_badges(filled_store, issuing_key)
+    out = tmp_path / "badges.pdf"
+    badges.render_sheets(issued, out, "a6-on-a4", cjk_font)
+    data = out.read_bytes()
+    assert b"/FontFile2" in data  # the TrueType program is in the file
+    assert re.search(rb"/BaseFont /[A-Z]{6}\+WenQuanYi", data)  # ABCDEF+ marks a subset
+    assert len(data) < 400_000  # the whole 16 MB collection would be far above this
+    document = pdfium.PdfDocument(str(out))
+    text = document[0].get_textpage().get_text_range()
+    document.close()
+    assert "宋昕" in text and "东城区卫生健康委员会" in text and "SZ-000001" in text
+
+
+def test_serials_start_at_1_stay_on_reprint_and_rise_after_revocation(
+    filled_store, issuing_key, keyring
+):
+    first = {b.cadre_id: b for b in badges.issue_badges(filled_store, issuing_key)}
+    assert {b.serial for b in first.values()} == {1}
+    with filled_store.connect() as conn:
+        version = roster.current_version(conn)
+    again = {b.cadre_id: b for b in badges.issue_badges(filled_store, issuing_key)}
+    assert {k: b.payload for k, b in again.items()} == {k: b.payload for k, b in first.items()}
+    with filled_store.connect() as conn:
+        assert roster.current_version(conn) == version  # a plain reprint changes nothing
+
+    roster.revoke_badge(filled_store, "SZ-000001")
+    check, row = badges.check_badge(filled_store, keyring, first["SZ-000001"].payload)
+    assert (check.valid, check.reason, row["name"]) == (False, "revoked", "宋昕")
+
+    [reissued] = badges.issue_badges(
+        filled_store, issuing_key, cadre_ids=["SZ-000001"], today=date(2027, 1, 2)
+    )
+    assert (reissued.serial, reissued.issued) == (2, date(2027, 1, 2))
+    assert badges.check_badge(filled_store, keyring, reissued.payload)[0].valid
+    old = badges.check_badge(filled_store, keyring, first["SZ-000001"].payload)[0]
+    assert old.reason == "revoked"
+    with filled_store.connect() as conn:
+        changed = roster.changes_since(conn, version).cadres
+    assert [(c["cadre_id"], c["badge_serial"], c["revoked_through"]) for c in changed] == [
+        ("SZ-000001", 2, 1)
+    ]
+
+
+def test_site_filter_and_unknown_cadre(filled_store, issuing_key):
+    site_two = badges.issue_badges(filled_store, issuing_key, site_id="S2")
+    assert sorted(b.cadre_id for b in site_two) == sorted(c[0] for c in CADRES if c[3] == "S2")
+    with pytest.raises(roster.UnknownCadre):
+        badges.issue_badges(filled_store, issuing_key, cadre_ids=["nobody"])
+
+
+def test_missing_font_names_the_apt_package(tmp_path):
+    with pytest.raises(fonts.FontError, match="apt-get install fonts-wqy-zenhei"):
+        fonts.require_font(tmp_path / "wqy-zenhei.ttc")
+    with pytest.raises(fonts.FontError, match="badge_font_file"):
+        fonts.require_font(tmp_path / "other.ttf")
+    with pytest.raises(fonts.FontError, match="faces 0-"):
+        fonts.require_font(Path(fonts.DEFAULT_FONT_FILE), face=9)
+
+
+def test_font_coverage_check_finds_characters_it_lacks(cjk_font):
+    assert fonts.missing_characters(cjk_font, ["宋昕 欧阳娜娜 SZ-01"]) == set()
+    # U+2A6A5 (CJK extension B) is beyond what WenQuanYi Zen Hei draws.
+    assert fonts.missing_characters(cjk_font, ["王\U0002a6a5"]) == {"\U0002a6a5"}
