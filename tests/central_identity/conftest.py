@@ -1,4 +1,8 @@
-"""Fixtures for the centre's roster and badge tests: a fresh store per test."""
+"""Fixtures for the centre's roster and badge tests.
+
+`central_engine` (tests/pg.py) runs a test on SQLite and on PostgreSQL; `store` is SQLite only,
+for the tests whose subject is the PDF rather than the store.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from sqlalchemy import Engine
 
 from central.db import create_schema, make_engine
 from central.fonts import DEFAULT_FONT_FILE, FontSpec, require_font
+from tests.pg import central_engine, postgres_url  # noqa: F401
 
 
 @pytest.fixture

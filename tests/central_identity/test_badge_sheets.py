@@ -26,14 +26,24 @@ CADRES = [
 ]
 
 
-@pytest.fixture
-def filled_store(store):
+def fill(engine):
     rows = [
         roster.RosterRow(line, cadre_id, name, unit, site, None)
         for line, (cadre_id, name, unit, site) in enumerate(CADRES, start=2)
     ]
-    roster.import_roster(store, rows)
-    return store
+    roster.import_roster(engine, rows)
+    return engine
+
+
+@pytest.fixture
+def filled_store(store):
+    return fill(store)
+
+
+@pytest.fixture
+def filled_any_store(central_engine):
+    """On SQLite and PostgreSQL: for the tests about what issuing stores."""
+    return fill(central_engine)
 
 
 def render_pages(pdf_path: Path, dpi: int = PRINT_DPI):
@@ -110,40 +120,40 @@ def test_cjk_font_is_embedded_and_subset(filled_store, issuing_key, cjk_font, tm
 
 
 def test_serials_start_at_1_stay_on_reprint_and_rise_after_revocation(
-    filled_store, issuing_key, keyring
+    filled_any_store, issuing_key, keyring
 ):
-    first = {b.cadre_id: b for b in badges.issue_badges(filled_store, issuing_key)}
+    first = {b.cadre_id: b for b in badges.issue_badges(filled_any_store, issuing_key)}
     assert {b.serial for b in first.values()} == {1}
-    with filled_store.connect() as conn:
+    with filled_any_store.connect() as conn:
         version = roster.current_version(conn)
-    again = {b.cadre_id: b for b in badges.issue_badges(filled_store, issuing_key)}
+    again = {b.cadre_id: b for b in badges.issue_badges(filled_any_store, issuing_key)}
     assert {k: b.payload for k, b in again.items()} == {k: b.payload for k, b in first.items()}
-    with filled_store.connect() as conn:
+    with filled_any_store.connect() as conn:
         assert roster.current_version(conn) == version  # a plain reprint changes nothing
 
-    roster.revoke_badge(filled_store, "SZ-000001")
-    check, row = badges.check_badge(filled_store, keyring, first["SZ-000001"].payload)
+    roster.revoke_badge(filled_any_store, "SZ-000001")
+    check, row = badges.check_badge(filled_any_store, keyring, first["SZ-000001"].payload)
     assert (check.valid, check.reason, row["name"]) == (False, "revoked", "宋昕")
 
     [reissued] = badges.issue_badges(
-        filled_store, issuing_key, cadre_ids=["SZ-000001"], today=date(2027, 1, 2)
+        filled_any_store, issuing_key, cadre_ids=["SZ-000001"], today=date(2027, 1, 2)
     )
     assert (reissued.serial, reissued.issued) == (2, date(2027, 1, 2))
-    assert badges.check_badge(filled_store, keyring, reissued.payload)[0].valid
-    old = badges.check_badge(filled_store, keyring, first["SZ-000001"].payload)[0]
+    assert badges.check_badge(filled_any_store, keyring, reissued.payload)[0].valid
+    old = badges.check_badge(filled_any_store, keyring, first["SZ-000001"].payload)[0]
     assert old.reason == "revoked"
-    with filled_store.connect() as conn:
+    with filled_any_store.connect() as conn:
         changed = roster.changes_since(conn, version).cadres
     assert [(c["cadre_id"], c["badge_serial"], c["revoked_through"]) for c in changed] == [
         ("SZ-000001", 2, 1)
     ]
 
 
-def test_site_filter_and_unknown_cadre(filled_store, issuing_key):
-    site_two = badges.issue_badges(filled_store, issuing_key, site_id="S2")
+def test_site_filter_and_unknown_cadre(filled_any_store, issuing_key):
+    site_two = badges.issue_badges(filled_any_store, issuing_key, site_id="S2")
     assert sorted(b.cadre_id for b in site_two) == sorted(c[0] for c in CADRES if c[3] == "S2")
     with pytest.raises(roster.UnknownCadre):
-        badges.issue_badges(filled_store, issuing_key, cadre_ids=["nobody"])
+        badges.issue_badges(filled_any_store, issuing_key, cadre_ids=["nobody"])
 
 
 def test_missing_font_names_the_apt_package(tmp_path):

@@ -41,37 +41,37 @@ def cadre(engine: Engine, cadre_id: str) -> dict:
     return row
 
 
-def test_gb18030_csv_with_chinese_headers(store, tmp_path):
+def test_gb18030_csv_with_chinese_headers(central_engine, tmp_path):
     # What Chinese Excel writes for "CSV (逗号分隔)": GBK bytes, no BOM, CRLF.
     path = write_csv(
         tmp_path / "名单.csv",
         [HEADER_ZH, "SZ0001,宋昕,东城区卫生健康委员会,东城一站", "SZ0002,欧阳娜娜,西城区,西城二站"],
         encoding="gb18030",
     )
-    result = import_file(store, path)
+    result = import_file(central_engine, path)
     assert (result.inserted, result.sites_added) == (2, 2)
-    assert cadre(store, "SZ0001")["name"] == "宋昕"
-    assert cadre(store, "SZ0002")["unit"] == "西城区"
-    assert cadre(store, "SZ0002")["site_id"] == "西城二站"
+    assert cadre(central_engine, "SZ0001")["name"] == "宋昕"
+    assert cadre(central_engine, "SZ0002")["unit"] == "西城区"
+    assert cadre(central_engine, "SZ0002")["site_id"] == "西城二站"
 
 
-def test_utf8_bom_csv_with_padded_english_headers(store, tmp_path):
+def test_utf8_bom_csv_with_padded_english_headers(central_engine, tmp_path):
     path = tmp_path / "roster.csv"
     path.write_bytes("\ufeff ID ,Name,  Unit ,SITE\nA-1,宋昕,Health,S1\n".encode())
-    import_file(store, path)
-    row = cadre(store, "A-1")
+    import_file(central_engine, path)
+    row = cadre(central_engine, "A-1")
     assert (row["name"], row["unit"], row["site_id"]) == ("宋昕", "Health", "S1")
 
 
-def test_utf8_without_bom_and_unknown_columns_ignored(store, tmp_path):
+def test_utf8_without_bom_and_unknown_columns_ignored(central_engine, tmp_path):
     path = write_csv(tmp_path / "r.csv", ["姓名,电话,编号", "宋昕,13800000000,X1"])
     parsed = roster.read_roster_file(path)
     assert parsed.ignored_columns == ["电话"]
-    roster.import_roster(store, parsed.rows)
-    assert cadre(store, "X1")["name"] == "宋昕"
+    roster.import_roster(central_engine, parsed.rows)
+    assert cadre(central_engine, "X1")["name"] == "宋昕"
 
 
-def test_xlsx_with_chinese_headers_and_numeric_ids(store, tmp_path):
+def test_xlsx_with_chinese_headers_and_numeric_ids(central_engine, tmp_path):
     workbook = Workbook()
     sheet = workbook.active
     sheet.append([" 编号 ", "姓名", "单位", "站点", "站点名称"])
@@ -81,18 +81,18 @@ def test_xlsx_with_chinese_headers_and_numeric_ids(store, tmp_path):
     sheet.append(["C-7", "王五", "西城区", None, None])
     path = tmp_path / "roster.xlsx"
     workbook.save(path)
-    result = import_file(store, path)
+    result = import_file(central_engine, path)
     assert result.inserted == 3
-    assert cadre(store, "10023")["name"] == "宋昕"
-    assert cadre(store, "10024")["unit"] == ""
-    assert cadre(store, "C-7")["site_id"] is None
-    sites, _, _ = snapshot(store)
+    assert cadre(central_engine, "10023")["name"] == "宋昕"
+    assert cadre(central_engine, "10024")["unit"] == ""
+    assert cadre(central_engine, "C-7")["site_id"] is None
+    sites, _, _ = snapshot(central_engine)
     assert [(s["site_id"], s["name"]) for s in sites] == [("S1", "东城一站")]
 
 
-def test_every_bad_row_is_reported_with_its_line_and_nothing_changes(store, tmp_path):
-    import_file(store, write_csv(tmp_path / "first.csv", [HEADER_ZH, "C1,宋昕,东城区,S1"]))
-    before = snapshot(store)
+def test_every_bad_row_is_reported_with_its_line_and_nothing_changes(central_engine, tmp_path):
+    import_file(central_engine, write_csv(tmp_path / "first.csv", [HEADER_ZH, "C1,宋昕,东城区,S1"]))
+    before = snapshot(central_engine)
     path = write_csv(
         tmp_path / "second.csv",
         [
@@ -119,13 +119,13 @@ def test_every_bad_row_is_reported_with_its_line_and_nothing_changes(store, tmp_
     }
     assert "first on line 3" in next(p.reason for p in parsed.problems if p.line == 7)
     with pytest.raises(roster.RosterRejected, match="6 bad rows, nothing imported"):
-        roster.import_parsed(store, parsed)
-    assert snapshot(store) == before
+        roster.import_parsed(central_engine, parsed)
+    assert snapshot(central_engine) == before
 
 
-def test_failure_while_writing_rolls_everything_back(store, tmp_path):
-    import_file(store, write_csv(tmp_path / "a.csv", [HEADER_ZH, "C1,宋昕,东城区,S1"]))
-    before = snapshot(store)
+def test_failure_while_writing_rolls_everything_back(central_engine, tmp_path):
+    import_file(central_engine, write_csv(tmp_path / "a.csv", [HEADER_ZH, "C1,宋昕,东城区,S1"]))
+    before = snapshot(central_engine)
     rows = [f"N{i:05d},姓名{i},单位,S{i % 3}" for i in range(5000)]
     parsed = roster.read_roster_file(
         write_csv(tmp_path / "b.csv", [HEADER_ZH, "C1,改名,x,S9", *rows])
@@ -135,44 +135,44 @@ def test_failure_while_writing_rolls_everything_back(store, tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        roster.import_roster(store, parsed.rows, progress=fail_midway)
-    assert snapshot(store) == before
+        roster.import_roster(central_engine, parsed.rows, progress=fail_midway)
+    assert snapshot(central_engine) == before
 
 
-def test_reimport_updates_and_never_duplicates(store, tmp_path):
+def test_reimport_updates_and_never_duplicates(central_engine, tmp_path):
     first = import_file(
-        store,
+        central_engine,
         write_csv(tmp_path / "a.csv", [HEADER_ZH, "C1,宋昕,东城区,S1", "C2,欧阳娜娜,西城区,S1"]),
     )
     second = import_file(
-        store,
+        central_engine,
         write_csv(tmp_path / "b.csv", [HEADER_ZH, "C1,宋昕,东城区,S1", "C2,欧阳娜娜,朝阳区,S2"]),
     )
     assert (second.inserted, second.updated, second.unchanged) == (0, 1, 1)
-    _, cadres, version = snapshot(store)
+    _, cadres, version = snapshot(central_engine)
     assert [c["cadre_id"] for c in cadres] == ["C1", "C2"]
     assert cadres[1]["unit"] == "朝阳区" and cadres[1]["site_id"] == "S2"
     assert version == second.version > first.version
-    with store.connect() as conn:
+    with central_engine.connect() as conn:
         changed = roster.changes_since(conn, first.version)
     assert [c["cadre_id"] for c in changed.cadres] == ["C2"]
     assert [s["site_id"] for s in changed.sites] == ["S2"]
 
 
-def test_import_that_changes_nothing_keeps_the_version(store, tmp_path):
+def test_import_that_changes_nothing_keeps_the_version(central_engine, tmp_path):
     path = write_csv(tmp_path / "a.csv", [HEADER_ZH, "C1,宋昕,东城区,S1"])
-    first = import_file(store, path)
-    again = import_file(store, path)
+    first = import_file(central_engine, path)
+    again = import_file(central_engine, path)
     assert again.version == first.version and again.unchanged == 1
 
 
-def test_file_without_unit_column_keeps_stored_units(store, tmp_path):
-    import_file(store, write_csv(tmp_path / "a.csv", [HEADER_ZH, "C1,宋昕,东城区,S1"]))
-    import_file(store, write_csv(tmp_path / "b.csv", ["编号,姓名,站点", "C1,宋昕,S1"]))
-    assert cadre(store, "C1")["unit"] == "东城区"
+def test_file_without_unit_column_keeps_stored_units(central_engine, tmp_path):
+    import_file(central_engine, write_csv(tmp_path / "a.csv", [HEADER_ZH, "C1,宋昕,东城区,S1"]))
+    import_file(central_engine, write_csv(tmp_path / "b.csv", ["编号,姓名,站点", "C1,宋昕,S1"]))
+    assert cadre(central_engine, "C1")["unit"] == "东城区"
 
 
-def test_untrusted_text_is_stored_literally_or_refused_with_a_reason(store, tmp_path):
+def test_untrusted_text_is_stored_literally_or_refused_with_a_reason(central_engine, tmp_path):
     path = write_csv(
         tmp_path / "a.csv",
         [
@@ -189,8 +189,8 @@ def test_untrusted_text_is_stored_literally_or_refused_with_a_reason(store, tmp_
         4: "unit contains a control or invisible character (U+0007)",
         5: "site is 65 characters long (at most 64)",
     }
-    roster.import_roster(store, parsed.rows)
-    row = cadre(store, "C1")
+    roster.import_roster(central_engine, parsed.rows)
+    row = cadre(central_engine, "C1")
     assert row["name"] == "<script>alert(1)</script>"
     assert row["unit"] == '=HYPERLINK("x")'
 
@@ -223,24 +223,24 @@ def test_multiline_cell_reports_the_line_the_record_starts_on(tmp_path):
     ]
 
 
-def test_revoke_bumps_change_version_and_lists_revocation(store, tmp_path):
-    import_file(store, write_csv(tmp_path / "a.csv", [HEADER_ZH, "C1,宋昕,东城区,S1"]))
-    with store.connect() as conn:
+def test_revoke_bumps_change_version_and_lists_revocation(central_engine, tmp_path):
+    import_file(central_engine, write_csv(tmp_path / "a.csv", [HEADER_ZH, "C1,宋昕,东城区,S1"]))
+    with central_engine.connect() as conn:
         conn.execute(roster.cadres.update().values(badge_serial=2))
         conn.commit()
         version = roster.current_version(conn)
-    assert roster.revoke_badge(store, "C1", now=datetime(2026, 11, 29, tzinfo=UTC)) == 2
-    with store.connect() as conn:
+    assert roster.revoke_badge(central_engine, "C1", now=datetime(2026, 11, 29, tzinfo=UTC)) == 2
+    with central_engine.connect() as conn:
         changes = roster.changes_since(conn, version)
         assert roster.revocations(conn) == {"C1": 2}
     assert [(c["cadre_id"], c["revoked_through"]) for c in changes.cadres] == [("C1", 2)]
     with pytest.raises(roster.UnknownCadre):
-        roster.revoke_badge(store, "nobody")
+        roster.revoke_badge(central_engine, "nobody")
 
 
-def test_revoke_without_a_badge_is_refused(store, tmp_path):
-    import_file(store, write_csv(tmp_path / "a.csv", [HEADER_ZH, "C1,宋昕,东城区,S1"]))
-    before = snapshot(store)
+def test_revoke_without_a_badge_is_refused(central_engine, tmp_path):
+    import_file(central_engine, write_csv(tmp_path / "a.csv", [HEADER_ZH, "C1,宋昕,东城区,S1"]))
+    before = snapshot(central_engine)
     with pytest.raises(roster.NoBadgeIssued):
-        roster.revoke_badge(store, "C1")
-    assert snapshot(store) == before
+        roster.revoke_badge(central_engine, "C1")
+    assert snapshot(central_engine) == before
