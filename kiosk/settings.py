@@ -58,6 +58,35 @@ class KioskSettings(StrictSettings):
     service_day_start: str = Field(
         "03:00", description="Local time (HH:MM) at which a new service day begins."
     )
+    failed_scan_log_per_minute: int = Field(
+        20, ge=1, le=600, description="At most this many refused scans are logged per minute."
+    )
+    failed_scan_payload_chars: int = Field(
+        64, ge=8, le=1000, description="Refused payloads are cut to this many characters."
+    )
+
+    # Local store
+    retention_days: int = Field(
+        90,
+        ge=1,
+        description="Events acknowledged by the centre and older than this many days are moved "
+        "to the log's archive folder (never deleted).",
+    )
+    store_segment_events: int = Field(
+        1000, ge=10, le=100_000, description="Events per TinyDB segment file of the local log."
+    )
+    store_checkpoint_events: int = Field(
+        250,
+        ge=1,
+        le=10_000,
+        description="Journalled events moved into the segment files in one batch.",
+    )
+    clock_trust_tolerance_s: float = Field(
+        5.0,
+        gt=0,
+        description="An unsynchronised clock within this many seconds of a trusted time (centre "
+        "or the lead's phone) counts as trusted.",
+    )
 
     # Site lead
     lead_pin: str = Field(
