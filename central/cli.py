@@ -93,10 +93,12 @@ def roster_import_command(instance: Path, file: Path) -> None:
     """
     _, engine = _open_store(instance)
     try:
-        with click.progressbar(
-            length=roster.estimate_rows(file) or 1, label="checking", file=sys.stderr
-        ) as bar:
-            parsed = roster.read_roster_file(file, progress=bar.update)
+        with click.progressbar(length=1, label="checking", file=sys.stderr) as bar:
+
+            def set_total(rows: int) -> None:
+                bar.length = max(rows, 1)
+
+            parsed = roster.read_roster_file(file, progress=bar.update, on_total=set_total)
     except roster.RosterFileError as exc:
         raise click.ClickException(str(exc)) from exc
     if parsed.ignored_columns:

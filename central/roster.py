@@ -238,8 +238,12 @@ def _decode_csv(data: bytes, source: str) -> str:
         ) from exc
 
 
-def _csv_records(path: Path) -> Iterator[tuple[int, Sequence[object]]]:
+def _csv_records(
+    path: Path, on_total: Callable[[int], None] | None
+) -> Iterator[tuple[int, Sequence[object]]]:
     text = _decode_csv(path.read_bytes(), str(path))
+    if on_total:
+        on_total(text.count("\n"))
     first_line = text.split("\n", 1)[0]
     delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
@@ -253,53 +257,49 @@ def _csv_records(path: Path) -> Iterator[tuple[int, Sequence[object]]]:
         raise RosterFileError(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from exc
 
 
-def _xlsx_records(path: Path) -> Iterator[tuple[int, Sequence[object]]]:
+def _xlsx_records(
+    path: Path, on_total: Callable[[int], None] | None
+) -> Iterator[tuple[int, Sequence[object]]]:
     import zipfile
+    from xml.etree.ElementTree import ParseError
 
     from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
 
+    damaged = (zipfile.BadZipFile, KeyError, ValueError, OSError, ParseError, InvalidFileException)
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+    except damaged as exc:
         raise RosterFileError(f"{path}: not a readable XLSX workbook ({exc})") from exc
     try:
         sheet = workbook.worksheets[0]
+        if on_total and sheet.max_row:  # from the sheet's dimension; some writers leave it out
+            on_total(sheet.max_row)
         yield from enumerate(sheet.iter_rows(values_only=True), start=1)
+    except damaged as exc:
+        raise RosterFileError(f"{path}: damaged XLSX workbook ({exc})") from exc
     finally:
         workbook.close()
 
 
-def estimate_rows(path: Path) -> int | None:
-    """About how many rows the file holds (for a progress bar); None when unknown."""
-    suffix = path.suffix.casefold()
-    try:
-        if suffix in (".csv", ".txt", ".tsv"):
-            return path.read_bytes().count(b"\n")
-        if suffix in (".xlsx", ".xlsm"):
-            from openpyxl import load_workbook
-
-            workbook = load_workbook(path, read_only=True)
-            try:
-                return workbook.worksheets[0].max_row
-            finally:
-                workbook.close()
-    except Exception:  # an estimate only: read_roster_file reports what is wrong with the file
-        return None
-    return None
-
-
-def read_roster_file(path: Path, progress: Callable[[int], None] | None = None) -> ParsedRoster:
+def read_roster_file(
+    path: Path,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> ParsedRoster:
     """Read and validate a CSV or XLSX roster. Bad rows become problems; nothing is stored.
 
-    Raises RosterFileError when the file as a whole is unusable (format, encoding, headers).
+    `on_total` hears about how many rows the file has once it is open; `progress` hears of each
+    row checked. Raises RosterFileError when the file as a whole is unusable (format, encoding,
+    headers).
     """
     suffix = path.suffix.casefold()
     if not path.is_file():
         raise RosterFileError(f"{path}: no such file")
     if suffix in (".xlsx", ".xlsm"):
-        records = _xlsx_records(path)
+        records = _xlsx_records(path, on_total)
     elif suffix in (".csv", ".txt", ".tsv"):
-        records = _csv_records(path)
+        records = _csv_records(path, on_total)
     elif suffix == ".xls":
         raise RosterFileError(f"{path}: old .xls workbooks are not read; save it as .xlsx or CSV")
     else:
