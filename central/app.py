@@ -74,4 +74,7 @@ def create_app(
     from central.api import api
 
     app.register_blueprint(api)
+    from central.web import init_app as init_staff_pages
+
+    init_staff_pages(app)
     return app

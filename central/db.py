@@ -13,7 +13,7 @@ from sqlalchemy import Engine, MetaData, create_engine, event
 metadata = MetaData()
 
 # Modules that declare tables on `metadata`; importing them registers their tables.
-TABLE_MODULES = ["central.roster", "central.users", "central.ingest"]
+TABLE_MODULES = ["central.roster", "central.users", "central.ingest", "central.corrections"]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,76 @@
+"""The `staff` blueprint: every central staff page hangs off it, behind one login gate."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request, session
+from flask_babel import get_locale
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from central.web import auth, formatting, i18n
+from central.web.security import check_csrf, csrf_token
+
+staff = Blueprint(
+    "staff",
+    __name__,
+    url_prefix="/staff",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
+
+
+@staff.before_request
+def _before() -> Response | None:
+    chosen = i18n.normalise(request.args.get("lang"))
+    if chosen:
+        session[i18n.SESSION_KEY] = chosen
+    denied = auth.gate()
+    if denied is not None:
+        return denied
+    check_csrf()
+    return None
+
+
+@staff.after_request
+def _after(response: Response) -> Response:
+    # Pages show personal data: never cached by a shared proxy, never framed by another site.
+    if request.endpoint != "staff.static":
+        response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'",
+    )
+    return response
+
+
+@staff.app_template_global()
+def staff_csrf_token() -> str:
+    return csrf_token()
+
+
+@staff.context_processor
+def _layout_values() -> dict[str, object]:
+    locale = str(get_locale() or "zh_CN")
+    return {
+        "current_user": auth.current_user(),
+        "html_lang": i18n.html_lang(locale),
+        "locale": locale,
+    }
+
+
+def _error_page(error: HTTPException) -> tuple[str | Response, int]:
+    code = error.code or 500
+    if auth.wants_json():
+        return Response(f'{{"error": "{code}"}}', status=code, mimetype="application/json"), code
+    return render_template("error.html", code=code, description=error.description), code
+
+
+for _code in (400, 403, 404, 405, 413):
+    staff.register_error_handler(_code, _error_page)
+
+formatting.register(staff)

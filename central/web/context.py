@@ -1,0 +1,71 @@
+"""What the staff pages need from the application: the store, the settings, the clock.
+
+The centre's shared state is `central.app.Central` on `app.extensions["central"]`; the staff
+pages add their own (the login throttle) on `app.extensions["staff"]`. Views reach both through
+`state()` instead of module globals, as tests build many apps in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import Engine
+
+from central.app import Central, central_of
+from central.settings import CentralSettings
+from central.stays import StayRules
+from central.web.security import LoginThrottle
+
+
+@dataclass
+class StaffState:
+    central: Central
+    throttle: LoginThrottle
+
+    @property
+    def engine(self) -> Engine:
+        return self.central.engine
+
+    @property
+    def settings(self) -> CentralSettings:
+        return self.central.settings
+
+    @property
+    def instance(self) -> Path:
+        return self.central.instance
+
+    @property
+    def now(self) -> Callable[[], datetime]:
+        return self.central.now
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.timezone)
+
+    @property
+    def rules(self) -> StayRules:
+        return StayRules.from_settings(self.settings)
+
+    def today(self) -> date:
+        """The service day it is now (a day begins at `service_day_start`, not midnight)."""
+        return self.rules.day.service_day(self.now().astimezone(UTC).replace(tzinfo=None))
+
+
+def state() -> StaffState:
+    return current_app.extensions["staff"]
+
+
+def new_state(app_central: Central) -> StaffState:
+    settings = app_central.settings
+    return StaffState(
+        central=app_central,
+        throttle=LoginThrottle(settings.login_max_failures, settings.login_window_s),
+    )
+
+
+__all__ = ["StaffState", "central_of", "new_state", "state"]

@@ -1,0 +1,75 @@
+"""How times, durations and ages read on the staff pages, in the centre's time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from flask import Blueprint
+from flask_babel import gettext, ngettext
+
+from central.web.context import state
+
+
+def local(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        # The store keeps UTC; SQLite hands it back without the offset.
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(state().zone)
+
+
+def hhmm(value: datetime | None) -> str:
+    shown = local(value)
+    return "" if shown is None else shown.strftime("%H:%M")
+
+
+def day_time(value: datetime | None) -> str:
+    shown = local(value)
+    return "" if shown is None else shown.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(value: timedelta | float | None) -> str:
+    """9 h 12 min; seconds may be given as a number."""
+    if value is None:
+        return ""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    minutes = max(0, round(seconds / 60))
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return gettext("%(h)d h %(m)d min", h=hours, m=minutes)
+    return gettext("%(m)d min", m=minutes)
+
+
+def age(value: datetime | None, now: datetime | None = None) -> str:
+    """How long ago, coarsely: "3 h ago", "never"."""
+    if value is None:
+        return gettext("never")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    seconds = ((now or datetime.now(UTC)) - value).total_seconds()
+    if seconds < 60:
+        return gettext("just now")
+    if seconds < 3600:
+        minutes = int(seconds // 60)
+        return ngettext("%(num)d min ago", "%(num)d min ago", minutes)
+    if seconds < 86400 * 2:
+        hours = int(seconds // 3600)
+        return ngettext("%(num)d h ago", "%(num)d h ago", hours)
+    days = int(seconds // 86400)
+    return ngettext("%(num)d days ago", "%(num)d days ago", days)
+
+
+def iso_day(value: date) -> str:
+    return value.isoformat()
+
+
+def register(blueprint: Blueprint) -> None:
+    for name, function in {
+        "hhmm": hhmm,
+        "day_time": day_time,
+        "duration": duration,
+        "age": age,
+        "iso_day": iso_day,
+    }.items():
+        blueprint.add_app_template_filter(function, name)

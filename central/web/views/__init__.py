@@ -1,0 +1,16 @@
+"""The staff pages, one module per area. Importing a module attaches its routes to `staff`."""
+
+from __future__ import annotations
+
+
+def load_views() -> None:
+    from central.web.views import (  # noqa: F401
+        account,
+        anomalies,
+        cadres,
+        corrections,
+        exports,
+        kiosks,
+        overview,
+        roster,
+    )

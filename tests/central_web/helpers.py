@@ -1,0 +1,43 @@
+"""Helpers the staff page tests share (fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask.testing import FlaskClient
+
+PASSWORDS = {"admin": "admin password 1", "viewer": "viewer password 1"}
+# Noon in Shanghai on the test day: the pages' "today" is 2026-11-29.
+NOW = datetime(2026, 11, 29, 4, 0, tzinfo=UTC)
+
+
+class Clock:
+    """The app's `now` seam: tests move it by hand."""
+
+    def __init__(self, start: datetime) -> None:
+        self.value = start
+
+    def __call__(self) -> datetime:
+        return self.value
+
+
+def log_in(client: FlaskClient, role: str) -> None:
+    """Log in through the real form (CSRF token taken from the page)."""
+    page = client.get("/staff/login")
+    token = csrf_from(page.get_data(as_text=True))
+    response = client.post(
+        "/staff/login",
+        data={"username": role, "password": PASSWORDS[role], "csrf_token": token},
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)
+
+
+def csrf_from(html: str) -> str:
+    marker = 'name="csrf_token" value="'
+    start = html.index(marker) + len(marker)
+    return html[start : html.index('"', start)]
+
+
+def csrf_of(client: FlaskClient) -> str:
+    with client.session_transaction() as session:
+        return session["csrf"]
