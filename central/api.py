@@ -1,16 +1,190 @@
-"""The kiosk API: enrolment, push, pull and heartbeat under /api/v1 (see sync/protocol.py)."""
+"""The kiosk API under /api/v1: enrolment, push, pull, heartbeat (schemas: sync/protocol.py).
+
+Every answer is JSON, errors included (`ErrorAnswer`): 400 names each bad field and why, 401
+means no valid token (unknown or revoked kiosk), 403 a token used for another kiosk's batch,
+413 a body over `api_max_body_bytes`, 415 a body that is not JSON.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from typing import TypeVar
 
-from central.app import central_of
-from sync.protocol import API_PREFIX, TimeAnswer
+from flask import Blueprint, Response, request
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from central import ingest, kiosks
+from central.app import Central, central_of
+from central.kiosks import EnrolmentRefused, KioskIdentity
+from central.stays import StayRules
+from sync.protocol import (
+    API_PREFIX,
+    EnrolAnswer,
+    EnrolRequest,
+    ErrorAnswer,
+    FieldProblem,
+    Heartbeat,
+    HeartbeatAnswer,
+    PullAnswer,
+    PullRequest,
+    PushBatch,
+    TimeAnswer,
+    field_problems,
+)
 
 api = Blueprint("api", __name__, url_prefix=API_PREFIX)
 
+M = TypeVar("M", bound=BaseModel)
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, error: str, message: str, fields: list[FieldProblem] | None = None
+    ):
+        super().__init__(message)
+        self.status = status
+        self.answer = ErrorAnswer(error=error, message=message, fields=fields or [])
+
+
+def _json(model: BaseModel, status: int = 200) -> Response:
+    return Response(model.model_dump_json(), status=status, mimetype="application/json")
+
+
+@api.errorhandler(ApiError)
+def _api_error(exc: ApiError) -> Response:
+    response = _json(exc.answer, exc.status)
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="kiosk"'
+    return response
+
+
+@api.errorhandler(RequestEntityTooLarge)
+def _too_large(exc: RequestEntityTooLarge) -> Response:
+    limit = central_of().settings.api_max_body_bytes
+    return _json(
+        ErrorAnswer(error="too_large", message=f"request body over {limit} bytes: send less"),
+        413,
+    )
+
+
+@api.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Response:
+    return _json(
+        ErrorAnswer(error=(exc.name or "error").lower().replace(" ", "_"), message=str(exc)),
+        exc.code or 500,
+    )
+
+
+@api.before_request
+def _limit_body() -> None:
+    request.max_content_length = central_of().settings.api_max_body_bytes
+
+
+def _rules(central: Central) -> StayRules:
+    rules = getattr(central, "_stay_rules", None)
+    if rules is None:
+        rules = StayRules.from_settings(central.settings)
+        central._stay_rules = rules  # type: ignore[attr-defined]
+    return rules
+
+
+def _body(model: type[M]) -> M:
+    if not request.is_json:
+        raise ApiError(415, "not_json", "send the body as application/json")
+    data = request.get_data(cache=False)
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        problems = field_problems(exc)
+        summary = "; ".join(f"{p.field}: {p.reason}" for p in problems[:5])
+        raise ApiError(400, "malformed", f"malformed request: {summary}", problems) from exc
+
+
+def _kiosk(central: Central) -> KioskIdentity:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "no kiosk token: send Authorization: Bearer <token>")
+    with central.engine.connect() as conn:
+        kiosk = kiosks.authenticate(conn, token.strip())
+    if kiosk is None:
+        raise ApiError(401, "unauthorized", "kiosk token unknown or revoked: enrol again")
+    return kiosk
+
 
 @api.get("/time")
-def time_now():
-    answer = TimeAnswer(server_time=central_of().now())
-    return jsonify(answer.model_dump(mode="json"))
+def time_now() -> Response:
+    return _json(TimeAnswer(server_time=central_of().now()))
+
+
+@api.post("/enrol")
+def enrol() -> Response:
+    central = central_of()
+    asked = _body(EnrolRequest)
+    try:
+        kiosk, site_name, token = kiosks.enrol(central.engine, asked.code, central.now())
+    except EnrolmentRefused as exc:
+        raise ApiError(exc.status, exc.error, str(exc)) from exc
+    with central.engine.connect() as conn:
+        roster = kiosks.roster_delta(conn, kiosk.site_id, 0)
+        settings = kiosks.settings_answer(conn, kiosk, 0)
+    assert roster is not None and settings is not None  # since 0: always an answer
+    return _json(
+        EnrolAnswer(
+            kiosk_id=kiosk.kiosk_id,
+            token=token,
+            site_id=kiosk.site_id,
+            site_name=site_name,
+            server_time=central.now(),
+            roster=roster,
+            public_keys=kiosks.keys_answer(central.settings.issuing_key_path(central.instance)),
+            settings=settings,
+        )
+    )
+
+
+@api.post("/events")
+def push_events() -> Response:
+    central = central_of()
+    kiosk = _kiosk(central)
+    batch = _body(PushBatch)
+    if batch.kiosk_id != kiosk.kiosk_id:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"this token belongs to kiosk {kiosk.kiosk_id!r}, not {batch.kiosk_id!r}",
+            [FieldProblem(field="kiosk_id", reason="not the kiosk of the token")],
+        )
+    answer = ingest.ingest_events(
+        central.engine, kiosk, batch.events, central.now(), _rules(central)
+    )
+    return _json(answer)
+
+
+@api.post("/pull")
+def pull() -> Response:
+    central = central_of()
+    kiosk = _kiosk(central)
+    asked = _body(PullRequest)
+    keys = kiosks.keys_answer(central.settings.issuing_key_path(central.instance))
+    # One transaction, so the roster rows and the version handed out agree.
+    with central.engine.begin() as conn:
+        roster = kiosks.roster_delta(conn, kiosk.site_id, asked.roster_version)
+        settings = kiosks.settings_answer(conn, kiosk, asked.settings_version)
+    return _json(
+        PullAnswer(
+            server_time=central.now(),
+            roster=roster,
+            public_keys=None if keys.version == asked.keys_version else keys,
+            settings=settings,
+        )
+    )
+
+
+@api.post("/heartbeat")
+def heartbeat() -> Response:
+    central = central_of()
+    kiosk = _kiosk(central)
+    beat = _body(Heartbeat)
+    ingest.record_heartbeat(central.engine, kiosk, beat, central.now(), _rules(central))
+    return _json(HeartbeatAnswer(server_time=central.now()))

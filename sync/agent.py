@@ -1,0 +1,361 @@
+"""The kiosk's sync agent: a background thread that sends the log to the centre.
+
+Each cycle pushes every pending event (in batches, seq order), then pulls what changed and sends
+a heartbeat (those two once per `interval_s`, not on every wake). The scan path never waits for
+it: a scan only appends to the log and calls `wake()`, which returns at once; the agent reads
+`pending()` on its own thread. The log's cursor moves only through events the centre has
+answered for (see sync/protocol.py), so nothing counts as sent before the centre has it.
+
+When an exchange fails the agent waits with exponential backoff and full jitter (a random delay
+up to base * 2^failures, capped), so a hundred kiosks coming back online together do not call in
+step. A `wake()` during backoff retries after `wake_min_interval_s` at most, so the first scan
+after the network returns sends at once. Every failure ends as `last_error` text in `snapshot()`;
+the thread never dies of one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sync.client import Refused, Reply, SyncError, Unauthorized
+from sync.events import Event
+from sync.protocol import (
+    ACKNOWLEDGED,
+    MAX_CLOCK_SAMPLES,
+    CameraReport,
+    ClockReport,
+    ClockSample,
+    Heartbeat,
+    HeartbeatAnswer,
+    PullAnswer,
+    PullRequest,
+    PushAnswer,
+)
+
+log = logging.getLogger(__name__)
+
+
+class EventLog(Protocol):
+    """What the agent needs of the kiosk's local log (kiosk/store implements it)."""
+
+    def pending(self, limit: int) -> list[Event]:
+        """Events after the acknowledged cursor, in seq order, at most `limit`."""
+        ...
+
+    def acknowledge(self, through_seq: int) -> None:
+        """Move the cursor to `through_seq`, durably."""
+        ...
+
+    def pending_count(self) -> int: ...
+
+
+class SyncClient(Protocol):
+    """sync.client.CentralClient, or a fake in tests."""
+
+    def push(self, kiosk_id: str, events: list[Event]) -> Reply[PushAnswer]: ...
+    def pull(self, asked: PullRequest) -> Reply[PullAnswer]: ...
+    def heartbeat(self, beat: Heartbeat) -> Reply[HeartbeatAnswer]: ...
+
+
+class Waiter(Protocol):
+    """How the agent waits between cycles: threading.Event, or a fake that records delays."""
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+    def set(self) -> None: ...
+    def clear(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """What the lead page shows about sync."""
+
+    enabled: bool
+    online: bool | None  # None: not tried yet
+    waiting: int  # events not yet acknowledged by the centre (-1: log unreadable)
+    last_success_at: datetime | None
+    last_attempt_at: datetime | None
+    last_error: str | None  # the latest failure's reason; None once a cycle succeeds
+    last_error_at: datetime | None
+    consecutive_failures: int
+    next_attempt_in_s: float | None
+    sent_total: int  # events the centre acknowledged since start
+    last_refusal: str | None  # the latest event the centre refused, and why
+    clock_offset_s: float | None  # centre minus this kiosk's clock, from the latest exchange
+
+
+@dataclass(frozen=True)
+class AgentTuning:
+    batch_size: int = 500
+    interval_s: float = 30.0  # pull + heartbeat this often; push at least this often
+    backoff_base_s: float = 2.0
+    backoff_cap_s: float = 60.0
+    wake_min_interval_s: float = 5.0  # while failing, wake() retries no sooner than this
+
+
+def acknowledgeable(batch: list[Event], answer: PushAnswer) -> int | None:
+    """The highest seq of the batch's prefix the centre answered for, or None.
+
+    A result counts only if it sits at the event's index and names the event's id, so an answer
+    that belongs to another batch (or is garbage) acknowledges nothing.
+    """
+    by_index = {r.index: r for r in answer.results}
+    through = None
+    for index, event in enumerate(batch):
+        result = by_index.get(index)
+        if result is None or result.event_id != str(event.event_id):
+            break
+        if result.status not in ACKNOWLEDGED:
+            break
+        through = event.seq
+    return through
+
+
+class SyncAgent:
+    def __init__(
+        self,
+        log: EventLog,
+        client: SyncClient,
+        kiosk_id: str,
+        boot_id: str,
+        *,
+        tuning: AgentTuning = AgentTuning(),
+        pull_versions: Callable[[], PullRequest] | None = None,
+        on_pull: Callable[[PullAnswer], None] | None = None,
+        heartbeat: Callable[[], Heartbeat] | None = None,
+        on_clock_sample: Callable[[ClockSample], None] | None = None,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+        waiter: Waiter | None = None,
+    ):
+        """
+        log: the kiosk's event log (pending / acknowledge / pending_count).
+        client: a CentralClient with the kiosk's token.
+        pull_versions: what the kiosk holds now (roster, keys, settings versions).
+        on_pull: gets every pull answer (parts that did not change are None).
+        heartbeat: the kiosk's status; the agent fills in queue_length and adds its clock
+            samples.
+        on_clock_sample: gets the offset measured at each exchange (for the TimeKeeper).
+        """
+        self._log = log
+        self._client = client
+        self._kiosk_id = kiosk_id
+        self._boot_id = boot_id
+        self._tuning = tuning
+        self._pull_versions = pull_versions or PullRequest
+        self._on_pull = on_pull
+        self._heartbeat = heartbeat
+        self._on_clock_sample = on_clock_sample
+        self._wall = wall_clock
+        self._mono = monotonic
+        self._rand = rand
+        self._waiter: Waiter = waiter or threading.Event()
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._last_full: float | None = None
+        self._last_attempt_mono: float | None = None
+        self._samples: list[ClockSample] = []
+        self._state = SyncState(
+            enabled=True,
+            online=None,
+            waiting=0,
+            last_success_at=None,
+            last_attempt_at=None,
+            last_error=None,
+            last_error_at=None,
+            consecutive_failures=0,
+            next_attempt_in_s=None,
+            sent_total=0,
+            last_refusal=None,
+            clock_offset_s=None,
+        )
+        self._next_attempt_mono: float | None = None
+
+    # --- the app's side ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="sync-agent", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping = True
+        self._waiter.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def wake(self) -> None:
+        """Send soon (after a scan). Never blocks."""
+        self._waiter.set()
+
+    def snapshot(self) -> SyncState:
+        try:
+            waiting = self._log.pending_count()
+        except Exception:  # the page must render even if the log cannot be read right now
+            waiting = -1
+        with self._lock:
+            state = self._state
+            next_in = None
+            if self._next_attempt_mono is not None:
+                next_in = max(0.0, self._next_attempt_mono - self._mono())
+        return replace(state, waiting=waiting, next_attempt_in_s=next_in)
+
+    # --- one cycle ---------------------------------------------------------------------------
+
+    def run_cycle(self, full: bool = True) -> bool:
+        """Push everything pending; with `full`, pull and heartbeat too. True on success."""
+        attempt_at = self._wall()
+        self._last_attempt_mono = self._mono()
+        with self._lock:
+            self._state = replace(self._state, last_attempt_at=attempt_at)
+        try:
+            self._push_all()
+            if full:
+                self._pull()
+                self._send_heartbeat()
+                self._last_full = self._mono()
+        except SyncError as exc:
+            # "online": the centre answered, even if only to refuse; garbage counts as offline
+            # (a captive portal, a proxy's error page).
+            self._failed(str(exc), online=isinstance(exc, Refused | Unauthorized))
+            return False
+        except Exception as exc:  # a bug in a callback or the log must not kill the thread
+            log.exception("sync cycle failed")
+            self._failed(f"internal error: {type(exc).__name__}: {exc}", online=False)
+            return False
+        with self._lock:
+            self._state = replace(
+                self._state,
+                online=True,
+                last_success_at=self._wall(),
+                last_error=None,
+                consecutive_failures=0,
+            )
+        return True
+
+    def _failed(self, reason: str, online: bool) -> None:
+        with self._lock:
+            self._state = replace(
+                self._state,
+                online=online,
+                last_error=reason,
+                last_error_at=self._wall(),
+                consecutive_failures=self._state.consecutive_failures + 1,
+            )
+
+    def _push_all(self) -> None:
+        while not self._stopping:
+            batch = self._log.pending(self._tuning.batch_size)
+            if not batch:
+                return
+            reply = self._client.push(self._kiosk_id, batch)
+            self._took_time(reply)
+            through = acknowledgeable(batch, reply.answer)
+            if through is not None:
+                self._log.acknowledge(through)
+            refused = [r for r in reply.answer.results if r.status == "rejected"]
+            acknowledged = sum(1 for e in batch if through is not None and e.seq <= through)
+            with self._lock:
+                self._state = replace(
+                    self._state,
+                    sent_total=self._state.sent_total + acknowledged,
+                    last_refusal=(
+                        f"seq {refused[-1].seq}: {refused[-1].reason}"
+                        if refused
+                        else self._state.last_refusal
+                    ),
+                )
+            if through is None or through < batch[-1].seq:
+                raise SyncError(
+                    f"the centre answered for {acknowledged} of {len(batch)} events; "
+                    "the rest will be sent again"
+                )
+
+    def _pull(self) -> None:
+        reply = self._client.pull(self._pull_versions())
+        self._took_time(reply)
+        if self._on_pull is not None:
+            self._on_pull(reply.answer)
+
+    def _send_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            beat = self._heartbeat()
+        else:
+            beat = Heartbeat(
+                queue_length=0,
+                camera=CameraReport(ok=False, detail="not reported"),
+                clock=ClockReport(trusted=False, boot_id=self._boot_id),
+                ready=True,
+            )
+        with self._lock:
+            mine = list(self._samples)
+        samples = (list(beat.clock.samples) + mine)[-MAX_CLOCK_SAMPLES:]
+        beat = beat.model_copy(
+            update={
+                "queue_length": max(self._log.pending_count(), 0),
+                "clock": beat.clock.model_copy(update={"samples": samples}),
+                "sent_at": self._wall(),
+            }
+        )
+        reply = self._client.heartbeat(beat)
+        with self._lock:
+            self._samples = [s for s in self._samples if s not in mine]
+        self._took_time(reply)
+
+    def _took_time(self, reply: Reply) -> None:
+        sample = reply.timing.sample(reply.answer.server_time, self._boot_id)
+        with self._lock:
+            self._state = replace(self._state, clock_offset_s=sample.offset_s)
+            # Keep the fastest round trips for the next heartbeat: the most precise offsets.
+            ranked = sorted([*self._samples, sample], key=lambda s: s.rtt_s or 0.0)
+            self._samples = ranked[:5]
+        if self._on_clock_sample is not None:
+            self._on_clock_sample(sample)
+
+    # --- the thread --------------------------------------------------------------------------
+
+    def backoff_delay(self, failures: int) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2^(failures-1))]."""
+        ceiling = min(
+            self._tuning.backoff_cap_s,
+            self._tuning.backoff_base_s * (2 ** min(failures - 1, 30)),
+        )
+        return max(0.05, self._rand() * ceiling)
+
+    def _run(self) -> None:
+        while not self._stopping:
+            due = self._last_full is None or (
+                self._mono() - self._last_full >= self._tuning.interval_s
+            )
+            ok = self.run_cycle(full=due)
+            if self._stopping:
+                break
+            failures = self.snapshot().consecutive_failures
+            delay = self._tuning.interval_s if ok else self.backoff_delay(failures)
+            self.sleep(delay, failing=not ok)
+
+    def sleep(self, delay: float, failing: bool) -> None:
+        """Wait `delay`, or less if woken; while failing, a wake waits out the minimum interval."""
+        with self._lock:
+            self._next_attempt_mono = self._mono() + delay
+        woken = self._waiter.wait(delay)
+        self._waiter.clear()
+        if woken and failing and not self._stopping and self._last_attempt_mono is not None:
+            rest = self._tuning.wake_min_interval_s - (self._mono() - self._last_attempt_mono)
+            if rest > 0:
+                with self._lock:
+                    self._next_attempt_mono = self._mono() + rest
+                self._waiter.wait(rest)
+                self._waiter.clear()
+        with self._lock:
+            self._next_attempt_mono = None
