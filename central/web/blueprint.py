@@ -7,7 +7,7 @@ from flask_babel import get_locale
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from central.web import auth, formatting, i18n
+from central.web import anomaly_messages, auth, formatting, i18n
 from central.web.security import check_csrf, csrf_token
 
 staff = Blueprint(
@@ -55,11 +55,11 @@ def staff_csrf_token() -> str:
 
 @staff.context_processor
 def _layout_values() -> dict[str, object]:
-    locale = str(get_locale() or "zh_CN")
+    locale = get_locale() or "zh_CN"
     return {
         "current_user": auth.current_user(),
         "html_lang": i18n.html_lang(locale),
-        "locale": locale,
+        "locale": i18n.short_name(locale),
     }
 
 
@@ -74,3 +74,4 @@ for _code in (400, 403, 404, 405, 413):
     staff.register_error_handler(_code, _error_page)
 
 formatting.register(staff)
+staff.add_app_template_filter(anomaly_messages.explain, "explain")

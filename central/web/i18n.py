@@ -1,15 +1,16 @@
 """Language of the staff pages: Chinese (zh_CN) first, English second.
 
 Choice, strongest first: the language picked on a page (kept in the session), the browser's
-Accept-Language, then the `language` setting. Message ids are English; the zh_CN catalogue in
-central/translations translates every one (a test checks). After changing a template or a
-message, update and compile the catalogue (from the repository root):
+Accept-Language, then the `language` setting. Message ids are English; the Simplified Chinese
+catalogue in central/translations translates every one (a test checks). Babel names zh-CN
+"zh_Hans_CN", and that is the folder it looks in. After changing a template or a message,
+update and compile the catalogue:
 
     cd central/translations
-    ../../.venv/bin/pybabel extract -F babel.cfg -o messages.pot ../web
-    ../../.venv/bin/pybabel update -i messages.pot -d . -l zh_CN
-    (translate the new entries in zh_CN/LC_MESSAGES/messages.po)
-    ../../.venv/bin/pybabel compile -d . -l zh_CN
+    ../../.venv/bin/pybabel extract -F babel.cfg -o messages.pot --no-location ../web
+    ../../.venv/bin/pybabel update -i messages.pot -d . -l zh_Hans_CN --no-location
+    (translate the new entries in zh_Hans_CN/LC_MESSAGES/messages.po)
+    ../../.venv/bin/pybabel compile -d . -l zh_Hans_CN
 """
 
 from __future__ import annotations
@@ -51,8 +52,13 @@ def select_locale() -> str:
     return current_app.config.get("STAFF_DEFAULT_LOCALE", "zh_CN")
 
 
-def html_lang(locale: str) -> str:
-    return LOCALES.get(locale, "zh-CN")
+def short_name(locale: object) -> str:
+    """ "en" or "zh_CN" for a Babel locale (zh-CN parses as zh_Hans_CN)."""
+    return "en" if str(locale).startswith("en") else "zh_CN"
+
+
+def html_lang(locale: object) -> str:
+    return LOCALES[short_name(locale)]
 
 
 def init_babel(app: Flask, default_language: str) -> None:

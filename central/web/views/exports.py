@@ -10,7 +10,7 @@ from flask_babel import get_locale, gettext
 from werkzeug.wrappers import Response
 
 from central import exports
-from central.web import queries
+from central.web import i18n, queries
 from central.web.blueprint import staff
 from central.web.context import state
 from central.web.views.common import parse_day, today
@@ -57,7 +57,7 @@ def exports_download() -> Response | tuple[str, int]:
         if missing:
             raise exports.ExportError(", ".join(missing))
         export = exports.ExportRequest(first, last, site_ids, what)  # type: ignore[arg-type]
-        language = "en" if str(get_locale()) == "en" else "zh-CN"
+        language = "en" if i18n.short_name(get_locale()) == "en" else "zh-CN"
         table = exports.build_table(state().engine, export, state().zone, language)
     except exports.ExportError:
         return _form_page(400, gettext("The days or sites chosen are not valid."))

@@ -8,12 +8,13 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from flask import flash, redirect, render_template, request, send_file, url_for
+from flask import current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from central import badges, fonts, keys, roster
+from central.web import roster_messages
 from central.web.auth import admin_required
 from central.web.blueprint import staff
 from central.web.context import state
@@ -74,8 +75,7 @@ def roster_import() -> tuple[str, int] | Response:
         try:
             parsed = roster.read_roster_file(path)
         except roster.RosterFileError as exc:
-            message = str(exc).replace(str(path), upload.filename)
-            return _render(400, import_error=message)
+            return _render(400, import_error=roster_messages.file_problem(str(exc)))
     if parsed.problems:
         return _render(
             400,
@@ -84,7 +84,10 @@ def roster_import() -> tuple[str, int] | Response:
                 count=len(parsed.problems),
                 file=upload.filename,
             ),
-            problems=parsed.problems[:PROBLEMS_SHOWN],
+            problems=[
+                (problem.line, roster_messages.row_problem(problem.reason))
+                for problem in parsed.problems[:PROBLEMS_SHOWN]
+            ],
             more_problems=max(0, len(parsed.problems) - PROBLEMS_SHOWN),
         )
     result = roster.import_roster(state().engine, parsed.rows)
@@ -124,8 +127,18 @@ def badges_print() -> Response | tuple[str, int]:
         )
     except roster.UnknownCadre as exc:
         return _render(400, badge_error=gettext("No cadre %(id)s in the roster.", id=exc.cadre_id))
-    except (fonts.FontError, keys.KeyFileError, badges.BadgeIssueError) as exc:
-        return _render(500, badge_error=str(exc))
+    except fonts.FontError as exc:
+        current_app.logger.error("badge sheet: %s", exc)
+        message = gettext("The badge font is missing on the server (fonts-wqy-zenhei).")
+        return _render(500, badge_error=message)
+    except keys.KeyFileError as exc:
+        current_app.logger.error("badge sheet: %s", exc)
+        message = gettext("The issuing key cannot be read: run `central init` on the server.")
+        return _render(500, badge_error=message)
+    except badges.BadgeIssueError as exc:
+        current_app.logger.error("badge sheet: %s", exc)
+        message = gettext("A badge could not be issued; the server log says why.")
+        return _render(400, badge_error=message)
     if not issued:
         return _render(400, badge_error=gettext("No cadres match: nothing to print."))
     with tempfile.TemporaryDirectory(prefix="badges-") as folder:
