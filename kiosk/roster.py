@@ -125,6 +125,7 @@ class RosterStore:
             raise RosterError("save() takes a RosterSnapshot")
         data = snapshot.to_json_bytes()
         with self._save_lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             if self.path.exists():
                 # Keep the last good one; a crash between the two steps leaves at least one.
                 with contextlib.suppress(FileNotFoundError):

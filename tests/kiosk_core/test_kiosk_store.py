@@ -1,0 +1,375 @@
+"""The local event log: durable, chained, recoverable, shared safely between threads."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import shutil
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from kiosk.store import (
+    EventLog,
+    EventSummary,
+    StoreConfig,
+    StoreLocked,
+    StoreWriteError,
+    verify_log,
+)
+from kiosk.store.journal import iter_journal_files
+from kiosk.store.segments import iter_segment_files
+from sync.events import GENESIS_HASH
+from tests.kiosk_core.support import BASE_TIME, FaultyDisk, event_fields
+
+SMALL = StoreConfig(segment_events=10, checkpoint_events=4)
+
+
+def fill(log: EventLog, count: int, start: int = 0, **extra) -> list:
+    return [log.append(event_fields(start + i, **extra)) for i in range(count)]
+
+
+def crash_copy(source: Path, target: Path) -> Path:
+    """The files as a power cut would leave them: whatever is on disk right now."""
+    shutil.copytree(source, target)
+    return target
+
+
+def test_events_chain_and_survive_reopen(tmp_path):
+    with EventLog(tmp_path / "log", SMALL) as log:
+        written = fill(log, 33)
+    assert [e.seq for e in written] == list(range(1, 34))
+    assert written[0].prev_hash == GENESIS_HASH
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(written))
+    with EventLog(tmp_path / "log", SMALL) as log:
+        assert log.recovery.clean, log.recovery.summary()
+        assert list(log.iter_events()) == written
+        assert log.segment_count == 4  # 10 + 10 + 10 + 3
+        assert verify_log(log).ok
+
+
+def test_seq_continues_after_a_crash_without_close(tmp_path):
+    log = EventLog(tmp_path / "log", SMALL)
+    first = fill(log, 7)  # one checkpoint (4) and three in the journal only
+    crashed = crash_copy(tmp_path / "log", tmp_path / "crashed")
+    log.close()
+    with EventLog(crashed, SMALL) as reopened:
+        assert reopened.recovery.replayed == 3
+        assert reopened.last_seq == 7
+        nxt = reopened.append(event_fields(99))
+        assert nxt.seq == 8 and nxt.prev_hash == first[-1].hash
+        assert verify_log(reopened).ok
+
+
+def test_pending_acknowledge_and_cursor_durability(tmp_path):
+    with EventLog(tmp_path / "log", SMALL) as log:
+        fill(log, 25)
+        assert log.pending_count() == 25
+        assert [e.seq for e in log.pending(5)] == [1, 2, 3, 4, 5]
+        log.acknowledge(12)
+        assert [e.seq for e in log.pending(100)] == list(range(13, 26))
+        log.acknowledge(5)  # an old answer arriving late never moves the cursor back
+        assert log.acknowledged_seq == 12
+        with pytest.raises(ValueError, match="ends at 25"):
+            log.acknowledge(26)
+    with EventLog(tmp_path / "log", SMALL) as log:
+        assert log.acknowledged_seq == 12
+        assert log.pending_count() == 13
+        assert log.pending(3)[0].seq == 13
+
+
+def test_stale_temp_files_are_removed_at_open(tmp_path):
+    folder = tmp_path / "log"
+    with EventLog(folder, SMALL) as log:
+        fill(log, 12)
+    leftovers = [
+        folder / "manifest.json.tmp",
+        folder / "segments" / "seg-000000000011.json.tmp",
+        folder / "cursor.json.tmp",
+    ]
+    for path in leftovers:
+        path.write_bytes(b'{"half a wri')
+    with EventLog(folder, SMALL) as log:
+        assert sorted(log.recovery.stale_temp_files) == sorted(str(p) for p in leftovers)
+        assert not any(path.exists() for path in leftovers)
+        assert log.last_seq == 12 and verify_log(log).ok
+
+
+def test_a_second_process_cannot_open_the_same_log(tmp_path):
+    with EventLog(tmp_path / "log", SMALL), pytest.raises(StoreLocked):
+        EventLog(tmp_path / "log", SMALL)
+
+
+def _doc_end(content: bytes, doc: dict) -> int:
+    """Byte offset just after `doc`'s JSON text in a segment or journal file."""
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+    position = content.find(text)
+    if position < 0:  # journal lines are pydantic's JSON: same content, maybe other spacing
+        position = content.find(f'"event_id":"{doc["event_id"]}"'.encode())
+        return content.index(b"\n", position)
+    return position + len(text)
+
+
+def test_torn_journal_tail_is_cut_and_reported(tmp_path):
+    config = StoreConfig(segment_events=100, checkpoint_events=1000)  # all in the journal
+    source = tmp_path / "log"
+    with EventLog(source, config) as log:
+        events = fill(log, 20)
+        journal = next(iter_journal_files(log.journal_dir))[2]
+        crashed = crash_copy(source, tmp_path / "base")  # copied while open: no checkpoint
+    content = (crashed / "journal" / journal.name).read_bytes()
+    ends = {e.seq: _doc_end(content, e.wire()) for e in events}
+    rng = random.Random(4)
+    for trial in range(25):
+        copy = crash_copy(crashed, tmp_path / f"cut{trial}")
+        cut = rng.randrange(len(content))
+        target = copy / "journal" / journal.name
+        target.write_bytes(content[:cut])
+        with EventLog(copy, config) as log:
+            kept = [e.seq for e in log.iter_events()]
+            expected = [seq for seq, end in ends.items() if end <= cut]
+            assert kept == expected, f"cut at {cut}"
+            whole = max((ends[s] + 1 for s in expected), default=0)
+            assert log.recovery.torn_journal_bytes == max(0, cut - whole)
+            if log.recovery.torn_journal_bytes:
+                kept_bytes = [p for p in log.recovery.quarantined if p.endswith(".torn")]
+                assert Path(kept_bytes[0]).read_bytes() == content[whole:cut]
+            # The log goes on after the torn line without gluing onto it.
+            nxt = log.append(event_fields(500))
+            assert nxt.seq == len(expected) + 1
+        with EventLog(copy, config) as log:
+            assert verify_log(log).ok and log.last_seq == len(expected) + 1
+
+
+def test_cut_files_keep_every_complete_event_and_report_the_rest(tmp_path):
+    source = tmp_path / "log"
+    with EventLog(source, SMALL) as log:
+        events = fill(log, 37)
+        log.acknowledge(20)
+        by_seq = {e.seq: e for e in events}
+        crashed = crash_copy(source, tmp_path / "base")
+    files = sorted(p for p in crashed.rglob("*") if p.is_file() and p.name != "LOCK")
+    rng = random.Random(11)
+    segment_losses = 0
+    for trial in range(60):
+        victim = files[trial % len(files)]
+        relative = victim.relative_to(crashed)
+        content = victim.read_bytes()
+        cut = rng.randrange(len(content)) if content else 0
+        copy = crash_copy(crashed, tmp_path / f"t{trial}")
+        (copy / relative).write_bytes(content[:cut])
+        lost: set[int] = set()
+        if relative.parts[0] in ("segments", "journal"):
+            for seq, event in by_seq.items():
+                position = content.find(f'"event_id":"{event.event_id}"'.encode())
+                if position >= 0 and _doc_end(content, event.wire()) > cut:
+                    lost.add(seq)
+        with EventLog(copy, SMALL) as log:
+            kept = {e.seq for e in log.iter_events()}
+            assert kept == set(by_seq) - lost, f"{relative} cut at {cut}"
+            reported = {s for a, b in log.recovery.dropped_seqs for s in range(a, b + 1)}
+            if relative.parts[0] == "segments":
+                assert reported == lost, f"{relative} cut at {cut}: {log.recovery.summary()}"
+                assert (not lost) or relative.name in log.recovery.damaged_segments
+                segment_losses += bool(lost)
+            if relative.name == "manifest.json":
+                assert log.recovery.manifest_rebuilt
+                assert log.recent("C0001") == _recent_of(events, "C0001", SMALL)
+            if relative.name == "cursor.json":
+                assert log.recovery.cursor_reset and log.acknowledged_seq == 0
+            elif relative.parts[0] != "journal":
+                assert log.acknowledged_seq == 20
+            for event in log.iter_events():
+                assert event == by_seq[event.seq]
+            # A journal cut at its end loses the newest events without a trace to report.
+            added = log.append(event_fields(900)).seq
+            assert added == max(kept) + 1
+        with EventLog(copy, SMALL) as log:  # the repair itself was stored
+            assert {e.seq for e in log.iter_events()} == (set(by_seq) - lost) | {added}
+    assert segment_losses >= 5  # the trial did cut into segments, not only around them
+
+
+def _recent_of(events, cadre: str, config: StoreConfig):
+    rows = [EventSummary.of(e) for e in events if e.cadre_id == cadre]
+    return rows[-config.recent_per_cadre :]
+
+
+def test_lost_manifest_is_rebuilt_from_the_segments(tmp_path):
+    with EventLog(tmp_path / "log", SMALL) as log:
+        events = fill(log, 29)
+        index_before = {c: log.recent(c) for c in log.cadre_ids()}
+    (tmp_path / "log" / "manifest.json").unlink()
+    with EventLog(tmp_path / "log", SMALL) as log:
+        assert log.recovery.manifest_rebuilt
+        assert list(log.iter_events()) == events
+        assert {c: log.recent(c) for c in log.cadre_ids()} == index_before
+    with EventLog(tmp_path / "log", SMALL) as log:
+        assert log.recovery.clean
+
+
+def test_eight_threads_appending_at_once_lose_nothing(tmp_path):
+    log = EventLog(tmp_path / "log", StoreConfig(segment_events=50, checkpoint_events=16))
+    results: dict[int, list] = {}
+    barrier = threading.Barrier(8)
+
+    def writer(number: int) -> None:
+        barrier.wait()
+        results[number] = [
+            log.append(event_fields(i, cadre=f"T{number}-{i % 5}")) for i in range(120)
+        ]
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    log.close()
+    confirmed = [e for events in results.values() for e in events]
+    assert sorted(e.seq for e in confirmed) == list(range(1, 961))
+    with EventLog(tmp_path / "log") as reopened:
+        report = verify_log(reopened)
+        assert report.ok and report.count == 960
+        stored = {e.event_id: e for e in reopened.iter_events()}
+        assert all(stored[e.event_id] == e for e in confirmed)
+        # every thread's events in the order that thread made them
+        for events in results.values():
+            assert [e.seq for e in events] == sorted(e.seq for e in events)
+
+
+def test_disk_full_mid_line_refuses_cleanly_and_recovers(tmp_path):
+    disk = FaultyDisk()
+    with EventLog(tmp_path / "log", SMALL, disk=disk) as log:
+        before = fill(log, 6)
+        disk.fill_up(partial_bytes=40)  # ENOSPC after part of the line reached the disk
+        with pytest.raises(StoreWriteError, match="disk is full"):
+            log.append(event_fields(50))
+        assert log.last_seq == 6 and log.head_hash == before[-1].hash
+        assert len(log.pending(100)) == 6
+        disk.recover()
+        after = log.append(event_fields(51))
+        assert after.seq == 7 and after.prev_hash == before[-1].hash
+    with EventLog(tmp_path / "log", SMALL) as log:
+        assert log.recovery.clean, log.recovery.summary()
+        assert verify_log(log).ok and log.last_seq == 7
+
+
+def test_read_only_disk_refuses_even_the_repair_then_recovers(tmp_path):
+    disk = FaultyDisk()
+    with EventLog(tmp_path / "log", SMALL, disk=disk) as log:
+        fill(log, 3)
+        disk.fill_up(partial_bytes=25)
+        disk.fail_on = {"write", "ftruncate"}  # the partial line cannot be cut off yet
+        with pytest.raises(StoreWriteError):
+            log.append(event_fields(60))
+        disk.make_read_only()
+        with pytest.raises(StoreWriteError, match="read-only"):
+            log.append(event_fields(61))
+        disk.recover()
+        assert log.append(event_fields(62)).seq == 4
+    with EventLog(tmp_path / "log", SMALL) as log:
+        assert log.recovery.clean and verify_log(log).ok and log.last_seq == 4
+
+
+def test_checkpoints_put_off_while_the_disk_is_full_events_still_durable(tmp_path):
+    disk = FaultyDisk()
+    with EventLog(tmp_path / "log", SMALL, disk=disk) as log:
+        fill(log, 3)
+        disk.fill_up()
+        disk.fail_on = {"open"}  # new files (segment temp files) fail, the journal appends work
+        fill(log, 6, start=3)  # crosses a checkpoint that cannot be written
+        assert log.segment_count == 0
+        crashed = crash_copy(tmp_path / "log", tmp_path / "crashed")
+        disk.recover()
+        fill(log, 4, start=9)  # the next due checkpoint works
+        assert log.segment_count >= 1
+    with EventLog(crashed, SMALL) as log:
+        assert log.last_seq == 9 and verify_log(log).ok
+    with EventLog(tmp_path / "log", SMALL) as log:
+        assert log.last_seq == 13 and verify_log(log).ok
+
+
+def test_cursor_write_refused_keeps_the_old_cursor(tmp_path):
+    disk = FaultyDisk()
+    with EventLog(tmp_path / "log", SMALL, disk=disk) as log:
+        fill(log, 5)
+        log.acknowledge(2)
+        disk.make_read_only()
+        with pytest.raises(StoreWriteError):
+            log.acknowledge(4)
+        assert log.acknowledged_seq == 2
+        disk.recover()
+    with EventLog(tmp_path / "log", SMALL) as log:
+        assert log.acknowledged_seq == 2
+
+
+def test_retention_archives_only_acknowledged_old_segments(tmp_path):
+    with EventLog(tmp_path / "log", SMALL) as log:
+        old = [
+            log.append(event_fields(i, device_time=BASE_TIME - timedelta(days=200)))
+            for i in range(25)
+        ]
+        fill(log, 10, start=100)
+        log.acknowledge(15)
+        moved = log.archive_old(BASE_TIME - timedelta(days=90))
+        assert moved == 1  # seg 1-10 only: 11-20 holds unacknowledged events
+        assert [p.name for p in (tmp_path / "log" / "archive").iterdir()] == [
+            "seg-000000000001.json"
+        ]
+        log.acknowledge(35)
+        assert log.archive_old(BASE_TIME - timedelta(days=90)) == 1  # 11-20; 21-30 has new ones
+        assert log.pending_count() == 0
+    with EventLog(tmp_path / "log", SMALL) as log:
+        assert log.archived_count == 20
+        assert [e for e in log.iter_events() if e.seq <= 25] == old
+        assert log.event(3) == old[2]
+        assert verify_log(log).ok
+
+
+def test_index_follows_voids_and_corrections_across_reopen(tmp_path):
+    with EventLog(tmp_path / "log", SMALL) as log:
+        arrival = log.append(event_fields(0, cadre="C9"))
+        departure = log.append(event_fields(1, cadre="C9", kind="departure"))
+        manual = {"source": "manual", "operator": "lead", "reason": "mistake"}
+        log.append(event_fields(2, cadre="C9", kind="void", corrects=departure.event_id, **manual))
+        assert [r.event_id for r in log.recent("C9")] == [str(arrival.event_id)]
+        fixed = log.append(event_fields(3, cadre="C9", corrects=arrival.event_id, **manual))
+        assert [r.seq for r in log.recent("C9")] == [fixed.seq]
+        assert log.last_event("C9") == fixed
+        assert log.find(departure.event_id) == departure
+    with EventLog(tmp_path / "log", SMALL) as log:
+        assert [r.seq for r in log.recent("C9")] == [fixed.seq]
+
+
+def test_events_between_uses_segments_and_journal(tmp_path):
+    with EventLog(tmp_path / "log", SMALL) as log:
+        events = fill(log, 30)  # one minute apart
+        window = log.events_between(
+            BASE_TIME + timedelta(minutes=5), BASE_TIME + timedelta(minutes=27)
+        )
+        assert window == events[5:27]
+
+
+def test_bad_fields_are_refused_before_anything_is_written(tmp_path):
+    with EventLog(tmp_path / "log", SMALL) as log:
+        fill(log, 2)
+        with pytest.raises(ValueError):
+            log.append(event_fields(5, cadre="bad id with spaces"))
+        assert log.last_seq == 2
+        assert log.append(event_fields(6)).seq == 3
+    with EventLog(tmp_path / "log", SMALL) as log:
+        assert verify_log(log).ok
+
+
+def test_segment_files_are_tinydb_files(tmp_path):
+    from tinydb import TinyDB
+
+    with EventLog(tmp_path / "log", SMALL) as log:
+        events = fill(log, 12)
+    _first, path = next(iter_segment_files(tmp_path / "log" / "segments"))
+    db = TinyDB(path, access_mode="r")
+    assert [d["seq"] for d in db.table("events").all()] == list(range(1, 11))
+    assert db.table("events").get(doc_id=4)["event_id"] == str(events[3].event_id)
+    db.close()
