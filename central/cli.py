@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 from sqlalchemy import Engine, inspect, select
@@ -154,7 +156,11 @@ def badges_print_command(
         if known is None:
             raise click.ClickException(f"no site {site!r} in the roster")
     try:
-        issued = badges.issue_badges(engine, private_key, site_id=site, cadre_ids=cadre_ids)
+        # The issue date printed and signed is the centre's date, whatever the server's zone.
+        today = datetime.now(ZoneInfo(settings.timezone)).date()
+        issued = badges.issue_badges(
+            engine, private_key, site_id=site, cadre_ids=cadre_ids, today=today
+        )
     except (roster.UnknownCadre, badges.BadgeIssueError) as exc:
         raise click.ClickException(str(exc)) from exc
     if not issued:
@@ -168,7 +174,10 @@ def badges_print_command(
         )
     layout_name = layout or settings.badge_layout
     pages = badges.render_sheets(issued, out, layout_name, font)
-    click.echo(f"wrote {len(issued)} badges on {pages} pages ({layout_name}) to {out}")
+    click.echo(
+        f"wrote {len(issued)} badge{'s' * (len(issued) != 1)} on {pages} "
+        f"page{'s' * (pages != 1)} ({layout_name}) to {out}"
+    )
 
 
 @badges_group.command("revoke")
