@@ -1,0 +1,96 @@
+"""Helpers for the kiosk web tests: an app over a temporary instance, fake clock, badges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kiosk.app import create_app
+from kiosk.roster import CadreEntry, RosterSnapshot, RosterStore
+from kiosk.settings import KioskSettings
+from sync.badge_token import issue_token, key_id_of, public_key_to_text
+from tests.fakes.clock import FakeClock
+
+CST = ZoneInfo("Asia/Shanghai")
+PIN = "2468"
+LOCAL = {"REMOTE_ADDR": "127.0.0.1"}
+CADRES = {
+    "C001": CadreEntry(name="宋昕", unit="东湖街道办", site_id="site-1"),
+    "C002": CadreEntry(name="李明", unit="城建局", site_id="site-1"),
+    "C003": CadreEntry(name="王芳", unit="卫健委", site_id="site-1"),
+}
+
+
+@dataclass
+class Kit:
+    """What a test needs: the app, its services, the clock, badges and the instance folder."""
+
+    app: object
+    clock: FakeClock
+    instance: Path
+    key: Ed25519PrivateKey
+    monotonic: list[float]
+
+    @property
+    def services(self):
+        return self.app.extensions["kiosk"]
+
+    def badge(self, cadre_id: str, serial: int = 1) -> str:
+        return issue_token(self.key, cadre_id, serial, date(2026, 11, 1))
+
+
+def write_roster(instance: Path, key: Ed25519PrivateKey) -> None:
+    public = key.public_key()
+    RosterStore(instance).save(
+        RosterSnapshot(
+            version=3,
+            site_id="site-1",
+            cadres=CADRES,
+            public_keys={key_id_of(public): public_key_to_text(public)},
+        )
+    )
+
+
+def kiosk_settings(**overrides: object) -> KioskSettings:
+    values: dict[str, object] = {
+        "kiosk_id": "kiosk-t1",
+        "site_id": "site-1",
+        "site_name": "东湖街道集合点",
+        "lead_pin": PIN,
+        "camera_source": "demo",
+    }
+    values.update(overrides)
+    return KioskSettings(**values)
+
+
+def make_kit(tmp_path: Path, key: Ed25519PrivateKey, **overrides: object) -> Kit:
+    instance = tmp_path / "instance"
+    instance.mkdir(exist_ok=True)
+    write_roster(instance, key)
+    clock = FakeClock(datetime(2026, 11, 29, 5, 20, tzinfo=CST))
+    monotonic = [1000.0]
+    app = create_app(
+        instance,
+        kiosk_settings(**overrides),
+        clock=clock,
+        scan_loop_factory=lambda services: None,
+        monotonic=lambda: monotonic[0],
+    )
+    app.config["TESTING"] = True
+    return Kit(app, clock, instance, key, monotonic)
+
+
+def login(client, pin: str = PIN, name: str = "张组长") -> object:
+    client.get("/lead/login")
+    with client.session_transaction() as session:
+        token = session.get("csrf_token", "")
+    return client.post("/lead/login", data={"pin": pin, "name": name, "csrf_token": token})
+
+
+def csrf(client) -> str:
+    with client.session_transaction() as session:
+        return session["csrf_token"]
