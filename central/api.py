@@ -126,9 +126,9 @@ def enrol() -> Response:
     except EnrolmentRefused as exc:
         raise ApiError(exc.status, exc.error, str(exc)) from exc
     with central.engine.connect() as conn:
-        roster = kiosks.roster_delta(conn, kiosk.site_id, 0)
-        settings = kiosks.settings_answer(conn, kiosk, 0)
-    assert roster is not None and settings is not None  # since 0: always an answer
+        roster = kiosks.roster_delta(conn, kiosk.site_id, 0, always=True)
+        settings = kiosks.settings_answer(conn, kiosk, 0, always=True)
+    assert roster is not None and settings is not None
     return _json(
         EnrolAnswer(
             kiosk_id=kiosk.kiosk_id,

@@ -612,11 +612,10 @@ def ingest_events(
         others = [key for key in accepted if key not in inserted]
         stored_hash: dict[str, str] = {}
         for chunk in _chunks(others):
-            stored_hash.update(
-                conn.execute(
-                    select(events.c.event_id, events.c.hash).where(events.c.event_id.in_(chunk))
-                ).tuples()
-            )
+            for row in conn.execute(
+                select(events.c.event_id, events.c.hash).where(events.c.event_id.in_(chunk))
+            ):
+                stored_hash[row.event_id] = row.hash
         for key, (index, event) in accepted.items():
             if key in inserted:
                 results[index] = EventResult(
@@ -688,13 +687,10 @@ def ingest_events(
         keys = {(r["cadre_id"], r["service_day"]) for r in new_rows}
         targets = sorted({r["corrects"] for r in new_rows if r["corrects"]})
         for chunk in _chunks(targets):
-            keys.update(
-                conn.execute(
-                    select(events.c.cadre_id, events.c.service_day).where(
-                        events.c.event_id.in_(chunk)
-                    )
-                ).tuples()
-            )
+            for row in conn.execute(
+                select(events.c.cadre_id, events.c.service_day).where(events.c.event_id.in_(chunk))
+            ):
+                keys.add((row.cadre_id, row.service_day))
         from central import stays as stays_module  # stays imports this module's tables
 
         stays_module.recompute(conn, keys, rules, now_utc)

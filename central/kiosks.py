@@ -253,10 +253,13 @@ def _roster_cadre(row: Any) -> RosterCadre:
     )
 
 
-def roster_delta(conn: Connection, site_id: str, since: int) -> RosterDelta | None:
-    """What changed in the site's roster and in revocations since `since`; None: nothing."""
+def roster_delta(
+    conn: Connection, site_id: str, since: int, always: bool = False
+) -> RosterDelta | None:
+    """What changed in the site's roster and in revocations since `since` (0: the whole
+    roster); None when nothing did, unless `always`."""
     version = roster.current_version(conn)
-    if since and since >= version:
+    if since >= version and not always:
         return None
     columns = (
         cadres.c.cadre_id,
@@ -321,13 +324,16 @@ def _scopes(kiosk: KioskIdentity) -> list[str]:
     return ["*", f"site:{kiosk.site_id}", f"kiosk:{kiosk.kiosk_id}"]
 
 
-def settings_answer(conn: Connection, kiosk: KioskIdentity, since: int) -> SettingsAnswer | None:
-    """The kiosk's pushed settings (narrowest scope wins); None when unchanged since `since`."""
+def settings_answer(
+    conn: Connection, kiosk: KioskIdentity, since: int, always: bool = False
+) -> SettingsAnswer | None:
+    """The kiosk's pushed settings (narrowest scope wins); None when unchanged since `since`,
+    unless `always`."""
     rows = conn.execute(
         select(pushed_settings).where(pushed_settings.c.scope.in_(_scopes(kiosk)))
     ).all()
     version = max((r.version for r in rows), default=0)
-    if since and version <= since:
+    if version <= since and not always:
         return None
     rank = {scope: i for i, scope in enumerate(_scopes(kiosk))}
     values: dict[str, Any] = {}

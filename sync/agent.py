@@ -184,14 +184,16 @@ class SyncAgent:
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._run, name="sync-agent", daemon=True)
+        self._thread = threading.Thread(target=self.run_forever, name="sync-agent", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the exchange in flight (which the client's timeout bounds)."""
         self._stopping = True
         self._waiter.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
             self._thread = None
 
     def wake(self) -> None:
@@ -332,7 +334,8 @@ class SyncAgent:
         )
         return max(0.05, self._rand() * ceiling)
 
-    def _run(self) -> None:
+    def run_forever(self) -> None:
+        """The agent's loop (start() runs it on a daemon thread) until stop()."""
         while not self._stopping:
             due = self._last_full is None or (
                 self._mono() - self._last_full >= self._tuning.interval_s

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -47,7 +48,9 @@ Ident = Annotated[
 ]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 EnrolCode = Annotated[
-    str, StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Z2-7-]+$", to_upper=True)
+    str,
+    BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
+    StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Z2-7-]+$"),
 ]
 
 

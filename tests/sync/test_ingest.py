@@ -1,0 +1,153 @@
+"""Storing pushed events: idempotence, checks, quarantine and the hash chain (SQLite and PG)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from central.ingest import anomalies, events, ingest_events, kiosks, rejected_events
+from sync.events import Event, seal
+from tests.sync.helpers import RULES, T0, MemoryLog, enrolled, load_roster
+
+
+@pytest.fixture
+def site(central_engine):
+    load_roster(central_engine, {"S01": ["C1", "C2", "C3"], "S02": ["C9"]})
+    return central_engine
+
+
+def _count(engine, table) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def _anomalies(engine, kind: str) -> list[dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(anomalies).where(anomalies.c.kind == kind).order_by(anomalies.c.anomaly_id)
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+def _push(engine, log: MemoryLog, batch: list[Event] | list[dict]):
+    wire = [e.wire() if isinstance(e, Event) else e for e in batch]
+    return ingest_events(engine, log.identity, wire, T0, RULES)
+
+
+def test_replayed_batches_store_nothing_twice(site):
+    kiosk_id, _ = enrolled(site, "S01")
+    log = MemoryLog(kiosk_id, "S01")
+    batch = [log.record(f"C{i % 3 + 1}", "arrival", T0 + timedelta(minutes=i)) for i in range(6)]
+    first = _push(site, log, batch)
+    assert [r.status for r in first.results] == ["stored"] * 6
+    again = _push(site, log, batch)
+    assert [r.status for r in again.results] == ["duplicate"] * 6
+    overlapping = _push(
+        site, log, [*batch[3:], log.record("C1", "departure", T0 + timedelta(hours=8))]
+    )
+    assert [r.status for r in overlapping.results] == ["duplicate"] * 3 + ["stored"]
+    assert _count(site, events) == 7
+    with site.connect() as conn:
+        head = conn.execute(select(kiosks).where(kiosks.c.kiosk_id == kiosk_id)).one()
+    assert (head.chain_seq, head.chain_hash) == (7, log.events[-1].hash)
+    assert _anomalies(site, "chain_gap") == [] and _anomalies(site, "chain_fork") == []
+
+
+def test_events_for_another_kiosk_are_refused_and_kept_apart(site):
+    mine, _ = enrolled(site, "S01")
+    other, _ = enrolled(site, "S01")
+    log = MemoryLog(mine, "S01")
+    forged = MemoryLog(other, "S01").record("C1", "arrival", T0)
+    good = log.record("C2", "arrival", T0)
+    answer = _push(site, log, [forged, good])
+    assert answer.results[0].status == "rejected"
+    assert "not the sending kiosk" in answer.results[0].reason
+    assert answer.results[1].status == "stored"
+    with site.connect() as conn:
+        stored = conn.execute(select(events.c.kiosk_id)).scalars().all()
+        kept = conn.execute(select(rejected_events.c.event_id)).scalars().all()
+    assert stored == [mine]
+    assert kept == [str(forged.event_id)]
+
+
+def test_one_bad_event_does_not_hold_back_the_good_ones(site):
+    kiosk_id, _ = enrolled(site, "S01")
+    log = MemoryLog(kiosk_id, "S01")
+    first = log.record("C1", "arrival", T0)
+    tampered = log.record("C2", "arrival", T0 + timedelta(minutes=1)).wire()
+    tampered["cadre_id"] = "C3"  # changed after sealing: the hash no longer matches
+    third = log.record("C3", "arrival", T0 + timedelta(minutes=2))
+    broken = {"event_id": "not-a-uuid", "seq": 99}
+    wrong_site = log.record("C1", "departure", T0 + timedelta(hours=1), site_id="S02")
+    answer = _push(site, log, [first, tampered, third, broken, wrong_site])
+    statuses = [r.status for r in answer.results]
+    assert statuses == ["stored", "rejected", "stored", "rejected", "rejected"]
+    assert "hash" in answer.results[1].reason
+    assert "event_id" in answer.results[3].reason and answer.results[3].seq == 99
+    assert "site_id" in answer.results[4].reason
+    assert (answer.stored, answer.rejected) == (2, 3)
+    assert _count(site, rejected_events) == 3
+    # The tampered event is missing from the chain: seq 2 is a gap until it comes.
+    gaps = _anomalies(site, "chain_gap")
+    assert [(g["seq"], g["resolved_at"]) for g in gaps] == [(2, None)]
+
+
+def test_reused_event_id_with_other_content_is_a_conflict(site):
+    kiosk_id, _ = enrolled(site, "S01")
+    log = MemoryLog(kiosk_id, "S01")
+    original = log.record("C1", "arrival", T0)
+    _push(site, log, [original])
+    impostor = seal({k: v for k, v in original.wire().items() if k != "hash"} | {"cadre_id": "C2"})
+    answer = _push(site, log, [impostor])
+    assert answer.results[0].status == "rejected"
+    assert "different event" in answer.results[0].reason
+    assert len(_anomalies(site, "event_conflict")) == 1
+    with site.connect() as conn:
+        assert conn.execute(select(events.c.cadre_id)).scalars().all() == ["C1"]
+
+
+def test_gap_is_reported_then_resolved_when_the_missing_event_arrives(site):
+    kiosk_id, _ = enrolled(site, "S01")
+    log = MemoryLog(kiosk_id, "S01")
+    batch = [log.record("C1", "arrival", T0 + timedelta(minutes=i * 10)) for i in range(5)]
+    _push(site, log, batch[:2])
+    _push(site, log, batch[4:])
+    _push(site, log, batch[4:])  # the same gap again: still one anomaly
+    gaps = _anomalies(site, "chain_gap")
+    assert len(gaps) == 1
+    assert (gaps[0]["seq"], gaps[0]["detail"]) == (3, "seq 3-4 missing before seq 5")
+    _push(site, log, batch[2:4])
+    gaps = _anomalies(site, "chain_gap")
+    assert gaps[0]["resolved_at"] is not None
+    with site.connect() as conn:
+        head = conn.execute(select(kiosks.c.chain_seq).where(kiosks.c.kiosk_id == kiosk_id))
+        assert head.scalar_one() == 5
+    assert _anomalies(site, "chain_fork") == []
+
+
+def test_forks_two_events_with_one_seq_and_a_broken_link(site):
+    kiosk_id, _ = enrolled(site, "S01")
+    log = MemoryLog(kiosk_id, "S01")
+    first = log.record("C1", "arrival", T0)
+    second = log.record("C2", "arrival", T0 + timedelta(minutes=1))
+    _push(site, log, [first, second])
+    # A kiosk restored from an old backup writes a different seq 2 after seq 1.
+    restored = MemoryLog(kiosk_id, "S01")
+    restored.events = [first]
+    other_second = restored.record("C3", "arrival", T0 + timedelta(minutes=5))
+    answer = _push(site, log, [other_second])
+    assert answer.results[0].status == "stored"  # a real scan: kept, and the fork shown
+    forks = _anomalies(site, "chain_fork")
+    assert len(forks) == 1 and forks[0]["seq"] == 2
+    assert str(second.event_id) in forks[0]["detail"]
+    assert str(other_second.event_id) in forks[0]["detail"]
+    # seq 3 whose prev_hash names neither seq 2.
+    honest = log.record("C1", "departure", T0 + timedelta(hours=8))
+    unlinked = seal(
+        {k: v for k, v in honest.wire().items() if k != "hash"} | {"prev_hash": "f" * 64}
+    )
+    _push(site, log, [unlinked])
+    forks = _anomalies(site, "chain_fork")
+    assert len(forks) == 2 and forks[1]["seq"] == 3 and "does not follow" in forks[1]["detail"]

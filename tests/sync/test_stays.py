@@ -1,0 +1,177 @@
+"""Stays: records of every kiosk of a site paired by corrected time, corrections honoured."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from central import corrections, stays
+from central.ingest import anomalies, ingest_events
+from tests.sync.helpers import RULES, T0, MemoryLog, enrolled, load_roster
+
+DAY = date(2026, 12, 1)  # the service day of T0 (06:00 in Shanghai)
+
+
+@pytest.fixture
+def site(central_engine):
+    load_roster(central_engine, {"S01": ["C1", "C2", "C3"], "S02": ["C9"]})
+    return central_engine
+
+
+def push(engine, log: MemoryLog, batch) -> None:
+    answer = ingest_events(engine, log.identity, [e.wire() for e in batch], T0, RULES)
+    assert all(r.status == "stored" for r in answer.results), answer.results
+
+
+def stays_of(engine, cadre_id: str) -> list[dict]:
+    with engine.connect() as conn:
+        return stays.stays_for_cadre(conn, cadre_id, DAY, DAY)
+
+
+def anomaly_kinds(engine, cadre_id: str) -> list[str]:
+    with engine.connect() as conn:
+        return sorted(
+            conn.execute(select(anomalies.c.kind).where(anomalies.c.cadre_id == cadre_id))
+            .scalars()
+            .all()
+        )
+
+
+def two_kiosks(engine) -> tuple[MemoryLog, MemoryLog]:
+    first, _ = enrolled(engine, "S01")
+    second, _ = enrolled(engine, "S01")
+    return MemoryLog(first, "S01", "boot-a"), MemoryLog(second, "S01", "boot-b")
+
+
+def test_arrive_at_one_kiosk_leave_at_the_other(site):
+    gate, back_door = two_kiosks(site)
+    arrival = gate.record("C1", "arrival", T0)
+    # The back door was offline from the gate, so it took the cadre's scan for an arrival.
+    leaving = back_door.record("C1", "arrival", T0 + timedelta(hours=9, minutes=12))
+    push(site, back_door, [leaving])  # order of arrival at the centre does not matter
+    push(site, gate, [arrival])
+    [stay] = stays_of(site, "C1")
+    assert stay["state"] == "closed"
+    assert (stay["arrival_event_id"], stay["departure_event_id"]) == (
+        str(arrival.event_id),
+        str(leaving.event_id),
+    )
+    assert stay["duration_s"] == (9 * 60 + 12) * 60
+    assert (stay["arrival_kiosk_id"], stay["departure_kiosk_id"]) == (
+        gate.kiosk_id,
+        back_door.kiosk_id,
+    )
+    assert "kiosk_disagrees" in stay["flags"] and "cross_kiosk" in stay["flags"]
+    assert anomaly_kinds(site, "C1") == ["kiosk_disagrees"]
+
+
+def test_scans_at_both_kiosks_within_the_repeat_window_count_once(site):
+    gate, back_door = two_kiosks(site)
+    push(site, gate, [gate.record("C2", "arrival", T0)])
+    push(site, back_door, [back_door.record("C2", "arrival", T0 + timedelta(seconds=40))])
+    [stay] = stays_of(site, "C2")
+    assert stay["state"] == "open" and stay["flags"] == []
+    push(site, gate, [gate.record("C2", "departure", T0 + timedelta(hours=8))])
+    [stay] = stays_of(site, "C2")
+    assert stay["state"] == "closed" and stay["duration_s"] == 8 * 3600
+
+
+def test_kiosk_void_and_replacement_are_honoured(site):
+    gate, _ = two_kiosks(site)
+    mistaken = gate.record("C3", "arrival", T0)
+    real = gate.record("C3", "departure", T0 + timedelta(hours=8))
+    void = gate.record(
+        "C3",
+        "void",
+        T0 + timedelta(hours=8, minutes=5),
+        source="manual",
+        operator="lead",
+        reason="scanned the wrong badge",
+        corrects=mistaken.event_id,
+    )
+    push(site, gate, [mistaken, real, void])
+    # With the arrival voided, the afternoon scan is the cadre's first of the day: an arrival
+    # by the kiosks' own rule, and the kiosk's "departure" is shown as a disagreement.
+    [stay] = stays_of(site, "C3")
+    assert stay["state"] == "open" and stay["arrival_event_id"] == str(real.event_id)
+    assert stay["flags"] == ["kiosk_disagrees"]
+    # The lead enters the true arrival by hand: a manual record says what it is.
+    by_hand = gate.record(
+        "C3",
+        "arrival",
+        T0 - timedelta(minutes=30),
+        source="manual",
+        operator="lead",
+        reason="forgot badge",
+    )
+    push(site, gate, [by_hand])
+    [stay] = stays_of(site, "C3")
+    assert stay["state"] == "closed" and stay["arrival_event_id"] == str(by_hand.event_id)
+    assert stay["departure_event_id"] == str(real.event_id) and stay["flags"] == []
+    assert stay["duration_s"] == int(8.5 * 3600)
+
+
+def test_staff_correction_feeds_the_stays(site):
+    gate, _ = two_kiosks(site)
+    arrival = gate.record("C1", "arrival", T0)
+    push(site, gate, [arrival])
+    with site.begin() as conn:
+        corrections.add_correction(
+            conn,
+            corrections.NewCorrection(
+                action="add",
+                cadre_id="C1",
+                site_id="S01",
+                service_day=DAY,
+                reason="left without scanning",
+                staff_user="admin",
+                kind="departure",
+                event_time=(T0 + timedelta(hours=7)).replace(tzinfo=None),
+            ),
+            T0,
+        )
+        stays.recompute(conn, [("C1", DAY)], RULES, T0)
+    [stay] = stays_of(site, "C1")
+    assert stay["state"] == "closed" and stay["duration_s"] == 7 * 3600
+
+
+def test_two_sites_and_overlong_and_old_arrival_are_anomalies(site):
+    gate, _ = two_kiosks(site)
+    elsewhere_id, _ = enrolled(site, "S02")
+    elsewhere = MemoryLog(elsewhere_id, "S02", "boot-c")
+    push(site, gate, [gate.record("C1", "arrival", T0)])
+    push(site, elsewhere, [elsewhere.record("C1", "arrival", T0 + timedelta(hours=1))])
+    push(site, gate, [gate.record("C1", "departure", T0 + timedelta(hours=13))])
+    found = stays_of(site, "C1")
+    assert {s["site_id"] for s in found} == {"S01", "S02"}
+    assert all("two_sites" in s["flags"] for s in found)
+    assert anomaly_kinds(site, "C1") == ["overlong_stay", "two_sites"]
+
+
+def test_summaries_count_expected_arrived_present_departed_absent(site):
+    gate, back_door = two_kiosks(site)
+    push(site, gate, [gate.record("C1", "arrival", T0), gate.record("C2", "arrival", T0)])
+    push(site, back_door, [back_door.record("C2", "arrival", T0 + timedelta(hours=8))])
+    visitor_log = MemoryLog(gate.kiosk_id, "S01", "boot-a")
+    visitor_log.events = list(gate.events)
+    push(site, gate, [visitor_log.record("C9", "arrival", T0 + timedelta(minutes=5))])
+    now = T0 + timedelta(hours=9)
+    with site.connect() as conn:
+        summary = stays.site_day_summary(conn, "S01", DAY, now, RULES)
+        everything = stays.all_sites_summary(conn, DAY, now, RULES)
+        present = stays.present_cadres(conn, "S01", DAY, now, RULES)
+        chart = stays.arrivals_histogram(conn, "S01", DAY, RULES)
+    assert (summary.expected, summary.arrived, summary.present, summary.departed) == (3, 3, 2, 1)
+    assert (summary.absent, summary.visitors) == (1, 1)  # C3 absent, C9 from S02
+    assert [s.site_id for s in everything] == ["S01", "S02"]
+    assert everything[1].absent == 1  # C9 was not at its own site
+    assert {p["cadre_id"] for p in present} == {"C1", "C9"}
+    assert len(chart) == 96 and sum(count for _, count in chart) == 3
+    later = T0 + timedelta(days=1)
+    with site.connect() as conn:
+        next_day = stays.site_day_summary(conn, "S01", DAY, later, RULES)
+        left_open = stays.anomaly_list(conn, DAY, DAY, later, RULES, kinds=["no_departure"])
+    assert next_day.present == 0  # the day is over: nobody is still present
+    assert {a["cadre_id"] for a in left_open} == {"C1", "C9"}
