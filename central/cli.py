@@ -6,6 +6,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -213,3 +214,95 @@ def badges_check_command(instance: Path, payload: str) -> None:
     result["on_roster"] = row is not None if check.cadre_id else None
     click.echo(json.dumps(result, ensure_ascii=False))
     raise SystemExit(0 if check.valid else 1)
+
+
+# --- staff accounts and exports ------------------------------------------------------------------
+
+
+@main.group("user")
+def user_group() -> None:
+    """Central staff accounts for the staff pages."""
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "viewer"]),
+    required=True,
+    help="admin: roster, badges, kiosks, corrections; viewer: look and export only.",
+)
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+@click.pass_obj
+def user_add_command(instance: Path, name: str, role: str, password_stdin: bool) -> None:
+    """Add a staff account NAME; asks for its password (twice) unless --password-stdin."""
+    from central import users
+
+    _, engine = _open_store(instance)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = users.add_user(engine, name, password, role)
+    except users.UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"added {user.role} {user.username}")
+
+
+@main.command("export")
+@click.option(
+    "--from", "first", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First service day."
+)
+@click.option(
+    "--to", "last", type=click.DateTime(["%Y-%m-%d"]), required=True, help="Last service day."
+)
+@click.option("--site", "sites", multiple=True, help="A site to include (repeat it); none: all.")
+@click.option("--what", type=click.Choice(["stays", "events"]), default="stays", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["xlsx", "csv"]),
+    default=None,
+    help="Default: from the suffix of --out.",
+)
+@click.option(
+    "--language",
+    type=click.Choice(["zh-CN", "en"]),
+    default=None,
+    help="Language of the column headers; default: the language setting.",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.pass_obj
+def export_command(
+    instance: Path,
+    first: Any,
+    last: Any,
+    sites: tuple[str, ...],
+    what: str,
+    fmt: str | None,
+    language: str | None,
+    out: Path,
+) -> None:
+    """Write the stays (or every record) of service days --from..--to as XLSX or CSV."""
+    from zoneinfo import ZoneInfo
+
+    from central import exports
+    from sync import tabular
+
+    settings, engine = _open_store(instance)
+    request = exports.ExportRequest(first.date(), last.date(), sites, what)  # type: ignore[arg-type]
+    try:
+        chosen = fmt or tabular.format_for(out)
+        missing = exports.unknown_sites(engine, sites)
+        if missing:
+            raise exports.ExportError(f"unknown site(s): {', '.join(missing)}")
+        zone = ZoneInfo(settings.timezone)
+        headers = language or settings.language
+        table = exports.build_table(engine, request, zone, headers)  # type: ignore[arg-type]
+        rows = tabular.write_file(table, out, chosen)  # type: ignore[arg-type]
+    except (ValueError, exports.ExportError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {rows} rows to {out}")

@@ -7,6 +7,7 @@ correct records; "viewer" may only look and export. Passwords are stored as scry
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -46,9 +47,12 @@ users = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+
 # Checked against when the name is unknown, so a wrong name costs as long as a wrong password and
 # the login page does not reveal which staff names exist.
-_DUMMY_HASH = generate_password_hash("not-a-real-password-0000")
+@functools.cache
+def _dummy_hash() -> str:
+    return generate_password_hash("not-a-real-password-0000")
 
 
 class UserError(ValueError):
@@ -147,7 +151,7 @@ def authenticate(engine: Engine, username: str, password: str) -> User | None:
     with engine.connect() as conn:
         row = conn.execute(select(users).where(users.c.username == username)).first()
     if row is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return None
     if not check_password_hash(row.password_hash, password) or not row.active:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,14 +14,34 @@ from werkzeug.security import generate_password_hash
 
 from central import users
 from central.app import create_app
+from central.db import create_schema, make_engine
 from central.settings import CentralSettings
 from tests.central_web.helpers import NOW, PASSWORDS, Clock, log_in
 
 
 @pytest.fixture(scope="session")
-def password_hashes() -> dict[str, str]:
-    # scrypt is slow on purpose: hash once per session, not once per test.
-    return {role: generate_password_hash(pw) for role, pw in PASSWORDS.items()}
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with the schema and two staff accounts, made once and copied for each test.
+
+    The accounts use a one-round PBKDF2 hash: logging in is checked the same way, without the
+    deliberate cost of scrypt in every test (tests/central_web/test_users.py covers scrypt).
+    """
+    path = tmp_path_factory.mktemp("template") / "central.db"
+    engine = make_engine(f"sqlite:///{path}")
+    create_schema(engine)
+    with engine.begin() as conn:
+        for role, password in PASSWORDS.items():
+            conn.execute(
+                insert(users.users).values(
+                    username=role,
+                    password_hash=generate_password_hash(password, method="pbkdf2:sha256:1"),
+                    role=role,
+                    active=True,
+                    created_at=NOW,
+                )
+            )
+    engine.dispose()  # the last connection checkpoints the WAL into the file
+    return path
 
 
 @pytest.fixture
@@ -29,15 +50,15 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def make_app(
-    tmp_path: Path, password_hashes: dict[str, str], clock: Clock
-) -> Iterator[Callable[..., Flask]]:
+def make_app(tmp_path: Path, template_db: Path, clock: Clock) -> Iterator[Callable[..., Flask]]:
     engines = []
 
     def build(**settings: object) -> Flask:
         from central.web import init_app
 
         instance = tmp_path / f"instance{len(engines)}"
+        instance.mkdir()
+        shutil.copyfile(template_db, instance / "central.db")
         app = create_app(
             instance,
             CentralSettings(**settings),
@@ -48,17 +69,6 @@ def make_app(
             init_app(app)
         engine = app.extensions["central"].engine
         engines.append(engine)
-        with engine.begin() as conn:
-            for role, password_hash in password_hashes.items():
-                conn.execute(
-                    insert(users.users).values(
-                        username=role,
-                        password_hash=password_hash,
-                        role=role,
-                        active=True,
-                        created_at=NOW,
-                    )
-                )
         return app
 
     yield build

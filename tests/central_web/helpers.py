@@ -39,5 +39,11 @@ def csrf_from(html: str) -> str:
 
 
 def csrf_of(client: FlaskClient) -> str:
+    """The session's CSRF token; a page view makes one (login starts a fresh session)."""
+    with client.session_transaction() as session:
+        token = session.get("csrf")
+    if token:
+        return token
+    client.get("/staff/corrections")
     with client.session_transaction() as session:
         return session["csrf"]

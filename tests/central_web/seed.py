@@ -119,7 +119,9 @@ def seed(app: Flask) -> Seeded:
     push(engine, east, list(made.values()), now, app)
     heartbeat(engine, east, now - timedelta(seconds=30), app, queue_length=2)
     heartbeat(engine, west, now - timedelta(hours=3), app)
-    return Seeded({"S01": east, "S02": west}, made)
+    seeded = Seeded({"S01": east, "S02": west}, made)
+    app.extensions["seeded"] = seeded
+    return seeded
 
 
 def utc(moment: datetime) -> datetime:
