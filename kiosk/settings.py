@@ -126,6 +126,30 @@ class KioskSettings(StrictSettings):
 
     # Sync
     central_url: str = Field("", description="Base URL of the central server; empty: no sync.")
+    sync_interval_s: float = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        description="Seconds between pulls and heartbeats; events also go at once after a scan.",
+    )
+    sync_batch_size: int = Field(
+        500, ge=1, le=2000, description="Events sent to the centre per request."
+    )
+    sync_timeout_s: float = Field(
+        15.0, gt=0, le=300, description="Seconds to wait for the centre before giving up."
+    )
+    sync_backoff_base_s: float = Field(
+        2.0, gt=0, le=600, description="First retry delay after a failed exchange (doubles)."
+    )
+    sync_backoff_cap_s: float = Field(
+        60.0, gt=0, le=3600, description="Longest retry delay after failed exchanges."
+    )
+    sync_wake_min_interval_s: float = Field(
+        5.0,
+        ge=0,
+        le=600,
+        description="While the centre is unreachable, a scan retries no sooner than this.",
+    )
 
     # Server
     listen_host: str = Field("0.0.0.0", description="Address the kiosk's pages listen on.")
