@@ -1,0 +1,61 @@
+"""Frames in, badge payloads out: camera sources, decoding, repeat suppression, camera health.
+
+Imports nothing else of this project. The kiosk maps its settings onto ScannerOptions:
+
+    from scanner import ScanLoop, ScannerOptions
+    loop = ScanLoop(ScannerOptions(source="usb", device="0"), on_payload)
+    loop.start()
+
+`decode_frame` is the one decode pipeline, used by the scan loop and by `kiosk decode`.
+"""
+
+from scanner.decode import (
+    Decoded,
+    ImageReadError,
+    QrDecoder,
+    decode_frame,
+    default_decoder,
+    read_image,
+    to_grey,
+)
+from scanner.health import CameraHealth, HealthState
+from scanner.loop import Backoff, LatestFrame, PayloadCallback, ScanLoop
+from scanner.options import SOURCE_NAMES, ScannerOptions
+from scanner.repeat import RepeatFilter
+from scanner.sources import (
+    DemoSource,
+    FrameSource,
+    ImageFolderSource,
+    OpenCvSource,
+    PicameraSource,
+    SourceError,
+    VideoFileSource,
+    open_source,
+)
+
+__all__ = [
+    "SOURCE_NAMES",
+    "Backoff",
+    "CameraHealth",
+    "Decoded",
+    "DemoSource",
+    "FrameSource",
+    "HealthState",
+    "ImageFolderSource",
+    "ImageReadError",
+    "LatestFrame",
+    "OpenCvSource",
+    "PayloadCallback",
+    "PicameraSource",
+    "QrDecoder",
+    "RepeatFilter",
+    "ScanLoop",
+    "ScannerOptions",
+    "SourceError",
+    "VideoFileSource",
+    "decode_frame",
+    "default_decoder",
+    "open_source",
+    "read_image",
+    "to_grey",
+]
