@@ -47,6 +47,13 @@ class KioskSettings(StrictSettings):
     camera_fps: float = Field(
         15.0, gt=0, le=120, description="Frames per second asked of the camera."
     )
+    camera_repeat_s: float = Field(
+        3.0,
+        ge=0,
+        le=60,
+        description="A badge held in view is read once; it is read again only after it has been "
+        "out of view this many seconds (the check-in repeat window is repeat_window_s).",
+    )
 
     # Check-in rules
     repeat_window_s: float = Field(
