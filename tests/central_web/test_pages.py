@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
@@ -57,6 +58,9 @@ def test_site_page_lists_cadres_with_status_and_arrival_chart(seeded, viewer):
     assert re.search(r"赵敏 C004 · 不在本站名单", text)
     html = response.get_data(as_text=True)
     assert 'src="/staff/static/chart.js"' in html
+    data = re.search(r'<script type="application/json" id="arrivals-data">(.*?)</script>', html)
+    slots = {slot["t"]: slot["n"] for slot in json.loads(data[1])}
+    assert slots["06:00"] == 2 and slots["07:00"] == 1, "slots in local time"
     assert "cdn" not in html.lower()
     chart = viewer.get("/staff/sites/S01/arrivals.json").get_json()
     assert chart["slot_minutes"] == 15

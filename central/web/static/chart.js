@@ -20,7 +20,9 @@
   }
 
   function draw(box, slots) {
-    var width = 640, height = 220, left = 34, right = 8, top = 10, bottom = 28;
+    // Drawn at the width it is shown at, so the labels keep their size on a phone.
+    var width = Math.max(300, Math.round(box.clientWidth || 640));
+    var height = 220, left = 34, right = 8, top = 10, bottom = 28;
     var plotW = width - left - right, plotH = height - top - bottom;
     var max = niceMax(Math.max.apply(null, slots.map(function (s) { return s.n; })));
     var svg = el("svg", { viewBox: "0 0 " + width + " " + height });
@@ -32,7 +34,7 @@
       svg.appendChild(el("text", { x: left - 4, y: y + 4, "text-anchor": "end" }, String(value)));
     }
     var slotW = plotW / slots.length;
-    var labelEvery = Math.max(1, Math.ceil(slots.length / 10));
+    var labelEvery = Math.max(1, Math.ceil(slots.length / Math.max(2, Math.floor(plotW / 56))));
     slots.forEach(function (slot, index) {
       var barH = plotH * slot.n / max;
       var x = left + index * slotW;

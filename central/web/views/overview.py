@@ -46,7 +46,11 @@ def _site_page(site_id: str) -> queries.SitePage:
 @staff.route("/sites/<site_id>")
 def site(site_id: str) -> str:
     page = _site_page(site_id)
-    chart = [{"t": slot.strftime("%H:%M"), "n": count} for slot, count in page.arrivals_per_slot]
+    zone = state().zone
+    chart = [
+        {"t": slot.astimezone(zone).strftime("%H:%M"), "n": count}
+        for slot, count in page.arrivals_per_slot
+    ]
     return render_template(
         "site.html",
         section="overview",
