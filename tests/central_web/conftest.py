@@ -17,6 +17,7 @@ from central.app import create_app
 from central.db import create_schema, make_engine
 from central.settings import CentralSettings
 from tests.central_web.helpers import NOW, PASSWORDS, Clock, log_in
+from tests.pg import central_engine, postgres_url  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -98,3 +99,30 @@ def viewer(app: Flask) -> FlaskClient:
     client = app.test_client()
     log_in(client, "viewer")
     return client
+
+
+@pytest.fixture
+def app_on(central_engine, tmp_path: Path, clock: Clock) -> Callable[[], Flask]:  # noqa: F811
+    """An app on `central_engine` (SQLite, then PostgreSQL when one is configured)."""
+
+    def build() -> Flask:
+        with central_engine.begin() as conn:
+            for role, password in PASSWORDS.items():
+                conn.execute(
+                    insert(users.users).values(
+                        username=role,
+                        password_hash=generate_password_hash(password, method="pbkdf2:sha256:1"),
+                        role=role,
+                        active=True,
+                        created_at=NOW,
+                    )
+                )
+        return create_app(
+            tmp_path / "instance-on",
+            CentralSettings(),
+            engine=central_engine,
+            now=clock,
+            config={"TESTING": True},
+        )
+
+    return build
