@@ -306,3 +306,145 @@ def export_command(
     except (ValueError, exports.ExportError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {rows} rows to {out}")
+
+
+# --- kiosks and the server ---------------------------------------------------------------------
+
+
+def _centre_url(settings: central_settings.CentralSettings) -> str:
+    if settings.public_url:
+        return settings.public_url
+    host = settings.listen_host
+    if host in ("0.0.0.0", "::", ""):
+        click.echo(
+            "note: listen_host is a wildcard; set public_url to the address kiosks reach", err=True
+        )
+    return f"http://{host}:{settings.listen_port}/"
+
+
+def _show_enrolment_code(instance: Path, settings: Any, new: Any, qr_out: Path | None) -> None:
+    import qrcode
+
+    from sync.protocol import enrolment_qr_text
+
+    url = _centre_url(settings)
+    zone = ZoneInfo(settings.timezone)
+    expires = new.expires_at.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone)
+    path = qr_out or instance / f"enrol-{new.kiosk_id}.png"
+    qrcode.make(enrolment_qr_text(new.code, url)).save(path)
+    click.echo(f"kiosk {new.kiosk_id} of site {new.site_id}")
+    click.echo(f"one-time code: {new.code}  (valid until {expires:%Y-%m-%d %H:%M %Z}, once)")
+    click.echo(f"on the kiosk:  kiosk enroll {url} {new.code}")
+    click.echo(f"or show the kiosk's camera the QR code in {path}")
+
+
+@main.group("kiosk")
+def kiosk_group() -> None:
+    """Kiosk enrolment and revocation."""
+
+
+@kiosk_group.command("add")
+@click.option("--site", "site_id", required=True, help="Site id the kiosk stands at.")
+@click.option("--name", default="", help="A name staff will recognise (where it stands).")
+@click.option("--id", "kiosk_id", default=None, help="Kiosk id; default: <site>-<n>.")
+@click.option(
+    "--qr",
+    "qr_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the QR image of the code [default: <instance>/enrol-<id>.png].",
+)
+@click.pass_obj
+def kiosk_add_command(
+    instance: Path, site_id: str, name: str, kiosk_id: str | None, qr_out: Path | None
+) -> None:
+    """Add a kiosk and print its one-time enrolment code (also written as a QR PNG)."""
+    from datetime import UTC, timedelta
+
+    from central import kiosks
+
+    settings, engine = _open_store(instance)
+    ttl = timedelta(hours=settings.enrolment_code_ttl_h)
+    try:
+        new = kiosks.add_kiosk(
+            engine, site_id, datetime.now(UTC), ttl, name=name, kiosk_id=kiosk_id, created_by="cli"
+        )
+    except kiosks.KioskError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _show_enrolment_code(instance, settings, new, qr_out)
+
+
+@kiosk_group.command("code")
+@click.argument("kiosk_id")
+@click.option("--qr", "qr_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.pass_obj
+def kiosk_code_command(instance: Path, kiosk_id: str, qr_out: Path | None) -> None:
+    """A new one-time code for an existing kiosk (its SD card was replaced)."""
+    from datetime import UTC, timedelta
+
+    from central import kiosks
+
+    settings, engine = _open_store(instance)
+    ttl = timedelta(hours=settings.enrolment_code_ttl_h)
+    try:
+        new = kiosks.new_enrolment_code(engine, kiosk_id, datetime.now(UTC), ttl)
+    except kiosks.KioskError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _show_enrolment_code(instance, settings, new, qr_out)
+
+
+@kiosk_group.command("revoke")
+@click.argument("kiosk_id")
+@click.pass_obj
+def kiosk_revoke_command(instance: Path, kiosk_id: str) -> None:
+    """Shut a kiosk out at once: every call with its token gets 401."""
+    from datetime import UTC
+
+    from central import kiosks
+
+    _, engine = _open_store(instance)
+    try:
+        kiosks.revoke(engine, kiosk_id, datetime.now(UTC), by="cli")
+    except kiosks.KioskError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"kiosk {kiosk_id} revoked: its token no longer works")
+
+
+@kiosk_group.command("list")
+@click.pass_obj
+def kiosk_list_command(instance: Path) -> None:
+    """Every kiosk with its site and state."""
+    from central import kiosks
+
+    _, engine = _open_store(instance)
+    with engine.connect() as conn:
+        for row in kiosks.list_kiosks(conn):
+            state = (
+                "revoked"
+                if row["revoked_at"]
+                else ("enrolled" if row["enrolled_at"] else "waiting for enrolment")
+            )
+            pushed = row["last_push_at"]
+            last = f", last push {pushed:%Y-%m-%d %H:%M} UTC" if pushed else ""
+            click.echo(f"{row['kiosk_id']}\t{row['site_id']}\t{state}{last}\t{row['name']}")
+
+
+@main.command("serve")
+@click.option("--host", default=None, help="Address to listen on [default: listen_host].")
+@click.option("--port", type=int, default=None, help="Port to listen on [default: listen_port].")
+@click.pass_obj
+def serve_command(instance: Path, host: str | None, port: int | None) -> None:
+    """Serve the kiosk API and the staff pages with waitress (put nginx with TLS in front)."""
+    import waitress
+
+    from central.app import create_app
+
+    settings, _ = _open_store(instance)
+    app = create_app(instance, settings)
+    waitress.serve(
+        app,
+        host=host or settings.listen_host,
+        port=port or settings.listen_port,
+        threads=settings.server_threads,
+        ident="central",
+    )

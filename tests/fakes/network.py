@@ -85,3 +85,36 @@ def session_with(adapter: BaseAdapter) -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+class LoopbackServer:
+    """A WSGI app served by waitress on 127.0.0.1 (a free port) in a daemon thread."""
+
+    def __init__(self, app: Any, threads: int = 4):
+        import threading
+
+        import waitress
+
+        self._server = waitress.create_server(
+            app, host="127.0.0.1", port=0, threads=threads, asyncore_loop_timeout=0.1
+        )
+        self.url = f"http://127.0.0.1:{self._server.effective_port}/"
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._server.run()
+        except OSError:
+            if not self._closing:  # a socket closed under select() while shutting down
+                raise
+
+    def close(self) -> None:
+        # Closing the listening socket is not enough: waitress's loop runs while any kept-alive
+        # client connection stays in its socket map.
+        self._closing = True
+        for channel in list(self._server._map.values()):
+            channel.handle_close()
+        self._server.task_dispatcher.shutdown()
+        self._thread.join(5)
