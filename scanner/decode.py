@@ -306,12 +306,11 @@ class QrDecoder:
         # Close over dark modules (not over the surround, which is wider) to get the code's blob.
         k = max(3, min(h, w) // 10)
         closed = cv2.morphologyEx(light, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
-        if count < 2:
+        contours, _ = cv2.findContours(closed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        if not contours:
             return []
-        largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-        points = cv2.findNonZero((labels == largest).astype(np.uint8))
-        corners = cv2.boxPoints(cv2.minAreaRect(points)).astype(np.int32)
+        blob = max(contours, key=cv2.contourArea)
+        corners = cv2.boxPoints(cv2.minAreaRect(blob)).astype(np.int32)
         inside = np.zeros_like(crop)
         cv2.fillConvexPoly(inside, corners, 255)
         lightened = np.where(inside > 0, crop, np.uint8(255))

@@ -143,7 +143,7 @@ class HealthMonitor:
         limit = f" of {cap}" if cap else ""
         self._problem = (
             HealthState.RESTARTING,
-            f"{reason}; reopening in {delay_s:.0f} s (attempt {attempt}{limit})",
+            f"{reason}; reopening in {delay_s:.2f} s (attempt {attempt}{limit})",
         )
 
     def failed(self, reason: str) -> None:

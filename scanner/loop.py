@@ -325,7 +325,7 @@ class ScanLoop:
             return
         delay = self._backoff.next_delay()
         log.warning(
-            "camera %s: %s; reopening in %.1f s (attempt %d%s)",
+            "camera %s: %s; reopening in %.2f s (attempt %d%s)",
             self.source.describe(),
             reason,
             delay,
