@@ -95,6 +95,21 @@ def _writer(directory: Path, config: StoreConfig, disk: DiskIO, seed: int, out_f
             log.archive_old(datetime.now(UTC) + timedelta(days=1))
 
 
+def _read_until(fd: int, confirmations: int, deadline_s: float = 10.0) -> bytes:
+    data = b""
+    end = time.monotonic() + deadline_s
+    while data.count(b"\nE ") + data.startswith(b"E ") < confirmations:
+        if time.monotonic() > end:
+            break
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
 def _read_all(fd: int, deadline_s: float = 5.0) -> bytes:
     chunks = []
     end = time.monotonic() + deadline_s
@@ -116,7 +131,8 @@ def run_trial(
     seed: int = 1,
     config: StoreConfig | None = None,
     disk: DiskIO | None = None,
-    max_delay_s: float = 0.02,
+    max_delay_s: float = 0.005,
+    confirm_at_most: int = 30,
     progress: Callable[[int, TrialResult], None] | None = None,
 ) -> TrialResult:
     config = config or StoreConfig(segment_events=40, checkpoint_events=9)
@@ -136,12 +152,15 @@ def run_trial(
             finally:
                 os._exit(0)
         os.close(write_fd)
-        # Some kills land while the child is still opening (recovering) the log.
+        # Wait for a random number of confirmations (none: the kill may land while the child is
+        # still opening and recovering the log), then a random moment more. Counting
+        # confirmations keeps the trial meaningful however loaded the machine is.
+        output = _read_until(read_fd, rng.randrange(confirm_at_most + 1))
         time.sleep(rng.uniform(0, max_delay_s))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         result.kills += 1
-        output = _read_all(read_fd)
+        output += _read_all(read_fd)
         os.close(read_fd)
         round_events: dict[int, str] = {}
         for line in output.split(b"\n"):
@@ -191,7 +210,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--max-delay-ms", type=float, default=40.0)
+    parser.add_argument("--max-delay-ms", type=float, default=5.0)
+    parser.add_argument("--confirm-at-most", type=int, default=40)
     parser.add_argument("--slow-fsync-ms", type=float, default=0.0)
     parser.add_argument("--segment-events", type=int, default=40)
     parser.add_argument("--checkpoint-events", type=int, default=9)
@@ -213,6 +233,7 @@ def main() -> int:
         ),
         disk=disk,
         max_delay_s=args.max_delay_ms / 1000,
+        confirm_at_most=args.confirm_at_most,
         progress=progress,
     )
     print(

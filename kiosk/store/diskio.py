@@ -117,7 +117,8 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return removed
     for path in sorted(folder.glob("*" + TEMP_SUFFIX)):
-        with contextlib.suppress(FileNotFoundError):
+        # A read-only disk keeps them; they are ignored all the same.
+        with contextlib.suppress(OSError):
             path.unlink()
             removed.append(path)
     return removed

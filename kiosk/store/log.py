@@ -287,7 +287,11 @@ class EventLog:
             self.directory.mkdir(parents=True, exist_ok=True)
             for sub in (self.journal_dir, self.segment_dir, self.archive_dir):
                 sub.mkdir(exist_ok=True)
-            fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            try:
+                fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            except OSError:
+                # A read-only disk: the log still opens for reading; appends say why they fail.
+                fd = os.open(self.directory / "LOCK", os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             raise StoreError(f"cannot open the event log at {self.directory}: {exc}") from exc
         try:
@@ -549,15 +553,28 @@ class EventLog:
     def _open_fresh_journal_if_needed(self) -> None:
         """Append to a journal named after the next seq. A file of that name can only hold
         bytes that were not replayed (garbage that could not be cut off): never continue it."""
+        try:
+            self._journal = self._new_journal(self._last_seq + 1)
+        except OSError as exc:
+            # A full or read-only disk at start: the log opens for reading, and every append
+            # tries again, so recording resumes by itself when the disk recovers.
+            log.error("event log %s cannot be written yet: %s", self.directory, exc)
+            self._journal = None
+
+    def _new_journal(self, first_seq: int) -> Journal:
         attempt = 0
         while True:
-            path = self.journal_dir / journal_name(self._last_seq + 1, attempt)
+            path = self.journal_dir / journal_name(first_seq, attempt)
             if not path.exists() or path.stat().st_size == 0:
                 break
             attempt += 1
-        self._journal = Journal(path, self._disk, 0)
-        with contextlib.suppress(OSError):
+        journal = Journal(path, self._disk, 0)
+        try:
             self._disk.fsync_dir(self.journal_dir)
+        except OSError:
+            journal.close()
+            raise
+        return journal
 
     def _quarantine(self, name: str, data: bytes) -> None:
         try:
@@ -615,7 +632,11 @@ class EventLog:
             draft["prev_hash"] = self._head_hash
             event = seal(draft)
             line = event.model_dump_json().encode() + b"\n"
-            assert self._journal is not None
+            if self._journal is None:
+                try:
+                    self._journal = self._new_journal(event.seq)
+                except OSError as exc:
+                    raise StoreWriteError("could not store the event", exc) from exc
             self._journal.append(line)
             self._buffer.append(event)
             self._last_seq = event.seq
@@ -629,8 +650,9 @@ class EventLog:
     def _try_checkpoint(self) -> None:
         try:
             self.checkpoint()
-        except OSError as exc:
-            # The events are safe in the journal; try again after another batch.
+        except Exception as exc:
+            # The events are safe in the journal: the append succeeded whatever happens here.
+            # Try again after another batch.
             self._checkpoint_deferred_until = len(self._buffer) + self.config.checkpoint_events
             log.warning("checkpoint put off: %s", exc)
 
@@ -692,8 +714,17 @@ class EventLog:
     def _segment_for_write(self, name: str) -> Segment:
         if self._open_segment is None or self._open_segment.path.name != name:
             self._drop_open_segment()
-            self._cache.pop(name, None)
-            self._open_segment = Segment(self.segment_dir / name, self._disk)
+            stale = self._cache.pop(name, None)
+            if stale is not None:
+                stale.close()
+            segment = Segment(self.segment_dir / name, self._disk)
+            try:
+                segment.docs()
+            except SegmentDamaged:
+                # Damaged since it was last read: keep what is whole before adding to it.
+                self._load_docs_salvaging(segment.path)
+                segment = Segment(self.segment_dir / name, self._disk)
+            self._open_segment = segment
         return self._open_segment
 
     def _drop_open_segment(self) -> None:
@@ -720,9 +751,7 @@ class EventLog:
     def _rotate_journal(self) -> None:
         old = self._journal
         try:
-            new_path = self.journal_dir / journal_name(self._through + 1)
-            fresh = Journal(new_path, self._disk, 0)
-            self._disk.fsync_dir(self.journal_dir)
+            fresh = self._new_journal(self._through + 1)
         except OSError as exc:
             log.warning("journal not rotated (%s); the old one is kept", exc)
             return
@@ -730,7 +759,7 @@ class EventLog:
         if old is not None:
             old.close()
         for _first, _attempt, path in iter_journal_files(self.journal_dir):
-            if path != new_path:
+            if path != fresh.path:
                 with contextlib.suppress(OSError):
                     self._disk.unlink(path)
         with contextlib.suppress(OSError):

@@ -15,7 +15,8 @@ def test_sigkill_at_random_moments_loses_no_confirmed_event(tmp_path):
         300,
         seed=5,
         config=StoreConfig(segment_events=40, checkpoint_events=9),
-        max_delay_s=0.012,
+        max_delay_s=0.004,
+        confirm_at_most=15,
     )
     assert result.problems == []
     assert result.kills == 300

@@ -273,6 +273,21 @@ def test_read_only_disk_refuses_even_the_repair_then_recovers(tmp_path):
         assert log.recovery.clean and verify_log(log).ok and log.last_seq == 4
 
 
+def test_log_opened_on_a_full_disk_reads_and_starts_recording_when_space_returns(tmp_path):
+    with EventLog(tmp_path / "log", SMALL) as log:
+        events = fill(log, 6)
+    disk = FaultyDisk()
+    disk.fill_up()
+    with EventLog(tmp_path / "log", SMALL, disk=disk) as log:
+        assert list(log.iter_events()) == events
+        with pytest.raises(StoreWriteError, match="disk is full"):
+            log.append(event_fields(40))
+        disk.recover()
+        assert log.append(event_fields(41)).seq == 7
+    with EventLog(tmp_path / "log", SMALL) as log:
+        assert verify_log(log).ok and log.last_seq == 7
+
+
 def test_checkpoints_put_off_while_the_disk_is_full_events_still_durable(tmp_path):
     disk = FaultyDisk()
     with EventLog(tmp_path / "log", SMALL, disk=disk) as log:
