@@ -32,6 +32,70 @@ def check_config_command(instance: Path) -> None:
     check_config(kiosk_settings.load, instance)
 
 
+@main.command("decode")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+def decode_command(images: tuple[Path, ...]) -> None:
+    """Read the QR codes in image files with the kiosk's own decode pipeline.
+
+    Prints one JSON object per line and file: {"file", "texts", "ms"}, or {"file", "error"} for
+    a file that cannot be read as an image; exits 1 at the end when any file could not be read.
+    """
+    import json
+    import time
+
+    from scanner import ImageReadError, decode_frame, read_image
+
+    unreadable = 0
+    for path in images:
+        try:
+            frame = read_image(path)
+        except ImageReadError as exc:
+            unreadable += 1
+            click.echo(json.dumps({"file": str(path), "error": str(exc)}, ensure_ascii=False))
+            continue
+        started = time.perf_counter()
+        texts = decode_frame(frame)
+        ms = (time.perf_counter() - started) * 1000.0
+        line = {"file": str(path), "texts": texts, "ms": round(ms, 2)}
+        click.echo(json.dumps(line, ensure_ascii=False))
+    if unreadable:
+        raise SystemExit(1)
+
+
+@main.command("run")
+@click.option("--host", default=None, help="Address to listen on [default: listen_host].")
+@click.option("--port", type=int, default=None, help="Port to listen on [default: listen_port].")
+@click.option("--log-level", default="INFO", show_default=True, help="DEBUG, INFO, WARNING...")
+@click.pass_obj
+def run_command(instance: Path, host: str | None, port: int | None, log_level: str) -> None:
+    """Serve the kiosk screen and the lead page; run the scan loop and the sync agent."""
+    import logging
+
+    from kiosk.app import create_app
+    from kiosk.server import run_forever
+    from kiosk.store import StoreError
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = load_or_exit(kiosk_settings.load, instance)
+    try:
+        app = create_app(instance, settings)
+    except StoreError as exc:
+        click.echo(f"error: the local log cannot be opened: {exc}", err=True)
+        raise SystemExit(1) from exc
+    try:
+        run_forever(
+            app,
+            host or settings.listen_host,
+            port or settings.listen_port,
+            settings.server_threads,
+        )
+    except OSError as exc:
+        click.echo(f"error: cannot serve on port {port or settings.listen_port}: {exc}", err=True)
+        raise SystemExit(1) from exc
+
+
 @main.command("enroll")
 @click.argument("url_or_qr")
 @click.argument("code", required=False)

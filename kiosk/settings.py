@@ -54,6 +54,32 @@ class KioskSettings(StrictSettings):
         description="A badge held in view is read once; it is read again only after it has been "
         "out of view this many seconds (the check-in repeat window is repeat_window_s).",
     )
+    camera_restart_backoff_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="A camera that fails is reopened after this many seconds, doubling after "
+        "each failed attempt up to camera_restart_backoff_max_s.",
+    )
+    camera_restart_backoff_max_s: float = Field(
+        30.0, gt=0, le=3600, description="Longest wait between two attempts to reopen the camera."
+    )
+    camera_max_restarts: int = Field(
+        20,
+        ge=0,
+        description="Reopenings in a row (with no 30 s of steady frames between) before the "
+        "scanner gives up and shows the camera as failed; 0 never gives up.",
+    )
+    camera_preview_fps: float = Field(
+        5.0,
+        gt=0,
+        le=30,
+        description="Most preview pictures per second made for the pages (JPEG, made only while "
+        "someone watches).",
+    )
+    camera_demo_seed: int = Field(
+        0, ge=0, description="Seed of the demo camera's synthesised scene (camera_source = demo)."
+    )
 
     # Check-in rules
     repeat_window_s: float = Field(
