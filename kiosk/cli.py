@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from kiosk import settings as kiosk_settings
-from sync.cli_support import check_config
+from sync.cli_support import check_config, load_or_exit
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
