@@ -33,7 +33,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,9 @@ class StoreConfig:
     checkpoint_events: int = 250
     recent_per_cadre: int = 4  # effective events kept per cadre in the in-memory index
     segment_cache: int = 2  # sealed segments kept parsed in memory for reads
+    # Acknowledged segments this much older than the newest event move to archive/ at
+    # checkpoints; None leaves it to archive_old().
+    retention_days: float | None = None
 
     def __post_init__(self) -> None:
         if self.segment_events < 1 or self.checkpoint_events < 1 or self.recent_per_cadre < 1:
@@ -695,6 +698,7 @@ class EventLog:
                 raise
             self._checkpoint_deferred_until = 0
             self._rotate_journal()
+            self._archive_by_retention(through_event)
 
     def _update_meta(self, meta: SegmentMeta, chunk: list[Event], segment: Segment) -> None:
         times = [e.device_time for e in chunk]
@@ -955,36 +959,53 @@ class EventLog:
     def archive_old(self, older_than: datetime) -> int:
         """Move sealed segments whose events are all acknowledged and older than `older_than`
         into archive/. Nothing is deleted. Returns how many segments moved."""
-        moved = 0
         with self._lock:
             self._check_open()
             try:
                 self.checkpoint()
             except OSError as exc:
                 raise StoreWriteError("could not fold the journal before archiving", exc) from exc
-            for meta in list(self._segments):
-                if not meta.sealed or meta.last > self._acked or meta.max_time is None:
-                    continue
-                if datetime.fromisoformat(meta.max_time) >= older_than:
-                    continue
-                self._cache.pop(meta.file, None)
-                try:
-                    self._disk.replace(self.segment_dir / meta.file, self.archive_dir / meta.file)
-                    self._disk.fsync_dir(self.archive_dir)
-                    self._disk.fsync_dir(self.segment_dir)
-                except OSError as exc:
-                    raise StoreWriteError("could not archive old events", exc) from exc
-                self._segments.remove(meta)
-                self._archived.append(meta)
-                moved += 1
-            if moved:
-                self._reindex_segments()
-                try:
-                    self._write_manifest()
-                except OSError as exc:
-                    # The open-time check finishes the move from the files themselves.
-                    raise StoreWriteError("could not record archived segments", exc) from exc
+            return self._archive_sealed(older_than)
+
+    def _archive_sealed(self, older_than: datetime) -> int:
+        moved = 0
+        for meta in list(self._segments):
+            if not meta.sealed or meta.last > self._acked or meta.max_time is None:
+                continue
+            if datetime.fromisoformat(meta.max_time) >= older_than:
+                continue
+            stale = self._cache.pop(meta.file, None)
+            if stale is not None:
+                stale.close()
+            try:
+                self._disk.replace(self.segment_dir / meta.file, self.archive_dir / meta.file)
+                self._disk.fsync_dir(self.archive_dir)
+                self._disk.fsync_dir(self.segment_dir)
+            except OSError as exc:
+                if moved:
+                    self._reindex_segments()
+                raise StoreWriteError("could not archive old events", exc) from exc
+            self._segments.remove(meta)
+            self._archived.append(meta)
+            moved += 1
+        if moved:
+            self._reindex_segments()
+            try:
+                self._write_manifest()
+            except OSError as exc:
+                # The open-time check finishes the move from the files themselves.
+                raise StoreWriteError("could not record archived segments", exc) from exc
         return moved
+
+    def _archive_by_retention(self, newest: Event) -> None:
+        """With `retention_days` set: age is measured back from the newest event's time (the
+        log has no clock of its own); a wrong clock only moves a segment early or late."""
+        if self.config.retention_days is None:
+            return
+        try:
+            self._archive_sealed(newest.device_time - timedelta(days=self.config.retention_days))
+        except OSError as exc:
+            log.warning("old events not archived yet: %s", exc)
 
     @property
     def segment_count(self) -> int:

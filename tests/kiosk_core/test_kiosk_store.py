@@ -343,6 +343,19 @@ def test_retention_archives_only_acknowledged_old_segments(tmp_path):
         assert verify_log(log).ok
 
 
+def test_retention_setting_archives_at_checkpoints(tmp_path):
+    config = StoreConfig(segment_events=10, checkpoint_events=4, retention_days=30)
+    with EventLog(tmp_path / "log", config) as log:
+        old = BASE_TIME - timedelta(days=40)
+        fill(log, 20, device_time=old)
+        log.acknowledge(20)
+        fill(log, 3, start=20)  # recent, not yet at a checkpoint: nothing moves
+        assert log.archived_count == 0
+        fill(log, 1, start=23)  # checkpoint: both sealed old segments are acknowledged
+        assert log.archived_count == 20 and log.segment_count == 1
+        assert log.pending_count() == 4
+
+
 def test_index_follows_voids_and_corrections_across_reopen(tmp_path):
     with EventLog(tmp_path / "log", SMALL) as log:
         arrival = log.append(event_fields(0, cadre="C9"))
