@@ -315,10 +315,17 @@ class EventLog:
         for folder in (self.directory, self.journal_dir, self.segment_dir, self.archive_dir):
             report.stale_temp_files += [str(p) for p in remove_stale_temp_files(folder)]
         manifest = self._read_manifest()
+        if manifest is not None:
+            try:
+                self._load_manifest(manifest)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.error("manifest incomplete (%s); rebuilding from the segments", exc)
+                self._quarantine(self.manifest_path.name, json.dumps(manifest).encode())
+                self.recovery.manifest_rebuilt = True
+                self._segments, self._archived, self._cadres = [], [], {}
+                manifest = None
         if manifest is None:
             self._rebuild_from_segments()
-        else:
-            self._load_manifest(manifest)
         self._check_segment_files()
         self._replay()
         self._read_cursor()
@@ -375,11 +382,13 @@ class EventLog:
     def _rebuild_from_segments(self) -> None:
         """No manifest: learn everything from the segment files themselves (slow, rare)."""
         all_docs: dict[int, Event] = {}
+        present: set[int] = set()
         for folder, target in ((self.archive_dir, self._archived), (self.segment_dir, None)):
             for first, path in iter_segment_files(folder):
                 docs = self._load_docs_salvaging(path)
                 events = [e for e in (_valid_event(d) for d in docs.values()) if e is not None]
                 self.recovery.invalid_records += len(docs) - len(events)
+                present.update(e.seq for e in events)
                 meta = self._meta_for(path.name, first, events, path)
                 if target is not None:
                     target.append(meta)
@@ -397,6 +406,8 @@ class EventLog:
         tails = [m.last for m in self._segments + self._archived if m.count]
         self._through = max(tails, default=0)
         self._last_seq = self._through
+        missing = sorted(set(range(1, self._through + 1)) - present)
+        self.recovery.dropped_seqs += _ranges(missing)
         if ordered and ordered[-1].seq == self._through:
             self._head_hash = ordered[-1].hash
         elif self._through:

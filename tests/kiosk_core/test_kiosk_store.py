@@ -210,6 +210,21 @@ def test_lost_manifest_is_rebuilt_from_the_segments(tmp_path):
         assert log.recovery.clean
 
 
+def test_lost_manifest_and_a_cut_segment_report_the_gap(tmp_path):
+    with EventLog(tmp_path / "log", SMALL) as log:
+        fill(log, 30)
+    (tmp_path / "log" / "manifest.json").write_text('{"format": 1, "segments": []}')
+    middle = tmp_path / "log" / "segments" / "seg-000000000011.json"
+    content = middle.read_bytes()
+    middle.write_bytes(content[: content.index(b'"15":{')])  # 11-14 whole, 15-20 cut away
+    with EventLog(tmp_path / "log", SMALL) as log:
+        assert log.recovery.manifest_rebuilt
+        assert log.recovery.dropped_seqs == [(15, 20)]
+        assert "seg-000000000011.json" in log.recovery.damaged_segments
+        assert [e.seq for e in log.iter_events()] == [*range(1, 15), *range(21, 31)]
+        assert log.append(event_fields(77)).seq == 31
+
+
 def test_eight_threads_appending_at_once_lose_nothing(tmp_path):
     log = EventLog(tmp_path / "log", StoreConfig(segment_events=50, checkpoint_events=16))
     results: dict[int, list] = {}
