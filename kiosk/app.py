@@ -46,6 +46,7 @@ from kiosk.web import i18n
 from kiosk.web.auth import load_secret_key, screen_token
 from kiosk.web.bus import EventBus
 from kiosk.web.present import scan_message
+from scanner import FrameSource, ScanLoop, ScannerOptions
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ ForcedKind = Literal["arrival", "departure"]
 
 
 class ScanLoopLike(Protocol):
-    """What the app needs of scanner's scan loop (or a test's stand-in)."""
+    """What the app needs of scanner.ScanLoop (or a test's stand-in)."""
 
     def start(self) -> None: ...
 
@@ -65,6 +66,9 @@ class ScanLoopLike(Protocol):
     def health(self) -> Mapping[str, Any]: ...
 
     def latest_jpeg(self) -> bytes | None: ...
+
+    @property
+    def running(self) -> bool: ...
 
 
 class SyncAgentLike(Protocol):
@@ -129,7 +133,7 @@ class KioskServices:
         self._stopped = False
         self._mode_lock = threading.Lock()
         self._mode: ForcedMode | None = None
-        self.store_problem: str = ""
+        self.store_problem: str = ""  # reason code of the last failed write, until one works
         self.last_scan_at: datetime | None = None
         self._status_thread: threading.Thread | None = None
         self._last_status_key: Any = None
@@ -191,10 +195,10 @@ class KioskServices:
             return False, "stopped"
         if self._status_thread is not None and not self._status_thread.is_alive():
             return False, "status thread died"
-        if self.scan_loop is not None:
-            alive = self.scan_loop.health().get("loop_alive", True)
-            if not alive:
-                return False, "scan loop stopped"
+        if self.scan_loop is not None and not self.scan_loop.running:
+            # A camera that is merely unplugged keeps the loop running (it reopens it with
+            # backoff); a dead loop thread is a bug that a restart cures.
+            return False, "scan loop thread stopped"
         return True, ""
 
     # ------------------------------------------------------------------ the scan path
@@ -242,11 +246,12 @@ class KioskServices:
         except (LookupError, ValueError, OSError):
             log.exception("could not record the %s button's choice", button)
             return outcome
-        return replace(outcome, result=kind, event=event, worked=None, flags=tuple(event.flags))
+        # The correction's own flag (time entered by an operator) is not news to the person.
+        return replace(outcome, result=kind, event=event, worked=None)
 
     def _note_store(self, outcome: ScanOutcome) -> None:
         if outcome.reason in STORE_REASONS:
-            self.store_problem = outcome.message
+            self.store_problem = outcome.reason
         elif outcome.event is not None:
             self.store_problem = ""
             self.last_scan_at = outcome.time_shown
@@ -327,8 +332,16 @@ class KioskServices:
             log.exception("status snapshot failed")
             return
         self.bus.publish("status", status)
-        self._last_status_key = {k: v for k, v in status.items() if k != "now_ms"}
+        self._last_status_key = self._status_key(status)
         self._last_status_sent = self.monotonic()
+
+    @staticmethod
+    def _status_key(status: Mapping[str, Any]) -> Any:
+        """What counts as a change worth sending now: everything but the ticking time, and the
+        shown time's distance from this machine's clock (it moves when the clock is set)."""
+        key = {k: v for k, v in status.items() if k != "now_ms"}
+        key["skew_s"] = round(status["now_ms"] / 1000 - time.time())
+        return key
 
     def camera_health(self) -> Mapping[str, Any]:
         if self.scan_loop is None:
@@ -357,7 +370,7 @@ class KioskServices:
             except Exception:
                 log.exception("status snapshot failed")
                 continue
-            key = {k: v for k, v in status.items() if k != "now_ms"}
+            key = self._status_key(status)
             now = self.monotonic()
             if key != self._last_status_key or now - self._last_status_sent >= STATUS_REFRESH_S:
                 self.bus.publish("status", status)
@@ -365,9 +378,28 @@ class KioskServices:
                 self._last_status_sent = now
 
 
-def build_scan_loop(services: KioskServices, source: Any = None) -> ScanLoopLike | None:
-    """The scanner's loop over `source` (default: the settings' camera), feeding the rules."""
-    return None
+def scanner_options(settings: KioskSettings) -> ScannerOptions:
+    """The kiosk's camera settings as the scanner's options. The scanner's own repeat window
+    stays short (a badge held in view is reported once); the rules' window (repeat_window_s)
+    decides what counts as a repeat scan."""
+    return ScannerOptions(
+        source=settings.camera_source,
+        device=settings.camera_device,
+        width=settings.camera_width,
+        height=settings.camera_height,
+        fps=settings.camera_fps,
+        repeat_window_s=settings.camera_repeat_s,
+    )
+
+
+def build_scan_loop(services: KioskServices, source: FrameSource | None = None) -> ScanLoop:
+    """The scanner's loop over `source` (default: the camera the settings name), feeding the
+    rules from its delivery thread."""
+
+    def on_payload(payload: str, _frame_time_ns: int) -> None:
+        services.handle_payload(payload, "camera")
+
+    return ScanLoop(scanner_options(services.settings), on_payload, source=source)
 
 
 def _default_scan_loop(services: KioskServices) -> ScanLoopLike | None:
@@ -375,14 +407,48 @@ def _default_scan_loop(services: KioskServices) -> ScanLoopLike | None:
 
 
 def _default_sync_agent(services: KioskServices) -> SyncAgentLike | None:
-    return None
+    """The sync agent when the kiosk is enrolled (central_url and a token); None otherwise."""
+    from kiosk.enrolment import KioskFacts, make_sync_agent
+
+    def facts() -> KioskFacts:
+        camera = services.camera_health()
+        camera_ok = camera.get("state") == "ok"
+        problems = [p for p in (services.store_problem,) if p]
+        if not camera_ok:
+            problems.insert(0, f"camera {camera.get('state')}")
+        return KioskFacts(
+            camera_ok=camera_ok,
+            camera_detail=str(camera.get("detail") or camera.get("state") or ""),
+            last_scan_at=services.last_scan_at,
+            ready=not problems,
+            ready_detail="; ".join(problems),
+        )
+
+    return make_sync_agent(
+        services.instance,
+        services.settings,
+        services.log,
+        services.roster,
+        services.keeper,
+        facts,
+        app_version=_app_version(),
+    )
+
+
+def _app_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cadre-kiosk")
+    except PackageNotFoundError:
+        return ""
 
 
 def create_app(
     instance_path: Path | str | None = None,
     settings: KioskSettings | None = None,
     *,
-    camera: Any = None,
+    camera: FrameSource | None = None,
     clock: Clock | None = None,
     scan_loop_factory: Callable[[KioskServices], ScanLoopLike | None] | None = None,
     sync_agent_factory: Callable[[KioskServices], SyncAgentLike | None] | None = None,

@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask_babel import gettext as _
 
-from kiosk.web.present import reason_text
+from kiosk.web.present import duration, reason_text
 
 if TYPE_CHECKING:
     from kiosk.app import KioskServices
@@ -35,6 +35,11 @@ class Item:
 
     def as_json(self) -> dict[str, str]:
         return {"key": self.key, "label": self.label, "value": self.value, "state": self.state}
+
+
+def span(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    return _("%(n)d s", n=round(seconds)) if seconds < 60 else duration(delta)
 
 
 def epoch_ms(when: datetime) -> int:
@@ -59,10 +64,11 @@ def clock_words(services: KioskServices) -> dict[str, Any]:
     elif reading.source in ("centre", "lead_phone"):
         # The system clock is off but its offset is known: what is shown is right.
         short = _("corrected")
-        long = _(
-            "System clock is %(seconds)d s off; shown time corrected",
-            seconds=round(reading.offset.total_seconds()),
-        )
+        offset = reading.offset
+        if offset >= timedelta(0):
+            long = _("System clock %(amount)s behind; shown time corrected", amount=span(offset))
+        else:
+            long = _("System clock %(amount)s ahead; shown time corrected", amount=span(-offset))
         state = "warn"
     else:
         short, long, state = _("unverified"), _("Not verified: set it from your phone"), "bad"
@@ -86,43 +92,48 @@ def network_words(services: KioskServices) -> dict[str, str]:
     return {"state": "bad", "text": _("Offline")}
 
 
-CAMERA_PROBLEMS = {
-    "no_frames": ("bad", "No picture from the camera"),
-    "frozen": ("bad", "The camera picture is frozen"),
-    "dark": ("warn", "Too dark for the camera"),
-    "bright": ("warn", "Too bright for the camera"),
-    "blurry": ("warn", "Camera out of focus"),
-    "reopening": ("bad", "Camera lost, reconnecting"),
-    "failed": ("bad", "Camera failed"),
+# scanner.HealthState values (and "none" when the kiosk has no camera) -> how bad they are.
+CAMERA_SEVERITY = {
+    "ok": "ok",
+    "starting": "warn",
+    "blurry": "warn",
+    "dark": "warn",
+    "frozen": "bad",
+    "no_frames": "bad",
+    "restarting": "bad",
+    "failed": "bad",
+    "stopped": "bad",
+    "none": "warn",
 }
 
 
-def _camera_problem_text(code: str) -> str:
+def _camera_state_text(code: str) -> str:
     texts = {
-        "no_frames": _("No picture from the camera"),
-        "frozen": _("The camera picture is frozen"),
-        "dark": _("Too dark for the camera"),
-        "bright": _("Too bright for the camera"),
+        "ok": _("Camera OK"),
+        "starting": _("Camera starting"),
         "blurry": _("Camera out of focus"),
-        "reopening": _("Camera lost, reconnecting"),
+        "dark": _("Too dark for the camera"),
+        "frozen": _("The camera picture is frozen"),
+        "no_frames": _("No picture from the camera"),
+        "restarting": _("Camera lost, reconnecting"),
         "failed": _("Camera failed"),
+        "stopped": _("Camera stopped"),
         "none": _("No camera configured"),
-        "error": _("Camera state unknown"),
     }
-    return texts.get(code, code)
+    return texts.get(code, _("Camera state unknown"))
 
 
 def camera_words(health: Mapping[str, Any]) -> dict[str, str]:
-    state = str(health.get("state", "error"))
-    if state == "ok":
-        return {"state": "ok", "text": _("Camera OK"), "note": "", "code": "ok"}
-    severity = CAMERA_PROBLEMS.get(state, ("bad", ""))[0]
-    text = _camera_problem_text(state)
+    code = str(health.get("state", "error"))
+    severity = CAMERA_SEVERITY.get(code, "bad")
+    text = _camera_state_text(code)
     if severity == "bad":
         note = _("%(problem)s. Use the barcode scanner or tell the site lead.", problem=text)
-    else:
+    elif code in ("blurry", "dark"):
         note = text
-    return {"state": severity, "text": text, "note": note, "code": state}
+    else:
+        note = ""
+    return {"state": severity, "text": text, "note": note, "code": code}
 
 
 def banner_text(services: KioskServices) -> str:
@@ -193,16 +204,21 @@ def readiness(services: KioskServices) -> list[Item]:
 
     health = services.camera_health()
     camera = camera_words(health)
+    code = camera["code"]
+    # The scanner's `detail` is English prose for the log; the page shows its own words.
     items.append(Item("camera", _("Camera"), camera["text"], camera["state"]))
-    if "brightness" in health:
+    if health.get("brightness") is not None:
         light = float(health["brightness"])
-        light_state = "ok" if 40 <= light <= 220 else "warn"
-        items.append(Item("light", _("Light"), f"{light:.0f} / 255", light_state))
-    if "sharpness" in health:
+        items.append(
+            Item("light", _("Light"), f"{light:.0f} / 255", "warn" if code == "dark" else "ok")
+        )
+    if health.get("sharpness") is not None:
         focus = float(health["sharpness"])
-        threshold = float(health.get("sharpness_threshold", 0) or 0)
-        focus_state = "ok" if focus >= threshold else "warn"
-        items.append(Item("focus", _("Focus"), f"{focus:.0f}", focus_state))
+        items.append(
+            Item("focus", _("Focus"), f"{focus:.0f}", "warn" if code == "blurry" else "ok")
+        )
+    if health.get("fps") is not None and code != "none":
+        items.append(Item("fps", _("Frames per second"), f"{float(health['fps']):.1f}", "ok"))
 
     clock = clock_words(services)
     items.append(Item("clock", _("Clock"), clock["long_text"], clock["state"]))

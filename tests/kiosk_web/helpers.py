@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -67,17 +69,25 @@ def kiosk_settings(**overrides: object) -> KioskSettings:
     return KioskSettings(**values)
 
 
-def make_kit(tmp_path: Path, key: Ed25519PrivateKey, **overrides: object) -> Kit:
+def make_kit(
+    tmp_path: Path,
+    key: Ed25519PrivateKey,
+    *,
+    scan_loop_factory: Callable[[Any], Any] | None = None,
+    clock: FakeClock | None = None,
+    **overrides: object,
+) -> Kit:
     instance = tmp_path / "instance"
     instance.mkdir(exist_ok=True)
-    write_roster(instance, key)
-    clock = FakeClock(datetime(2026, 11, 29, 5, 20, tzinfo=CST))
+    if not (instance / "roster.json").exists():
+        write_roster(instance, key)
+    clock = clock or FakeClock(datetime(2026, 11, 29, 5, 20, tzinfo=CST))
     monotonic = [1000.0]
     app = create_app(
         instance,
         kiosk_settings(**overrides),
         clock=clock,
-        scan_loop_factory=lambda services: None,
+        scan_loop_factory=scan_loop_factory or (lambda services: None),
         monotonic=lambda: monotonic[0],
     )
     app.config["TESTING"] = True

@@ -231,3 +231,27 @@ def test_status_shows_an_untrusted_clock_and_missing_centre(kit):
     assert status["network"]["state"] == "warn"
     kit.clock.advance(seconds=1)
     assert kit.services.screen_status()["now_ms"] - status["now_ms"] == 1000
+
+
+def test_a_full_disk_refuses_the_scan_and_puts_up_a_banner_until_it_recovers(kit):
+    import errno
+
+    from kiosk.store import StoreWriteError
+
+    services = kit.services
+    real_append = services.log.append
+
+    def full_disk(_fields):
+        raise StoreWriteError("journal append", OSError(errno.ENOSPC, "No space left on device"))
+
+    services.log.append = full_disk
+    body = services.handle_payload(kit.badge("C001"), "camera")
+    assert body["outcome"] == "refused"
+    assert body["detail"] == "未记录：签到机存储已满，请告知现场负责人。"
+    assert services.screen_status()["banner"] == body["detail"]
+    assert services.health() == (True, "")  # a restart would not free the disk
+
+    services.log.append = real_append
+    kit.clock.advance(minutes=3)
+    assert services.handle_payload(kit.badge("C001"), "camera")["outcome"] == "arrival"
+    assert services.screen_status()["banner"] == ""

@@ -106,6 +106,7 @@
       button.classList.toggle("selected", !!mode && button.dataset.kind === mode.kind);
     }
     note.textContent = mode ? mode.text : config.strings.mode_hint;
+    note.dataset.kind = mode ? mode.kind : "";
     if (mode) modeTimer = setTimeout(() => applyMode(null), mode.remaining_s * 1000);
   }
 

@@ -1,0 +1,248 @@
+"""The kiosk screen and the lead page in Debian's chromium, against a real server on 127.0.0.1.
+
+A badge shown to the (fake) camera goes through the real scan loop, decoder, rules and store and
+must appear on the page; screenshots land in tests/artifacts/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from tests.kiosk_web.badge_camera import BadgeCamera
+from tests.kiosk_web.helpers import PIN
+from tests.kiosk_web.live import live_kiosk
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+SCREEN_SIZES = [(800, 480), (1920, 1080)]
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield launched
+        launched.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def show_and_wait(live, page, payload: str, outcome: str):
+    """Hold a badge up until the page shows `outcome`, then take it away."""
+    live.camera.show(payload)
+    try:
+        page.wait_for_selector(f"#result[data-outcome='{outcome}']", timeout=10_000)
+    finally:
+        live.camera.hide()
+    # Out of view longer than the scanner's repeat window, so the next showing is read again.
+    time.sleep(live.services.settings.camera_repeat_s + 0.3)
+
+
+def forged(token: str) -> str:
+    # One character of the signature changed: still well-formed base32, signature wrong.
+    position = len(token) - 20
+    replacement = "A" if token[position] != "A" else "B"
+    return token[:position] + replacement + token[position + 1 :]
+
+
+@pytest.mark.parametrize(("width", "height"), SCREEN_SIZES)
+def test_badges_shown_to_the_camera_appear_on_the_kiosk_screen(
+    browser, tmp_path, issuing_key, width, height
+):
+    with live_kiosk(tmp_path, issuing_key) as live:
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(live.url + "/")
+        page.wait_for_selector("#camera-badge[data-state='ok']", timeout=10_000)
+        assert page.inner_text("#site-name") == "东湖街道集合点"
+        assert page.inner_text("#clock-trust") == "已校时"
+        shot(page, f"screen-{width}x{height}-idle")
+
+        show_and_wait(live, page, live.kit.badge("C001"), "arrival")
+        assert page.inner_text("#result-name") == "宋昕"
+        assert page.inner_text("#result-headline") == "欢迎"
+        assert page.inner_text("#result-detail") == "到达 05:20"
+        shot(page, f"screen-{width}x{height}-arrival")
+
+        # The repeat window of the rules (2 min) passes on the kiosk's clock.
+        live.kit.clock.advance(hours=9, minutes=12)
+        show_and_wait(live, page, live.kit.badge("C001"), "departure")
+        assert page.inner_text("#result-name") == "宋昕"
+        assert page.inner_text("#result-detail") == "离开 14:32"
+        assert "工作 9 小时 12 分" in page.inner_text("#result-extra")
+        shot(page, f"screen-{width}x{height}-departure")
+
+        show_and_wait(live, page, live.kit.badge("C001"), "repeat")
+        assert page.inner_text("#result-headline") == "已经签退"
+        shot(page, f"screen-{width}x{height}-repeat")
+
+        show_and_wait(live, page, forged(live.kit.badge("C002")), "refused")
+        assert page.inner_text("#result-headline") == "无法签到"
+        assert page.inner_text("#result-detail") == "工牌签名不符（伪造或被篡改）"
+        assert page.inner_text("#result-name") == ""
+        shot(page, f"screen-{width}x{height}-refused")
+
+        played = page.evaluate("window.KioskSounds.played")
+        assert played == ["arrival", "departure", "repeat", "refused"]
+        kinds = [e.kind for e in live.services.log.iter_events()]
+        assert kinds == ["arrival", "departure"]
+        page.close()
+
+
+def test_keyboard_wedge_scanner_types_into_the_page(browser, tmp_path, issuing_key):
+    with live_kiosk(tmp_path, issuing_key) as live:
+        page = browser.new_page(viewport={"width": 800, "height": 480})
+        page.goto(live.url + "/")
+        page.wait_for_selector("#camera-badge[data-state='ok']", timeout=10_000)
+        # A stray key long before the scan must not end up in the payload.
+        page.keyboard.press("x")
+        page.wait_for_timeout(400)
+        page.keyboard.type(live.kit.badge("C002"))
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#result[data-outcome='arrival']", timeout=10_000)
+        assert page.inner_text("#result-name") == "李明"
+        assert live.services.log.last_event("C002").source == "wedge"
+        page.close()
+
+
+def test_arrive_leave_buttons_fix_the_next_scan(browser, tmp_path, issuing_key):
+    with live_kiosk(tmp_path, issuing_key, show_arrive_leave_buttons=True) as live:
+        page = browser.new_page(viewport={"width": 800, "height": 480})
+        page.goto(live.url + "/")
+        page.wait_for_selector("#camera-badge[data-state='ok']", timeout=10_000)
+        page.click("button.mode.departure")
+        page.wait_for_selector("button.mode.departure.selected", timeout=5_000)
+        assert page.inner_text("#mode-note") == "下一张工牌：离开"
+        shot(page, "screen-800x480-leave-selected")
+        show_and_wait(live, page, live.kit.badge("C003"), "departure")
+        assert page.inner_text("#result-name") == "王芳"
+        shot(page, "screen-800x480-buttons-departure")
+        page.wait_for_selector("button.mode.departure:not(.selected)", timeout=5_000)
+        page.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_screen_reconnects_by_itself_after_the_server_restarts(browser, tmp_path, issuing_key):
+    port = free_port()
+    camera = BadgeCamera()
+    with live_kiosk(tmp_path, issuing_key, port=port, camera=camera) as live:
+        page = browser.new_page(viewport={"width": 800, "height": 480})
+        page.goto(live.url + "/")
+        page.wait_for_selector("#camera-badge[data-state='ok']", timeout=10_000)
+        clock = live.kit.clock
+    # The server is gone: the page says so.
+    page.wait_for_selector("#banner:not([hidden])", timeout=10_000)
+    assert "重连" in page.inner_text("#banner")
+    with live_kiosk(tmp_path, issuing_key, port=port, camera=BadgeCamera(), clock=clock) as live:
+        page.wait_for_selector("#banner[hidden]", state="attached", timeout=15_000)
+        show_and_wait(live, page, live.kit.badge("C001"), "arrival")
+        assert page.inner_text("#result-name") == "宋昕"
+        # The new server's screen token reached the page: wedge input still works.
+        live.kit.clock.advance(minutes=10)
+        page.keyboard.type(live.kit.badge("C001"))
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#result[data-outcome='departure']", timeout=10_000)
+    page.close()
+
+
+def test_site_lead_logs_in_checks_in_by_hand_voids_and_exports(browser, tmp_path, issuing_key):
+    with live_kiosk(tmp_path, issuing_key) as live:
+        live.services.handle_payload(live.kit.badge("C001"), "camera")
+        context = browser.new_context(viewport=PHONE, accept_downloads=True, locale="zh-CN")
+        page = context.new_page()
+        page.goto(live.url + "/lead")
+        page.wait_for_selector("input[name=pin]")
+        shot(page, "lead-phone-login")
+        page.fill("input[name=pin]", PIN)
+        page.fill("input[name=name]", "张组长")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#present")
+        assert "宋昕" in page.inner_text("#present")
+        assert page.inner_text("#count-present") == "1"
+
+        # Check 王芳 (C003) in by hand from the absent list.
+        row = page.locator("#absent li[data-cadre='C003']")
+        row.locator("summary").click()
+        row.locator("input[name=reason]").fill("忘带工牌")
+        row.locator("button[type=submit]").click()
+        page.wait_for_selector(".flash.ok")
+        assert "王芳" in page.inner_text(".flash.ok")
+        assert "王芳" in page.inner_text("#present")
+        assert page.inner_text("#count-present") == "2"
+        shot(page, "lead-phone-overview")
+
+        # Void that manual check-in from the day's log.
+        manual = live.services.log.last_event("C003")
+        log_row = page.locator(f"#log tr[data-event='{manual.event_id}']")
+        log_row.locator("details:has(form.void-form) summary").click()
+        log_row.locator("form.void-form input[name=reason]").fill("录错了人")
+        log_row.locator("form.void-form button").click()
+        page.wait_for_selector(".flash.ok")
+        assert page.inner_text("#count-present") == "1"
+        assert "王芳" not in page.inner_text("#present")
+        assert page.locator(f"#log tr.voided[data-event='{manual.event_id}']").count() == 1
+
+        with page.expect_download() as download_info:
+            page.click("#export-xlsx")
+        download = download_info.value
+        assert download.suggested_filename.endswith(".xlsx")
+        workbook = load_workbook(io.BytesIO(Path(download.path()).read_bytes()))
+        rows = list(workbook.active.iter_rows(values_only=True))
+        body = rows[1:]
+        assert [(r[3], r[5], r[10]) for r in body] == [
+            ("宋昕", "到达", None),
+            ("王芳", "到达", "已作废"),
+            ("王芳", "作废", None),
+        ]
+        assert body[1][9] == "忘带工牌" and body[1][8] == "张组长"
+
+        # The readiness list and the clock button, after a power cut: the Pi came back with
+        # its clock three hours behind and no network time.
+        clock = live.kit.clock
+        clock.reboot("boot-2", wall=clock.now() - timedelta(hours=3), synchronized=False)
+        page.goto(live.url + "/lead/#readiness")
+        page.click("#clock-form button")
+        page.wait_for_selector(".flash.ok")
+        assert live.services.keeper.read().source == "lead_phone"
+        page.evaluate("document.getElementById('readiness').scrollIntoView()")
+        shot(page, "lead-phone-readiness")
+        context.close()
+
+
+def test_lead_page_in_english_for_an_english_phone(browser, tmp_path, issuing_key):
+    with live_kiosk(tmp_path, issuing_key) as live:
+        context = browser.new_context(viewport=PHONE, locale="en-GB")
+        page = context.new_page()
+        page.goto(live.url + "/lead/login")
+        assert page.inner_text("h2") == "Site lead login"
+        page.fill("input[name=pin]", PIN)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#present")
+        assert "Present now" in page.inner_text("#present h2")
+        shot(page, "lead-phone-english")
+        context.close()
