@@ -173,6 +173,8 @@ class KioskServer:
         try:
             self.server.run()
         finally:
+            # Lets the worker threads finish what they write (streams end via begin_shutdown).
+            self.server.task_dispatcher.shutdown(timeout=5)
             self._finish()
 
     def begin_shutdown(self) -> None:
@@ -180,10 +182,10 @@ class KioskServer:
         self.services.begin_shutdown()
 
     def shutdown(self) -> None:
-        """Stop from another thread (tests, benches): end the streams, close every socket."""
+        """Stop from another thread (tests, benches): end the streams, then close every socket
+        from inside the server's own loop (closing them from here races its select())."""
         self.begin_shutdown()
-        self.server.task_dispatcher.shutdown(timeout=5)
-        wasyncore.close_all(self.server._map)
+        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
 
     def _finish(self) -> None:
         if self._closed.is_set():
