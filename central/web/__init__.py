@@ -17,6 +17,7 @@ def init_app(app: Flask) -> None:
     from central.web import i18n
     from central.web.blueprint import staff
     from central.web.context import central_of, new_state
+    from central.web.indexes import ensure_indexes
     from central.web.security import SECRET_FILE, load_or_create_secret
     from central.web.views import load_views
 
@@ -37,6 +38,7 @@ def init_app(app: Flask) -> None:
         # login throttle would count every staff member as one address (the proxy's).
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    ensure_indexes(central.engine)
     app.extensions["staff"] = new_state(central)
     i18n.init_babel(app, settings.language)
     app.register_blueprint(staff)
