@@ -16,7 +16,6 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from central import ingest, kiosks
 from central.app import Central, central_of
 from central.kiosks import EnrolmentRefused, KioskIdentity
-from central.stays import StayRules
 from sync.protocol import (
     API_PREFIX,
     EnrolAnswer,
@@ -78,14 +77,6 @@ def _http_error(exc: HTTPException) -> Response:
 @api.before_request
 def _limit_body() -> None:
     request.max_content_length = central_of().settings.api_max_body_bytes
-
-
-def _rules(central: Central) -> StayRules:
-    rules = getattr(central, "_stay_rules", None)
-    if rules is None:
-        rules = StayRules.from_settings(central.settings)
-        central._stay_rules = rules  # type: ignore[attr-defined]
-    return rules
 
 
 def _body(model: type[M]) -> M:
@@ -156,8 +147,10 @@ def push_events() -> Response:
             [FieldProblem(field="kiosk_id", reason="not the kiosk of the token")],
         )
     answer = ingest.ingest_events(
-        central.engine, kiosk, batch.events, central.now(), _rules(central)
+        central.engine, kiosk, batch.events, central.now(), central.rules, defer_stays=True
     )
+    if answer.stored:
+        central.stays.poke()
     return _json(answer)
 
 
@@ -186,5 +179,5 @@ def heartbeat() -> Response:
     central = central_of()
     kiosk = _kiosk(central)
     beat = _body(Heartbeat)
-    ingest.record_heartbeat(central.engine, kiosk, beat, central.now(), _rules(central))
+    ingest.record_heartbeat(central.engine, kiosk, beat, central.now(), central.rules)
     return _json(HeartbeatAnswer(server_time=central.now()))

@@ -1,8 +1,11 @@
 """The central server's Flask application factory.
 
 Everything a request handler needs hangs off `app.extensions["central"]` (a `Central`), reached
-with `central_of()`. Blueprints register here: the ingest API (central/api.py) and the staff
-pages.
+with `central_of()`: the settings, the engine, the clock, the stay rules and the stays refresher.
+Blueprints register here: the ingest API (central/api.py) and the staff pages.
+
+With TESTING set, the stays refresher runs no thread of its own: a test that pushes through the
+API calls `central_of(app).stays.drain()` before it looks at stays.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from sqlalchemy import Engine
 from central import db
 from central import settings as central_settings
 from central.settings import CentralSettings
+from central.stays import StayRefresher, StayRules
+from central.stays import queued as queued_stays
 
 
 def utc_now() -> datetime:
@@ -33,6 +38,8 @@ class Central:
     settings: CentralSettings
     engine: Engine
     now: Callable[[], datetime]  # aware UTC; a seam so tests can move time
+    rules: StayRules  # how records pair into stays (from the settings)
+    stays: StayRefresher  # recomputes queued stays behind the ingest API
 
 
 def central_of(app: Flask | None = None) -> Central:
@@ -67,9 +74,20 @@ def create_app(
     app = Flask("central", instance_path=str(instance), instance_relative_config=True)
     if config:
         app.config.update(config)
+    clock = now or utc_now
+    rules = StayRules.from_settings(settings)
+    refresher = StayRefresher(engine, rules, now=clock, autostart=not app.config["TESTING"])
     app.extensions["central"] = Central(
-        instance=instance, settings=settings, engine=engine, now=now or utc_now
+        instance=instance,
+        settings=settings,
+        engine=engine,
+        now=clock,
+        rules=rules,
+        stays=refresher,
     )
+    with engine.connect() as conn:
+        if queued_stays(conn):  # left over from before a restart
+            refresher.poke()
 
     from central.api import api
 

@@ -12,6 +12,7 @@ away: they go to `rejected_events` with the reason, so the kiosk may move on and
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import weakref
 from collections import defaultdict
@@ -231,6 +232,16 @@ stays = Table(
     Index("ix_stays_day", "service_day"),
 )
 
+# (cadre, service day) pairs whose stays must be recomputed (central.stays.refresh). `mark`
+# changes each time a pair is marked, so a refresh only clears what it has seen.
+stays_dirty = Table(
+    "stays_dirty",
+    metadata,
+    Column("cadre_id", String(64), primary_key=True),
+    Column("service_day", Date, primary_key=True),
+    Column("mark", BigInteger, nullable=False),
+)
+
 # Settings the centre hands to kiosks on pull. scope: "*" (every kiosk), "site:<id>" or
 # "kiosk:<id>"; the narrower scope wins. `version` rises with every change.
 pushed_settings = Table(
@@ -356,7 +367,7 @@ def event_row(event: Event, anchor: Anchor | None, rules: StayRules, now: dateti
         "operator": event.operator,
         "reason": event.reason,
         "corrects": str(event.corrects) if event.corrects else None,
-        "flags": json.dumps(event.flags, ensure_ascii=False),
+        "flags": json.dumps(event.flags, ensure_ascii=False) if event.flags else "[]",
         "prev_hash": event.prev_hash,
         "hash": event.hash,
         "corrected_time": corrected,
@@ -542,17 +553,36 @@ def _flag_uncorrected(
     ]
 
 
+def mark_dirty(conn: Connection, keys: set[tuple[str, date]]) -> None:
+    """Queue (cadre, service day) pairs for central.stays.refresh."""
+    if not keys:
+        return
+    mark = secrets.randbits(62)
+    statement = dialect_insert(conn, stays_dirty)
+    statement = statement.on_conflict_do_update(
+        index_elements=["cadre_id", "service_day"], set_={"mark": statement.excluded.mark}
+    )
+    conn.execute(
+        statement,
+        [{"cadre_id": c, "service_day": d, "mark": mark} for c, d in sorted(keys)],
+    )
+
+
 def ingest_events(
     engine: Engine,
     kiosk: KioskIdentity,
     raw_events: Sequence[dict[str, Any]],
     now: datetime,
     rules: StayRules,
+    defer_stays: bool = False,
 ) -> PushAnswer:
     """Check and store one pushed batch; answer for every event, in order.
 
     Idempotent on event_id: sending a batch again stores nothing twice. A bad event is answered
-    "rejected" (and kept in rejected_events) without holding back the good ones.
+    "rejected" (and kept in rejected_events) without holding back the good ones. The stays of
+    the cadres concerned are recomputed in the same transaction, or with `defer_stays` only
+    queued for central.stays.refresh (the API does that, so a kiosk's answer never waits for
+    pairing).
     """
     now_utc = to_utc_naive(now)
     results: list[EventResult | None] = [None] * len(raw_events)
@@ -691,9 +721,12 @@ def ingest_events(
                 select(events.c.cadre_id, events.c.service_day).where(events.c.event_id.in_(chunk))
             ):
                 keys.add((row.cadre_id, row.service_day))
-        from central import stays as stays_module  # stays imports this module's tables
+        if defer_stays:
+            mark_dirty(conn, keys)
+        else:
+            from central import stays as stays_module  # stays imports this module's tables
 
-        stays_module.recompute(conn, keys, rules, now_utc)
+            stays_module.recompute(conn, keys, rules, now_utc)
         conn.execute(
             update(kiosks)
             .where(kiosks.c.kiosk_id == kiosk.kiosk_id)

@@ -23,15 +23,20 @@ correction or a staff correction touches, so a page never pairs a million events
 from __future__ import annotations
 
 import json
+import logging
+import threading
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Engine,
     and_,
+    bindparam,
     case,
     delete,
     distinct,
@@ -44,7 +49,15 @@ from sqlalchemy import (
 )
 
 from central import corrections as staff_corrections
-from central.ingest import anomalies, events, kiosk_status, kiosks, stays
+from central.ingest import (
+    anomalies,
+    events,
+    kiosk_status,
+    kiosks,
+    stays,
+    stays_dirty,
+    write_transaction,
+)
 from central.roster import cadres, sites
 from central.timefix import DayRule, to_utc_naive
 
@@ -106,7 +119,7 @@ class Stay:
             "departure_kiosk_id": self.departure.get("kiosk_id") if self.departure else None,
             "duration_s": duration,
             "state": self.state,
-            "flags": json.dumps(self.flags),
+            "flags": json.dumps(self.flags) if self.flags else "[]",
         }
 
 
@@ -129,6 +142,8 @@ def without_kiosk_corrections(
     `corrective`: records of other days that correct something (their `corrects` is set). A
     correction that is itself voided or replaced no longer counts, so what it named counts again.
     """
+    if not corrective and not any(r.get("corrects") for r in day_records):
+        return [r for r in day_records if r["kind"] != "void"]  # the usual case: nothing to undo
     by_id = {r["event_id"]: r for r in day_records}
     for r in corrective:
         by_id.setdefault(r["event_id"], r)
@@ -390,6 +405,107 @@ def recompute(
             finding.setdefault("resolved_at", None)
         conn.execute(insert(anomalies), new_findings)
     return len(new_stays)
+
+
+def refresh(
+    engine: Engine, rules: StayRules, now: datetime | None = None, limit: int = 1000
+) -> int:
+    """Recompute the stays of up to `limit` queued (cadre, day) pairs; returns how many.
+
+    A pair queued again while this runs keeps its new mark and stays queued.
+    """
+    with write_transaction(engine) as conn:
+        lock_for_stays(conn)
+        queued = conn.execute(
+            select(stays_dirty.c.cadre_id, stays_dirty.c.service_day, stays_dirty.c.mark)
+            .order_by(stays_dirty.c.service_day, stays_dirty.c.cadre_id)
+            .limit(limit)
+        ).all()
+        if not queued:
+            return 0
+        recompute(conn, [(r.cadre_id, r.service_day) for r in queued], rules, now)
+        conn.execute(
+            delete(stays_dirty).where(
+                stays_dirty.c.cadre_id == bindparam("b_cadre"),
+                stays_dirty.c.service_day == bindparam("b_day"),
+                stays_dirty.c.mark == bindparam("b_mark"),
+            ),
+            [{"b_cadre": r.cadre_id, "b_day": r.service_day, "b_mark": r.mark} for r in queued],
+        )
+    return len(queued)
+
+
+def queued(conn: Connection) -> int:
+    """(cadre, day) pairs waiting for their stays to be recomputed."""
+    return conn.execute(select(func.count()).select_from(stays_dirty)).scalar_one()
+
+
+class StayRefresher:
+    """Keeps the stays up to date behind the ingest API, on a thread of its own.
+
+    `poke()` after queueing pairs: the thread starts if needed, works through the queue in
+    chunks (letting ingest transactions in between) and ends after `idle_exit_s` without work,
+    so an app that is not pushed to holds no thread. Without `autostart` (tests) nothing runs
+    until `drain()` is called.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        rules: StayRules,
+        chunk: int = 1000,
+        idle_exit_s: float = 30.0,
+        now: Callable[[], datetime] | None = None,
+        autostart: bool = True,
+    ):
+        self.engine = engine
+        self.autostart = autostart
+        self.rules = rules
+        self.chunk = chunk
+        self.idle_exit_s = idle_exit_s
+        self._now = now
+        self._work = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+
+    def poke(self) -> None:
+        self._work.set()
+        if not self.autostart:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="stays", daemon=True)
+                self._thread.start()
+
+    def drain(self) -> int:
+        """Work through the whole queue on the calling thread; returns pairs recomputed."""
+        total = 0
+        while done := refresh(self.engine, self.rules, self._clock(), self.chunk):
+            total += done
+        return total
+
+    def _clock(self) -> datetime | None:
+        return self._now() if self._now else None
+
+    def _run(self) -> None:
+        while True:
+            if not self._work.wait(self.idle_exit_s):
+                with self._lock:
+                    if not self._work.is_set():
+                        self._thread = None
+                        return
+                continue
+            self._work.clear()
+            try:
+                while refresh(self.engine, self.rules, self._clock(), self.chunk):
+                    time.sleep(0.002)  # let a waiting ingest take the store first
+                self.last_error = None
+            except Exception as exc:  # keep the thread; the queue is still there to retry
+                logging.getLogger(__name__).exception("stays refresh failed")
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                time.sleep(1.0)
+                self._work.set()
 
 
 def rebuild(

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from central import corrections, stays
+from central import corrections, ingest, stays
 from central.ingest import anomalies, ingest_events
 from tests.sync.helpers import RULES, T0, MemoryLog, enrolled, load_roster
 
@@ -175,3 +175,31 @@ def test_summaries_count_expected_arrived_present_departed_absent(site):
         left_open = stays.anomaly_list(conn, DAY, DAY, later, RULES, kinds=["no_departure"])
     assert next_day.present == 0  # the day is over: nobody is still present
     assert {a["cadre_id"] for a in left_open} == {"C1", "C9"}
+
+
+def test_api_pushes_queue_stays_and_the_refresher_works_through_them(site, monkeypatch):
+    gate, _ = two_kiosks(site)
+    batch = [gate.record("C1", "arrival", T0), gate.record("C2", "arrival", T0)]
+    ingest_events(site, gate.identity, [e.wire() for e in batch], T0, RULES, defer_stays=True)
+    with site.connect() as conn:
+        assert stays.queued(conn) == 2
+    assert stays_of(site, "C1") == []
+
+    # A pair queued again while a refresh works on it must stay queued for the next one.
+    original = stays.recompute
+
+    def recompute_while_a_kiosk_pushes(conn, keys, rules, now=None):
+        written = original(conn, keys, rules, now)
+        ingest.mark_dirty(conn, {("C2", DAY)})
+        return written
+
+    monkeypatch.setattr(stays, "recompute", recompute_while_a_kiosk_pushes)
+    assert stays.refresh(site, RULES, T0) == 2
+    monkeypatch.setattr(stays, "recompute", original)
+    with site.connect() as conn:
+        assert stays.queued(conn) == 1
+    refresher = stays.StayRefresher(site, RULES, chunk=1, autostart=False)
+    assert refresher.drain() == 1
+    with site.connect() as conn:
+        assert stays.queued(conn) == 0
+    assert [s["state"] for s in stays_of(site, "C1") + stays_of(site, "C2")] == ["open", "open"]
