@@ -35,7 +35,9 @@ import zxingcpp
 
 log = logging.getLogger(__name__)
 
-_QR = zxingcpp.BarcodeFormat.QRCode
+# Standard (model 2) QR only: badges are that, and with Micro QR allowed zxing-cpp read bits of
+# a real code's modules as a Micro QR symbol ("130") in the demo scene.
+_QR = zxingcpp.BarcodeFormat.QRCodeModel2
 _LOCAL = zxingcpp.Binarizer.LocalAverage
 _GLOBAL = zxingcpp.Binarizer.GlobalHistogram
 

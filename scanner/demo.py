@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import bisect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -153,7 +153,7 @@ class DemoScene:
                 float(rng.uniform(0.1, 0.3)),
                 float(rng.uniform(60.0, 170.0)),
             )
-        return _Appearance(
+        appearance = _Appearance(
             start=start,
             gap=int(rng.integers(_GAP_FRAMES[0], _GAP_FRAMES[1] + 1)),
             enter=int(rng.integers(_ENTER_FRAMES[0], _ENTER_FRAMES[1] + 1)),
@@ -172,6 +172,44 @@ class DemoScene:
             glare=glare,
             gain=float(rng.uniform(0.55, 1.15)),
         )
+        return self._keep_code_in_view(appearance)
+
+    def _keep_code_in_view(self, app: _Appearance) -> _Appearance:
+        """Move the resting place so the whole code is in the frame when the badge is held
+        still (people aim their badge at the camera; only while moving is it cut off)."""
+        _, quad = self._badge_geometry(app, app.rest, app.roll_deg)
+        margin = 0.04 * min(self.width, self.height)
+        dx = max(0.0, margin - float(quad[:, 0].min())) - max(
+            0.0, float(quad[:, 0].max()) - (self.width - 1 - margin)
+        )
+        dy = max(0.0, margin - float(quad[:, 1].min())) - max(
+            0.0, float(quad[:, 1].max()) - (self.height - 1 - margin)
+        )
+        if dx == 0 and dy == 0:
+            return app
+        return replace(app, rest=(app.rest[0] + dx, app.rest[1] + dy))
+
+    def _badge_geometry(
+        self, app: _Appearance, centre: tuple[float, float], roll_deg: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The card texture's homography into the frame, and where the code's corners land."""
+        card, code_corners = self._card(app.payload)
+        card_h, card_w = card.shape
+        texture_corners = np.array(
+            [[0, 0], [card_w, 0], [card_w, card_h], [0, card_h]], dtype=np.float32
+        )
+        symbol_side_tex = float(code_corners[1, 0] - code_corners[0, 0])
+        frame_corners = _project(
+            texture_corners - np.array([card_w / 2, card_h / 2], dtype=np.float32),
+            app.code_px / symbol_side_tex,
+            roll_deg,
+            app.tilt_x_deg,
+            app.tilt_y_deg,
+            centre,
+        )
+        homography = cv2.getPerspectiveTransform(texture_corners, frame_corners)
+        quad = cv2.perspectiveTransform(code_corners[None, :, :], homography)[0]
+        return homography, quad
 
     # Rendering ------------------------------------------------------------------------------
 
@@ -266,22 +304,9 @@ class DemoScene:
         light: float,
         rng: np.random.Generator,
     ) -> np.ndarray:
-        card, code_corners = self._card(app.payload)
+        card, _ = self._card(app.payload)
         card_h, card_w = card.shape
-        texture_corners = np.array(
-            [[0, 0], [card_w, 0], [card_w, card_h], [0, card_h]], dtype=np.float32
-        )
-        symbol_side_tex = float(code_corners[1, 0] - code_corners[0, 0])
-        scale = app.code_px / symbol_side_tex
-        frame_corners = _project(
-            texture_corners - np.array([card_w / 2, card_h / 2], dtype=np.float32),
-            scale,
-            roll_deg,
-            app.tilt_x_deg,
-            app.tilt_y_deg,
-            centre,
-        )
-        homography = cv2.getPerspectiveTransform(texture_corners, frame_corners)
+        homography, quad = self._badge_geometry(app, centre, roll_deg)
         size = (self.width, self.height)
         # Lit card plus glare on the laminate; then composited over the room.
         lit = card * light
@@ -299,7 +324,7 @@ class DemoScene:
             mask = cv2.filter2D(mask, -1, kernel)
         image *= 1.0 - mask
         image += warped
-        return cv2.perspectiveTransform(code_corners[None, :, :], homography)[0]
+        return quad
 
 
 def _glide(

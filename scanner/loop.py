@@ -317,7 +317,8 @@ class ScanLoop:
             with self._state_lock:
                 self._monitor.failed(message)
             self._retry.clear()
-            self._retry.wait()  # until restart_camera() or stop()
+            if not self._stop.is_set():  # stop() sets _stop before _retry: no lost wake-up
+                self._retry.wait()  # until restart_camera() or stop()
             self._retry.clear()
             with self._state_lock:
                 self._monitor.steady()
@@ -335,7 +336,8 @@ class ScanLoop:
         with self._state_lock:
             self._monitor.restarting(reason, delay, attempt, options.max_restarts)
         self._retry.clear()
-        self._retry.wait(delay)
+        if not self._stop.is_set():
+            self._retry.wait(delay)
         self._retry.clear()
 
     # The delivery thread -----------------------------------------------------------------

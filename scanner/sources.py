@@ -311,19 +311,29 @@ class PicameraSource(FrameSource):
 
 
 class DemoSource(FrameSource):
-    """The synthetic scene of scanner.demo: badges with `payloads` held up in turn."""
+    """The synthetic scene of scanner.demo: badges with `payloads` held up in turn.
+
+    Without `payloads`, they are read at open() from `payload_file` (one per line), or sample
+    badge-shaped payloads are shown when there is no file either."""
 
     def __init__(
         self,
-        payloads: list[str],
+        payloads: list[str] | None = None,
         *,
+        payload_file: str | Path | None = None,
         width: int = 640,
         height: int = 480,
         fps: float = 15.0,
         seed: int = 0,
         paced: bool = True,
     ) -> None:
-        self.scene = DemoScene(payloads, width=width, height=height, seed=seed)
+        self.payload_file = Path(payload_file) if payload_file else None
+        self.width = width
+        self.height = height
+        self.seed = seed
+        self.scene: DemoScene | None = None
+        if payloads:
+            self.scene = DemoScene(payloads, width=width, height=height, seed=seed)
         self._pacer = _Pacer(fps, paced)
         self.index = 0
 
@@ -331,28 +341,40 @@ class DemoSource(FrameSource):
     def from_device(
         cls, device: str, *, width: int, height: int, fps: float, seed: int, paced: bool
     ) -> DemoSource:
-        """`device` names a text file with one payload per line; anything else (such as the
-        default "0") shows sample badge-shaped payloads."""
-        path = Path(device)
-        if device and path.is_file():
-            try:
-                lines = path.read_text(encoding="utf-8").splitlines()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise SourceError(f"cannot read demo payloads from {path}: {exc}") from exc
-            payloads = [line.strip() for line in lines if line.strip()]
-            if not payloads:
-                raise SourceError(f"demo payload file {path} has no payloads")
-        else:
-            payloads = sample_payloads(seed=seed)
-        return cls(payloads, width=width, height=height, fps=fps, seed=seed, paced=paced)
+        """`device` names the payload file; "" or the default "0" means sample payloads."""
+        payload_file = None if device.strip() in ("", "0") else device
+        return cls(
+            payload_file=payload_file, width=width, height=height, fps=fps, seed=seed, paced=paced
+        )
 
     def describe(self) -> str:
-        return f"demo scene ({len(self.scene.payloads)} badges)"
+        if self.scene is not None:
+            return f"demo scene ({len(self.scene.payloads)} badges)"
+        return f"demo scene ({self.payload_file or 'sample badges'})"
 
     def open(self) -> None:
-        pass
+        if self.scene is not None:
+            return
+        payloads = self._load() if self.payload_file else sample_payloads(seed=self.seed)
+        self.scene = DemoScene(payloads, width=self.width, height=self.height, seed=self.seed)
+
+    def _load(self) -> list[str]:
+        assert self.payload_file is not None
+        path = self.payload_file
+        if not path.is_file():
+            raise SourceError(f"demo payload file {path} does not exist")
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SourceError(f"cannot read demo payloads from {path}: {exc}") from exc
+        payloads = [line.strip() for line in lines if line.strip()]
+        if not payloads:
+            raise SourceError(f"demo payload file {path} has no payloads")
+        return payloads
 
     def read(self) -> np.ndarray | None:
+        if self.scene is None:
+            raise SourceError(f"{self.describe()} is not open")
         self._pacer.wait()
         frame = self.scene.frame(self.index)
         self.index += 1

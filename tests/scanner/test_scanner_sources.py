@@ -126,7 +126,18 @@ def test_demo_scene_is_reproducible_and_says_where_the_code_is():
 
 def test_demo_without_a_payload_file_shows_sample_badges():
     source = open_source(ScannerOptions(source="demo", device="0", paced=False))
+    source.open()
     assert all(p.startswith("CB1") and len(p) == 130 for p in source.scene.payloads)
+
+
+def test_demo_with_a_missing_or_empty_payload_file_fails_at_open(tmp_path):
+    missing = open_source(ScannerOptions(source="demo", device=str(tmp_path / "badges.txt")))
+    with pytest.raises(SourceError, match="does not exist"):
+        missing.open()
+    (tmp_path / "empty.txt").write_text("\n  \n", encoding="utf-8")
+    empty = open_source(ScannerOptions(source="demo", device=str(tmp_path / "empty.txt")))
+    with pytest.raises(SourceError, match="no payloads"):
+        empty.open()
 
 
 def test_source_names_map_to_sources(tmp_path):
