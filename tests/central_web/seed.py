@@ -87,9 +87,14 @@ def enrol(engine: Engine, site_id: str, now: datetime) -> FakeKiosk:
 
 
 def push(engine: Engine, kiosk: FakeKiosk, events: list[Event], now: datetime, app: Flask) -> None:
-    rules = stays.StayRules.from_settings(app.extensions["central"].settings)
+    central = app.extensions["central"]
+    rules = stays.StayRules.from_settings(central.settings)
     answer = ingest.ingest_events(engine, kiosk.identity, [e.wire() for e in events], now, rules)
     assert all(r.status == "stored" for r in answer.results), answer
+    # Ingest may leave the pairing to a background refresher: do its work now, as it would.
+    refresher = getattr(central, "stays", None)
+    if refresher is not None:
+        refresher.drain()
 
 
 def heartbeat(engine: Engine, kiosk: FakeKiosk, at: datetime, app: Flask, **changes: Any) -> None:
