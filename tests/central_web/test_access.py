@@ -207,3 +207,32 @@ def test_after_login_only_local_paths_are_followed(app):
         client.post("/staff/logout", data={"csrf_token": csrf_of(client)})
         token = csrf_from(client.get("/staff/login").get_data(as_text=True))
     log_in(client, "viewer")
+
+
+def test_behind_a_trusted_proxy_the_throttle_counts_the_forwarded_address(make_app):
+    app = make_app(login_max_failures=2, trusted_proxies=1)
+    client = app.test_client()
+    token = csrf_from(client.get("/staff/login").get_data(as_text=True))
+
+    def attempt(name: str, password: str, forwarded: str) -> int:
+        data = {"username": name, "password": password, "csrf_token": token}
+        headers = {"X-Forwarded-For": forwarded}
+        return client.post("/staff/login", data=data, headers=headers).status_code
+
+    assert attempt("nobody1", "x", "203.0.113.7") == 401
+    assert attempt("nobody2", "x", "203.0.113.7") == 401
+    assert attempt("viewer", PASSWORDS["viewer"], "203.0.113.7") == 429
+    assert attempt("viewer", PASSWORDS["viewer"], "198.51.100.1") == 302
+
+
+def test_without_trusted_proxies_a_forged_forwarded_for_changes_nothing(make_app):
+    app = make_app(login_max_failures=2)
+    client = app.test_client()
+    token = csrf_from(client.get("/staff/login").get_data(as_text=True))
+    for number in range(2):
+        data = {"username": f"nobody{number}", "password": "x", "csrf_token": token}
+        headers = {"X-Forwarded-For": f"198.51.100.{number}"}
+        assert client.post("/staff/login", data=data, headers=headers).status_code == 401
+    data = {"username": "viewer", "password": PASSWORDS["viewer"], "csrf_token": token}
+    headers = {"X-Forwarded-For": "192.0.2.99"}
+    assert client.post("/staff/login", data=data, headers=headers).status_code == 429
