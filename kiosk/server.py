@@ -182,9 +182,12 @@ class KioskServer:
         self.services.begin_shutdown()
 
     def shutdown(self) -> None:
-        """Stop from another thread (tests, benches): end the streams, then close every socket
-        from inside the server's own loop (closing them from here races its select())."""
+        """Stop from another thread (tests, benches). The streams end first and the worker
+        threads finish their responses while the loop still runs (a worker writing after the
+        sockets closed would write to a file descriptor number that may be reused by then); then
+        every socket is closed from inside the loop (closing from here would race its select())."""
         self.begin_shutdown()
+        self.server.task_dispatcher.shutdown(timeout=5)
         self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
 
     def _finish(self) -> None:

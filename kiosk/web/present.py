@@ -12,7 +12,7 @@ from typing import Any
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from kiosk.rules import ScanOutcome
+from kiosk.rules import STORE_REASONS, ScanOutcome
 
 REASONS = {
     "ok": _l("Valid badge"),
@@ -107,6 +107,8 @@ def scan_message(outcome: ScanOutcome, previous_kind: str | None = None) -> dict
     else:
         headline = _("Not accepted")
         detail = reason_text(outcome.reason, outcome.message)
+        if outcome.reason not in STORE_REASONS:
+            extra_parts.append(_("Please see the site lead."))
         # A refused badge's name is not shown: the code was not proven to be that person's.
         name = ""
     return {

@@ -344,3 +344,44 @@ def test_names_from_the_roster_are_escaped(kit, tmp_path):
     page = client.get("/lead/").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;" in page
+
+
+GARBAGE_FORMS = [
+    {},
+    {"cadre_id": "C001", "kind": "sideways", "reason": "x"},
+    {"cadre_id": "C001", "kind": "arrival", "reason": "x", "time": "25:99"},
+    {"cadre_id": "C001", "kind": "arrival", "reason": "x", "time": "2026-13-01T99:00"},
+    {"cadre_id": "x" * 500, "kind": "departure", "reason": "y" * 5000},
+    {"event_id": "not-a-uuid", "reason": "x", "kind": "arrival"},
+    {"event_id": "00000000-0000-4000-8000-000000000000", "reason": "x"},
+    {"phone_time_ms": "-99999999999999999999"},
+    {"next": "//evil.example/", "reason": "\x00\x01"},
+]
+
+
+def test_lead_posts_never_fail_with_a_server_error_on_garbage(kit):
+    client = kit.app.test_client()
+    login(client)
+    before = kit.services.log.last_seq
+    posts = [
+        rule.rule
+        for rule in kit.app.url_map.iter_rules()
+        if rule.rule.startswith("/lead") and "POST" in rule.methods and rule.rule != "/lead/logout"
+    ]
+    assert "/lead/manual" in posts and "/lead/void" in posts
+    for path in posts:
+        for form in GARBAGE_FORMS:
+            response = client.post(path, data={"csrf_token": csrf(client), **form})
+            assert response.status_code < 500, (path, form)
+            if response.status_code == 302:
+                assert not response.headers["Location"].startswith("//")
+        response = client.post(
+            path,
+            data=b"\xff\xfe{",
+            content_type="application/json",
+            headers={"X-CSRF-Token": csrf(client)},
+        )
+        assert response.status_code < 500, path
+    big = client.post("/lead/manual", data={"csrf_token": csrf(client), "reason": "x" * 100_000})
+    assert big.status_code == 413
+    assert kit.services.log.last_seq == before  # nothing of the garbage was stored
