@@ -312,7 +312,7 @@ class KioskServices:
             return {"configured": True, "online": False, "last_error": repr(exc)}
         return {
             "configured": True,
-            "online": bool(snapshot.online),
+            "online": snapshot.online,  # None until the first exchange was tried
             "waiting": snapshot.waiting,
             "last_success": snapshot.last_success_at,
             "last_error": snapshot.last_error,

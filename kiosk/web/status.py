@@ -89,6 +89,8 @@ def network_words(services: KioskServices) -> dict[str, str]:
         return {"state": "warn", "text": _("No centre")}
     if state.get("online"):
         return {"state": "ok", "text": _("Online")}
+    if state.get("online") is None:
+        return {"state": "warn", "text": _("Connecting…")}
     return {"state": "bad", "text": _("Offline")}
 
 

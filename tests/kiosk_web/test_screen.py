@@ -255,3 +255,37 @@ def test_a_full_disk_refuses_the_scan_and_puts_up_a_banner_until_it_recovers(kit
     kit.clock.advance(minutes=3)
     assert services.handle_payload(kit.badge("C001"), "camera")["outcome"] == "arrival"
     assert services.screen_status()["banner"] == ""
+
+
+def test_an_enrolled_kiosk_runs_the_sync_agent_and_shows_when_the_centre_is_away(
+    tmp_path, issuing_key
+):
+    import socket
+    import time
+
+    from kiosk.enrolment import save_token
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens here once the socket closes
+    (tmp_path / "instance").mkdir()
+    save_token(tmp_path / "instance", "kiosk-token")
+    kit = make_kit(
+        tmp_path,
+        issuing_key,
+        central_url=f"http://127.0.0.1:{port}",
+    )
+    services = kit.services
+    try:
+        services.handle_payload(kit.badge("C001"), "camera")
+        services.start()
+        assert services.sync_agent is not None
+        deadline = time.monotonic() + 10
+        while services.sync_state().get("online") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        state = services.sync_state()
+        assert state["online"] is False and state["last_error"]
+        assert state["waiting"] == 1  # nothing counts as sent before the centre said so
+        assert services.screen_status()["network"] == {"state": "bad", "text": "离线"}
+    finally:
+        services.stop()
