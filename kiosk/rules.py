@@ -45,6 +45,7 @@ FLAG_OPEN_ARRIVAL = "previous_arrival_without_departure"
 FLAG_NO_ARRIVAL = "departure_without_arrival"
 FLAG_OPERATOR_TIME = "time_entered_by_operator"
 FLAG_CLOCK_UNCERTAIN = "clock_uncertain"
+FLAG_KIND_CHOSEN = "kind_chosen_on_screen"
 
 # Reasons for a refusal that is not about the badge.
 STORE_REASONS = {"store_full", "store_read_only", "store_failed"}
@@ -202,7 +203,17 @@ class CheckIn:
 
     # ------------------------------------------------------------------ scanning
 
-    def scan(self, payload: str, source: ScanSource = "camera") -> ScanOutcome:
+    def scan(
+        self,
+        payload: str,
+        source: ScanSource = "camera",
+        kind: Literal["arrival", "departure"] | None = None,
+    ) -> ScanOutcome:
+        """Verify `payload` and record what the rules decide; durable before it returns.
+
+        `kind` is for a screen with Arrive / Leave buttons: the person's choice replaces the
+        toggle (flagged `kind_chosen_on_screen`); the repeat window still swallows a double scan
+        of the same kind."""
         roster = self.roster()
         check = verify_token(payload, roster.keyring, roster.revoked_through)
         with self._lock:
@@ -220,7 +231,7 @@ class CheckIn:
                     cadre_id=check.cadre_id if check.reason == "revoked" else None,
                 )
             assert check.cadre_id is not None
-            return self._toggle(check.cadre_id, check.serial, source, now, roster)
+            return self._toggle(check.cadre_id, check.serial, source, now, roster, kind)
 
     def scan_wedge(self, typed: str) -> ScanOutcome:
         """A payload typed by a keyboard-wedge barcode scanner, through the same rules."""
@@ -233,6 +244,7 @@ class CheckIn:
         source: ScanSource,
         now: TimeReading,
         roster: RosterSnapshot,
+        chosen: Literal["arrival", "departure"] | None = None,
     ) -> ScanOutcome:
         entry = roster.entry(cadre_id)
         name = entry.name if entry else None
@@ -243,13 +255,14 @@ class CheckIn:
             flags.append(FLAG_NOT_ON_ROSTER)
         rows = self.log.recent(cadre_id)
         last = rows[-1] if rows else None
-        kind: Literal["arrival", "departure"] = "arrival"
+        kind: Literal["arrival", "departure"]
         worked = None
+        elapsed = None
         if last is not None:
             elapsed = self._elapsed(last, now)
             if elapsed is None:
                 flags.append(FLAG_CLOCK_UNCERTAIN)
-            elif elapsed < self.settings.repeat_window:
+            elif elapsed < self.settings.repeat_window and chosen in (None, last.kind):
                 before = self.local(self._when(last, now))
                 verb = "checked in" if last.kind == "arrival" else "checked out"
                 return ScanOutcome(
@@ -264,11 +277,20 @@ class CheckIn:
                     previous_time=before,
                     flags=tuple(flags),
                 )
-            if last.kind == "arrival":
-                if self._arrival_still_open(last, now, elapsed):
-                    kind, worked = "departure", elapsed
-                else:
-                    flags.append(FLAG_OPEN_ARRIVAL)
+        unclosed = last is not None and last.kind == "arrival"
+        open_arrival = unclosed and self._arrival_still_open(last, now, elapsed)
+        if chosen is None:
+            kind = "departure" if open_arrival else "arrival"
+        else:
+            kind = chosen
+            flags.append(FLAG_KIND_CHOSEN)
+        if kind == "departure":
+            if open_arrival:
+                worked = elapsed
+            else:
+                flags.append(FLAG_NO_ARRIVAL)
+        elif unclosed:
+            flags.append(FLAG_OPEN_ARRIVAL)
         fields = self._fields(cadre_id, serial, kind, source, now, flags)
         try:
             event = self.log.append(fields)

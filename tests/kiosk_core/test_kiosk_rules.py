@@ -358,3 +358,23 @@ def test_failed_scan_log_is_rate_limited(kiosk):
     assert newest.suppressed_before == 37
     kiosk.rules.scan("X" * 500)
     assert len(kiosk.failed.recent(1)[0].payload) == 65  # 64 characters and an ellipsis
+
+
+def test_kind_chosen_on_screen_replaces_the_toggle(kiosk):
+    badge = kiosk.badge("C0001")
+    arrival = kiosk.rules.scan(badge, kind="arrival")
+    assert arrival.result == "arrival" and arrival.flags == ("kind_chosen_on_screen",)
+    kiosk.clock.advance(seconds=30)
+    assert kiosk.rules.scan(badge, kind="arrival").result == "repeat"  # a double scan
+    leaving = kiosk.rules.scan(badge, kind="departure")  # changed their mind: inside the window
+    assert leaving.result == "departure" and leaving.worked == timedelta(seconds=30)
+    kiosk.clock.advance(minutes=5)
+    stray = kiosk.rules.scan(badge, kind="departure")
+    assert stray.result == "departure" and stray.worked is None
+    assert set(stray.flags) == {"kind_chosen_on_screen", "departure_without_arrival"}
+    kiosk.clock.advance(minutes=5)
+    kiosk.rules.scan(badge)  # toggles: an arrival
+    kiosk.clock.advance(minutes=5)
+    twice = kiosk.rules.scan(badge, kind="arrival")
+    assert twice.result == "arrival"
+    assert "previous_arrival_without_departure" in twice.flags
