@@ -87,6 +87,32 @@ _PATTERNS: list[tuple[re.Pattern[str], Say]] = [
 ]
 
 
+# What each kind of anomaly is called; one gettext per use (a page may list 500 of them).
+KIND_LABELS: dict[str, Callable[[], str]] = {
+    "two_sites": lambda: gettext("one badge at two sites"),
+    "no_arrival": lambda: gettext("departure without arrival"),
+    "no_departure": lambda: gettext("no departure"),
+    "overlong_stay": lambda: gettext("overlong stay"),
+    "uncorrected_time": lambda: gettext("untrusted clock, not corrected"),
+    "chain_gap": lambda: gettext("hash chain gap"),
+    "chain_fork": lambda: gettext("hash chain fork"),
+    "event_conflict": lambda: gettext("same record id, different content"),
+    "rejected_event": lambda: gettext("record refused"),
+    "kiosk_disagrees": lambda: gettext("kiosk and centre disagree"),
+}
+# Kinds that mean records may be missing or forged: shown in red, the rest in amber.
+SERIOUS = frozenset({"chain_gap", "chain_fork", "event_conflict", "two_sites"})
+
+
+def kind_label(kind: str) -> str:
+    say = KIND_LABELS.get(kind)
+    return say() if say else kind
+
+
+def kind_class(kind: str) -> str:
+    return "bad" if kind in SERIOUS else "warn"
+
+
 def explain(detail: str) -> str:
     for pattern, say in _PATTERNS:
         found = pattern.search(detail)

@@ -75,3 +75,5 @@ for _code in (400, 403, 404, 405, 413):
 
 formatting.register(staff)
 staff.add_app_template_filter(anomaly_messages.explain, "explain")
+staff.add_app_template_global(anomaly_messages.kind_label, "anomaly_label")
+staff.add_app_template_global(anomaly_messages.kind_class, "anomaly_class")

@@ -25,6 +25,9 @@ STAFF_INDEXES = (
     ),
     # Is this stay's cadre on this site's roster? Answered from the index alone.
     Index("ix_cadres_id_site", roster.cadres.c.cadre_id, roster.cadres.c.site_id),
+    # Stays still open on days that are over ("no departure" on the anomalies page): without it
+    # stays.anomaly_list reads every stay of the week (83 ms), with it 8 ms.
+    Index("ix_stays_state_day", ingest.stays.c.state, ingest.stays.c.service_day),
 )
 
 
