@@ -96,7 +96,14 @@ def safe_next(target: str | None) -> str:
     if not target:
         return url_for("staff.overview")
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    # Browsers read "/\\host" as "//host": a backslash anywhere is refused, like a scheme or host.
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+    ):
         return url_for("staff.overview")
     return target
 

@@ -193,7 +193,12 @@ def test_changing_a_password_logs_out_open_sessions(app, viewer, engine):
 def test_after_login_only_local_paths_are_followed(app):
     client = app.test_client()
     token = csrf_from(client.get("/staff/login").get_data(as_text=True))
-    for target in ["//evil.example/x", "https://evil.example/", "javascript:alert(1)"]:
+    for target in [
+        "//evil.example/x",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "/\\evil.example/",
+    ]:
         response = client.post(
             "/staff/login",
             data={
