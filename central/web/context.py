@@ -49,7 +49,7 @@ class StaffState:
 
     @property
     def rules(self) -> StayRules:
-        return StayRules.from_settings(self.settings)
+        return getattr(self.central, "rules", None) or StayRules.from_settings(self.settings)
 
     def today(self) -> date:
         """The service day it is now (a day begins at `service_day_start`, not midnight)."""

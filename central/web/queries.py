@@ -87,6 +87,7 @@ class Overview:
     sites: list[SiteRow]
     totals: stays.SiteDay
     kiosks: list[dict[str, Any]]
+    pending: int = 0  # (cadre, day) pairs whose stays the refresher has not paired yet
 
     @property
     def dead(self) -> list[dict[str, Any]]:
@@ -117,7 +118,7 @@ def overview(
             rows[kiosk["site_id"]] = SiteRow(stays.SiteDay(kiosk["site_id"], "", 0, 0, 0, 0, 0, 0))
         rows[kiosk["site_id"]].kiosks.append(kiosk)
     ordered = [rows[site_id] for site_id in sorted(rows)]
-    return Overview(day, ordered, _totals(summaries), health)
+    return Overview(day, ordered, _totals(summaries), health, stays.queued(conn))
 
 
 def site_names(conn: Connection) -> list[tuple[str, str]]:

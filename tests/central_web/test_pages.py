@@ -151,3 +151,25 @@ def test_pages_send_no_store_and_a_strict_content_security_policy(seeded, viewer
     assert response.headers["Cache-Control"] == "no-store"
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_records_not_yet_paired_are_announced_not_hidden(app, seeded, viewer):
+    from central import ingest
+
+    central = app.extensions["central"]
+    east = seeded.kiosks["S01"]
+    late = east.event("C003", "arrival", local(8, 30))
+    # As the kiosk API stores a push: pairing is left to the refresher.
+    ingest.ingest_events(
+        central.engine,
+        east.identity,
+        [late.wire()],
+        central.now(),
+        central.rules,
+        defer_stays=True,
+    )
+    assert "刚收到 1 人的签到记录，正在配对" in text_of(viewer.get("/staff/"))
+    central.stays.drain()
+    text = text_of(viewer.get("/staff/"))
+    assert "正在配对" not in text
+    assert re.search(r"东湖站 S01 · 1 人不在本站名单 3 4 3 1 0 ", site_row(text, "东湖站"))
