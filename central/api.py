@@ -146,9 +146,10 @@ def push_events() -> Response:
             f"this token belongs to kiosk {kiosk.kiosk_id!r}, not {batch.kiosk_id!r}",
             [FieldProblem(field="kiosk_id", reason="not the kiosk of the token")],
         )
-    answer = ingest.ingest_events(
-        central.engine, kiosk, batch.events, central.now(), central.rules, defer_stays=True
-    )
+    with central.stays.ingesting():
+        answer = ingest.ingest_events(
+            central.engine, kiosk, batch.events, central.now(), central.rules, defer_stays=True
+        )
     if answer.stored:
         central.stays.poke()
     return _json(answer)

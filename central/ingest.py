@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -260,6 +261,9 @@ pushed_settings = Table(
 
 BODY_KEEP = 8192
 CHUNK = 500
+# psycopg caches the parsed form of statements up to 4096 bytes and 50 parameters.
+PG_STATEMENT_CHARS = 4000
+PG_STATEMENT_PARAMS = 50
 _sqlite_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 _sqlite_locks_guard = threading.Lock()
 
@@ -346,12 +350,14 @@ def _anchors(conn: Connection, kiosk_id: str, boot_ids: set[str]) -> dict[str, A
     return found
 
 
-def event_row(event: Event, anchor: Anchor | None, rules: StayRules, now: datetime) -> dict:
+def event_row(
+    event: Event, anchor: Anchor | None, rules: StayRules, now: datetime, event_id: str = ""
+) -> dict:
     device = to_utc_naive(event.device_time)
     offset = event.device_time.utcoffset()
     corrected, status = correct(device, event.monotonic_ns, event.clock_trusted, anchor)
     return {
-        "event_id": str(event.event_id),
+        "event_id": event_id or str(event.event_id),
         "kiosk_id": event.kiosk_id,
         "site_id": event.site_id,
         "seq": event.seq,
@@ -553,18 +559,101 @@ def _flag_uncorrected(
     ]
 
 
+def _sqlite_datetime(value: datetime) -> str:
+    # SQLAlchemy's own SQLite storage format, so stored text sorts and compares the same.
+    return value.isoformat(sep=" ", timespec="microseconds")
+
+
+def _sqlite_converters(table: Table, columns: Sequence[str]) -> list[tuple[int, Any]]:
+    """(position, converter) for the columns whose Python values SQLite cannot take as is."""
+    fixes: list[tuple[int, Any]] = []
+    for position, name in enumerate(columns):
+        kind = table.c[name].type
+        if isinstance(kind, DateTime):
+            fixes.append((position, _sqlite_datetime))
+        elif isinstance(kind, Date):
+            fixes.append((position, date.isoformat))
+        elif isinstance(kind, Boolean):
+            fixes.append((position, int))
+    return fixes
+
+
+def _insert_sql(conn: Connection, table: Table, columns: Sequence[str], tail: str = "") -> str:
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join(mark for _ in columns)
+    return f'INSERT INTO "{table.name}" ({names}) VALUES ({marks}){tail}'
+
+
+def bulk_insert(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    ignore_conflicts: bool = False,
+    tail: str = "",
+) -> None:
+    """executemany straight to the driver: the hot path of ingest and stays, where building
+    each row through SQLAlchemy's compiler cost more than storing it."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    sql = _insert_sql(conn, table, columns, tail or (" ON CONFLICT DO NOTHING" * ignore_conflicts))
+    values = itemgetter(*columns) if len(columns) > 1 else (lambda r: (r[columns[0]],))
+    if conn.dialect.name != "sqlite":
+        _pg_bulk_insert(conn, sql, [values(r) for r in rows])
+        return
+    fixes = _sqlite_converters(table, columns)
+    params = []
+    for row in rows:
+        line = list(values(row))
+        for position, convert in fixes:
+            if line[position] is not None:
+                line[position] = convert(line[position])
+        params.append(tuple(line))
+    conn.exec_driver_sql(sql, params)
+
+
+def _pg_bulk_insert(conn: Connection, sql: str, params: list[tuple[Any, ...]]) -> None:
+    """Several rows per INSERT, and those INSERTs sent together (psycopg pipelines
+    executemany): one statement per row costs PostgreSQL a parse-plan-execute each. Statements
+    stay short enough for psycopg to cache their parsed form (it re-parses long ones)."""
+    head, _, rest = sql.partition(" VALUES ")
+    row_marks, _, tail = rest.partition(")")
+    row_marks += ")"
+    columns = row_marks.count("%s")
+    per_statement = max(
+        1,
+        min(
+            PG_STATEMENT_PARAMS // columns,
+            (PG_STATEMENT_CHARS - len(head) - len(tail)) // (len(row_marks) + 2),
+        ),
+    )
+
+    def statement(rows: int) -> str:
+        return f"{head} VALUES {', '.join(row_marks for _ in range(rows))}{tail}"
+
+    whole = len(params) - len(params) % per_statement
+    if whole:
+        grouped = [
+            tuple(v for row in params[i : i + per_statement] for v in row)
+            for i in range(0, whole, per_statement)
+        ]
+        conn.exec_driver_sql(statement(per_statement), grouped)
+    if whole < len(params):
+        rest_rows = params[whole:]
+        conn.exec_driver_sql(statement(len(rest_rows)), tuple(v for r in rest_rows for v in r))
+
+
 def mark_dirty(conn: Connection, keys: set[tuple[str, date]]) -> None:
     """Queue (cadre, service day) pairs for central.stays.refresh."""
     if not keys:
         return
     mark = secrets.randbits(62)
-    statement = dialect_insert(conn, stays_dirty)
-    statement = statement.on_conflict_do_update(
-        index_elements=["cadre_id", "service_day"], set_={"mark": statement.excluded.mark}
-    )
-    conn.execute(
-        statement,
+    bulk_insert(
+        conn,
+        stays_dirty,
         [{"cadre_id": c, "service_day": d, "mark": mark} for c, d in sorted(keys)],
+        tail=' ON CONFLICT ("cadre_id", "service_day") DO UPDATE SET "mark" = excluded."mark"',
     )
 
 
@@ -627,25 +716,21 @@ def ingest_events(
                     for b in new_boots
                 ],
             )
-        rows = [
-            event_row(event, anchors.get(event.boot_id), rules, now_utc)
-            for _, event in accepted.values()
-        ]
-        inserted: set[str] = set()
-        statement = (
-            dialect_insert(conn, events)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(events.c.event_id)
-        )
-        for chunk in _chunks(rows):
-            inserted.update(conn.execute(statement, list(chunk)).scalars())
-        others = [key for key in accepted if key not in inserted]
+        # The kiosk's row is locked (or, on SQLite, every writer of this process waits), so
+        # what is not stored yet cannot be stored by anyone else before this transaction ends.
         stored_hash: dict[str, str] = {}
-        for chunk in _chunks(others):
+        for chunk in _chunks(list(accepted)):
             for row in conn.execute(
                 select(events.c.event_id, events.c.hash).where(events.c.event_id.in_(chunk))
             ):
                 stored_hash[row.event_id] = row.hash
+        rows = [
+            event_row(event, anchors.get(event.boot_id), rules, now_utc, key)
+            for key, (_, event) in accepted.items()
+            if key not in stored_hash
+        ]
+        bulk_insert(conn, events, rows, ignore_conflicts=True)
+        inserted = {r["event_id"] for r in rows}
         for key, (index, event) in accepted.items():
             if key in inserted:
                 results[index] = EventResult(

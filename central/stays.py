@@ -28,6 +28,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -51,6 +52,7 @@ from sqlalchemy import (
 from central import corrections as staff_corrections
 from central.ingest import (
     anomalies,
+    bulk_insert,
     events,
     kiosk_status,
     kiosks,
@@ -396,8 +398,7 @@ def recompute(
                 anomalies.c.kind.in_(STAY_ANOMALIES),
             )
         )
-    if new_stays:
-        conn.execute(insert(stays), new_stays)
+    bulk_insert(conn, stays, new_stays)
     if new_findings:
         detected = to_utc_naive(now or datetime.now(UTC))
         for finding in new_findings:
@@ -453,8 +454,9 @@ class StayRefresher:
         self,
         engine: Engine,
         rules: StayRules,
-        chunk: int = 1000,
+        chunk: int = 250,
         idle_exit_s: float = 30.0,
+        max_yield_s: float = 2.0,
         now: Callable[[], datetime] | None = None,
         autostart: bool = True,
     ):
@@ -463,9 +465,12 @@ class StayRefresher:
         self.rules = rules
         self.chunk = chunk
         self.idle_exit_s = idle_exit_s
+        self.max_yield_s = max_yield_s
         self._now = now
         self._work = threading.Event()
         self._lock = threading.Lock()
+        self._quiet = threading.Condition()
+        self._ingesting = 0
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
 
@@ -477,6 +482,22 @@ class StayRefresher:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="stays", daemon=True)
                 self._thread.start()
+
+    @contextmanager
+    def ingesting(self) -> Iterator[None]:
+        """Wrap an ingest: the refresher lets it go first (it waits, at most `max_yield_s`)."""
+        with self._quiet:
+            self._ingesting += 1
+        try:
+            yield
+        finally:
+            with self._quiet:
+                self._ingesting -= 1
+                self._quiet.notify_all()
+
+    def _let_ingest_go_first(self) -> None:
+        with self._quiet:
+            self._quiet.wait_for(lambda: self._ingesting == 0, timeout=self.max_yield_s)
 
     def drain(self) -> int:
         """Work through the whole queue on the calling thread; returns pairs recomputed."""
@@ -498,8 +519,11 @@ class StayRefresher:
                 continue
             self._work.clear()
             try:
-                while refresh(self.engine, self.rules, self._clock(), self.chunk):
-                    time.sleep(0.002)  # let a waiting ingest take the store first
+                while True:
+                    # Kiosks are waiting for their answers; pairing can wait a moment.
+                    self._let_ingest_go_first()
+                    if not refresh(self.engine, self.rules, self._clock(), self.chunk):
+                        break
                 self.last_error = None
             except Exception as exc:  # keep the thread; the queue is still there to retry
                 logging.getLogger(__name__).exception("stays refresh failed")

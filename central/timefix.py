@@ -18,7 +18,7 @@ it, and `time_status` says which: "trusted" (the kiosk's clock was synchronised)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -45,6 +45,11 @@ class DayRule:
 
     zone: ZoneInfo
     day_start: time
+    # The last day looked up and its bounds: events come in runs of one day, and converting
+    # each one's time zone was a good part of storing it.
+    _last: list[tuple[datetime, datetime, date]] = field(
+        default_factory=list, compare=False, hash=False, repr=False
+    )
 
     @classmethod
     def of(cls, timezone: str, day_start: str) -> DayRule:
@@ -52,9 +57,15 @@ class DayRule:
         return cls(ZoneInfo(timezone), time(hours, minutes))
 
     def service_day(self, utc_naive: datetime) -> date:
+        last = self._last[-1] if self._last else None
+        if last is not None and last[0] <= utc_naive < last[1]:
+            return last[2]
         local = from_utc_naive(utc_naive).astimezone(self.zone).replace(tzinfo=None)
         shift = timedelta(hours=self.day_start.hour, minutes=self.day_start.minute)
-        return (local - shift).date()
+        day = (local - shift).date()
+        start, end = self.bounds(day)
+        self._last[:] = [(start, end, day)]
+        return day
 
     def bounds(self, day: date) -> tuple[datetime, datetime]:
         """[start, end) of a service day as naive UTC."""
