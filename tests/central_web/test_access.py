@@ -96,6 +96,8 @@ def test_login_is_throttled_per_user_name_even_with_the_right_password(make_app)
     good = {"username": "admin", "password": PASSWORDS["admin"], "csrf_token": token}
     refused = client.post("/staff/login", data=good, environ_base={"REMOTE_ADDR": "10.0.0.9"})
     assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= 900
+    assert "登录失败次数过多" in refused.get_data(as_text=True)
     assert client.get("/staff/").status_code == 302
     # Another user from a fresh address is not held back by admin's lock.
     other = {"username": "viewer", "password": PASSWORDS["viewer"], "csrf_token": token}

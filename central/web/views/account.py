@@ -13,7 +13,7 @@ from central.web.context import state
 
 
 @staff.route("/login", methods=["GET", "POST"])
-def login() -> str | Response | tuple[str, int]:
+def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
     if request.method == "GET":
         if auth.current_user() is not None:
             return redirect(auth.safe_next(request.args.get("next")))
@@ -28,7 +28,7 @@ def login() -> str | Response | tuple[str, int]:
         minutes = max(1, (wait + 59) // 60)
         message = gettext("Too many failed logins. Try again in %(minutes)d min.", minutes=minutes)
         page = render_template("login.html", username=username, next=target, error=message)
-        return page, 429
+        return page, 429, {"Retry-After": str(wait)}
     user = users.authenticate(state().engine, username, password)
     if user is None:
         throttle.failed(address, username)
