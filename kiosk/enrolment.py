@@ -28,6 +28,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from kiosk import settings as kiosk_settings
 from kiosk.clock import TimeKeeper
 from kiosk.roster import CadreEntry, RosterSnapshot, RosterStore
@@ -317,12 +319,23 @@ def make_sync_agent(
     keeper: TimeKeeper,
     facts: Callable[[], KioskFacts],
     app_version: str = "",
+    session: requests.Session | None = None,
 ) -> SyncAgent | None:
-    """The agent for a running kiosk; None when it has no centre URL or token yet."""
+    """The agent for a running kiosk; None when it has no centre URL or token yet.
+
+    Offsets are measured with the kiosk's own clock (the keeper's), as events are stamped.
+    """
     token = load_token(instance)
     if not settings.central_url or not token:
         return None
-    client = CentralClient(settings.central_url, token, timeout_s=settings.sync_timeout_s)
+    client = CentralClient(
+        settings.central_url,
+        token,
+        timeout_s=settings.sync_timeout_s,
+        session=session,
+        wall_clock=keeper.clock.now,
+        monotonic_ns=keeper.clock.monotonic_ns,
+    )
     applier = PullApplier(instance, roster)
 
     def heartbeat() -> Heartbeat:
@@ -364,4 +377,5 @@ def make_sync_agent(
         on_pull=applier,
         heartbeat=heartbeat,
         on_clock_sample=learn_from(keeper),
+        wall_clock=keeper.clock.now,
     )
