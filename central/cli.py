@@ -441,10 +441,12 @@ def serve_command(instance: Path, host: str | None, port: int | None) -> None:
 
     settings, _ = _open_store(instance)
     app = create_app(instance, settings)
+    host, port = host or settings.listen_host, port or settings.listen_port
+    click.echo(f"serving the kiosk API and the staff pages on http://{host}:{port}/")
     waitress.serve(
         app,
-        host=host or settings.listen_host,
-        port=port or settings.listen_port,
+        host=host,
+        port=port,
         threads=settings.server_threads,
         ident="central",
     )
