@@ -259,7 +259,7 @@ def roster_delta(
     """What changed in the site's roster and in revocations since `since` (0: the whole
     roster); None when nothing did, unless `always`."""
     version = roster.current_version(conn)
-    if since >= version and not always:
+    if since == version and not always:
         return None
     columns = (
         cadres.c.cadre_id,
@@ -275,7 +275,8 @@ def roster_delta(
             select(func.count()).select_from(cadres).where(cadres.c.change_version > since)
         ).scalar_one()
     site_name = conn.execute(select(sites.c.name).where(sites.c.site_id == site_id)).scalar()
-    if not since or changed_count > FULL_ROSTER_AFTER:
+    # A kiosk ahead of the centre (a store restored from backup) starts again from scratch.
+    if not since or since > version or changed_count > FULL_ROSTER_AFTER:
         here = conn.execute(
             select(*columns).where(cadres.c.site_id == site_id).order_by(cadres.c.cadre_id)
         )
@@ -333,7 +334,7 @@ def settings_answer(
         select(pushed_settings).where(pushed_settings.c.scope.in_(_scopes(kiosk)))
     ).all()
     version = max((r.version for r in rows), default=0)
-    if version <= since and not always:
+    if version == since and not always:
         return None
     rank = {scope: i for i, scope in enumerate(_scopes(kiosk))}
     values: dict[str, Any] = {}

@@ -182,6 +182,14 @@ def test_pull_sends_only_what_changed(client, central_engine):
     assert set(delta.removed) == {"C2", "C9"}
     assert delta.version > versions["roster_version"]
 
+    # A kiosk that holds a version the centre never gave (the centre's store was restored from
+    # an older backup) gets the whole roster again.
+    ahead = dict(versions, roster_version=delta.version + 50)
+    again = PullAnswer.model_validate(
+        client.post("/api/v1/pull", json=ahead, headers=bearer(token)).json
+    ).roster
+    assert again.full and {c.cadre_id for c in again.cadres} == {"C1", "C5"}
+
 
 def test_heartbeat_is_kept_as_the_kiosk_health(app, client, central_engine):
     kiosk_id, token = enrolled(central_engine, "S01")
