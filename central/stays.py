@@ -431,7 +431,12 @@ def refresh(
                 stays_dirty.c.service_day == bindparam("b_day"),
                 stays_dirty.c.mark == bindparam("b_mark"),
             ),
-            [{"b_cadre": r.cadre_id, "b_day": r.service_day, "b_mark": r.mark} for r in queued],
+            # In the order ingest marks them (central.ingest.mark_dirty), so the two never wait
+            # for each other's rows in opposite orders on PostgreSQL.
+            [
+                {"b_cadre": r.cadre_id, "b_day": r.service_day, "b_mark": r.mark}
+                for r in sorted(queued, key=lambda r: (r.cadre_id, r.service_day))
+            ],
         )
     return len(queued)
 
