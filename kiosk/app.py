@@ -128,6 +128,9 @@ class KioskServices:
         self.scan_loop: ScanLoopLike | None = None
         self.sync_agent: SyncAgentLike | None = None
         self.stopping = threading.Event()
+        # Each open stream (events, preview) holds a waitress thread for as long as it is open;
+        # a few threads stay free for the lead's pages and the watchdog's probe.
+        self.stream_slots = threading.BoundedSemaphore(max(2, settings.server_threads - 4))
         self._start_lock = threading.Lock()
         self._started = False
         self._stopped = False

@@ -12,11 +12,12 @@ import hmac
 import ipaddress
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Blueprint, Response, abort, g, jsonify, render_template, request, url_for
 from flask_babel import gettext as _
+from werkzeug.wsgi import ClosingIterator
 
 from kiosk.web import i18n
 from kiosk.web.common import asset_url, services
@@ -91,9 +92,18 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {body}\n\n".encode()
 
 
+def _take_stream_slot() -> Callable[[], None]:
+    """A slot for one long-lived response, released when the server closes the response."""
+    slots = services().stream_slots
+    if not slots.acquire(blocking=False):
+        abort(503, description=_("Too many kiosk screens are open."))
+    return slots.release
+
+
 @bp.get("/stream")
 def stream() -> Response:
     kiosk = services()
+    release = _take_stream_slot()
     subscription = kiosk.bus.subscribe(request.headers.get("Last-Event-ID"))
     hello = {"screen_token": kiosk.screen_token, "boot": kiosk.bus.boot}
     first_status = kiosk.screen_status()
@@ -117,7 +127,7 @@ def stream() -> Response:
             subscription.close()
 
     return Response(
-        generate(),
+        ClosingIterator(generate(), [release]),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -127,6 +137,7 @@ def stream() -> Response:
 def preview() -> Response:
     """MJPEG of the scan loop's latest frame, at a capped rate, only as new frames come."""
     kiosk = services()
+    release = _take_stream_slot()
     boundary = "kioskframe"
 
     def generate() -> Iterator[bytes]:
@@ -149,7 +160,7 @@ def preview() -> Response:
             kiosk.stopping.wait(max(0.0, period - (time.monotonic() - started)))
 
     return Response(
-        generate(),
+        ClosingIterator(generate(), [release]),
         mimetype=f"multipart/x-mixed-replace; boundary={boundary}",
         headers={"Cache-Control": "no-store"},
     )

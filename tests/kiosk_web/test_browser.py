@@ -72,6 +72,8 @@ def test_badges_shown_to_the_camera_appear_on_the_kiosk_screen(
 ):
     with live_kiosk(tmp_path, issuing_key) as live:
         page = browser.new_page(viewport={"width": width, "height": height})
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
         page.goto(live.url + "/")
         page.wait_for_selector("#camera-badge[data-state='ok']", timeout=10_000)
         assert page.inner_text("#site-name") == "东湖街道集合点"
@@ -102,6 +104,8 @@ def test_badges_shown_to_the_camera_appear_on_the_kiosk_screen(
         assert page.inner_text("#result-name") == ""
         shot(page, f"screen-{width}x{height}-refused")
 
+        # Everything the page loaded came from the kiosk itself: no CDN, no font service.
+        assert requested and all(url.startswith(live.url + "/") for url in requested), requested
         played = page.evaluate("window.KioskSounds.played")
         assert played == ["arrival", "departure", "repeat", "refused"]
         kinds = [e.kind for e in live.services.log.iter_events()]

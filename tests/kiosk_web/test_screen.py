@@ -289,3 +289,23 @@ def test_an_enrolled_kiosk_runs_the_sync_agent_and_shows_when_the_centre_is_away
         assert services.screen_status()["network"] == {"state": "bad", "text": "离线"}
     finally:
         services.stop()
+
+
+def test_streams_are_capped_so_threads_stay_free_for_the_lead_and_the_watchdog(
+    tmp_path, issuing_key
+):
+    kit = make_kit(tmp_path, issuing_key, server_threads=6)  # room for two streams
+    try:
+        client = kit.app.test_client()
+        first = client.get("/stream", environ_base=LOCAL, buffered=False)
+        second = client.get("/stream", environ_base=LOCAL, buffered=False)
+        assert first.status_code == second.status_code == 200
+        third = client.get("/stream", environ_base=LOCAL, buffered=False)
+        assert third.status_code == 503
+        first.close()
+        again = client.get("/stream", environ_base=LOCAL, buffered=False)
+        assert again.status_code == 200
+        again.close()
+        second.close()
+    finally:
+        kit.services.stop()
