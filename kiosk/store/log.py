@@ -244,6 +244,7 @@ class EventLog:
         self._head_hash = GENESIS_HASH
         self._acked = 0
         self._cadres: dict[str, list[EventSummary]] = {}
+        self._cadre_json_cache: dict[str, str] = {}
         self._open_segment: Segment | None = None
         self._cache: OrderedDict[str, Segment] = OrderedDict()
         self._journal: Journal | None = None
@@ -323,6 +324,7 @@ class EventLog:
                 self._quarantine(self.manifest_path.name, json.dumps(manifest).encode())
                 self.recovery.manifest_rebuilt = True
                 self._segments, self._archived, self._cadres = [], [], {}
+                self._cadre_json_cache = {}
                 manifest = None
         if manifest is None:
             self._rebuild_from_segments()
@@ -370,6 +372,13 @@ class EventLog:
         self._head_hash = str(data["head_hash"])
         self._cadres = {
             cadre: [EventSummary.from_json(row) for row in rows]
+            for cadre, rows in data["cadres"].items()
+        }
+        # Rows as read are rows as they will be written: no need to format them again.
+        self._cadre_json_cache = {
+            cadre: json.dumps(cadre, ensure_ascii=False)
+            + ":"
+            + json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
             for cadre, rows in data["cadres"].items()
         }
         self._reindex_segments()
@@ -607,6 +616,7 @@ class EventLog:
             self._drop_from_index(event.cadre_id, str(event.corrects))
             return
         summary = EventSummary.of(event)
+        self._cadre_json_cache.pop(event.cadre_id, None)
         rows = self._cadres.setdefault(event.cadre_id, [])
         position = None
         if event.corrects is not None:
@@ -627,6 +637,7 @@ class EventLog:
             kept = [r for r in rows if r.event_id != event_id]
             if len(kept) != len(rows):
                 self._cadres[cadre] = kept
+                self._cadre_json_cache.pop(cadre, None)
                 return
 
     # ---------------------------------------------------------------- writing
@@ -757,11 +768,25 @@ class EventLog:
             "head_hash": self._head_hash,
             "segments": [m.as_json() for m in self._segments],
             "archived": [m.as_json() for m in self._archived],
-            "cadres": {
-                cadre: [row.to_json() for row in rows] for cadre, rows in self._cadres.items()
-            },
         }
-        atomic_write_json(self._disk, self.manifest_path, data)
+        # The index is most of the manifest (thousands of cadres) and most of it unchanged since
+        # the last checkpoint: each cadre's JSON is kept until its rows change.
+        cadres = ",".join(self._cadre_json(cadre) for cadre in self._cadres)
+        head = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        text = head[:-1] + ',"cadres":{' + cadres + "}}"
+        atomic_write_bytes(self._disk, self.manifest_path, text.encode())
+
+    def _cadre_json(self, cadre: str) -> str:
+        cached = self._cadre_json_cache.get(cadre)
+        if cached is None:
+            rows = [row.to_json() for row in self._cadres[cadre]]
+            cached = (
+                json.dumps(cadre, ensure_ascii=False)
+                + ":"
+                + json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+            )
+            self._cadre_json_cache[cadre] = cached
+        return cached
 
     def _rotate_journal(self) -> None:
         old = self._journal
