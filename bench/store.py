@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import sqlite3
@@ -202,6 +203,7 @@ def main() -> int:
     try:
         for size in sizes:
             fill_log(log_dir, size)
+            os.sync()  # the fill's unsynced pages must not be flushed inside the timed fsyncs
             ours, opened = time_log(log_dir, args.appends)
             # time_log added events: rebuild the exact size next round from where it is.
             stock = time_stock_tinydb(folder, docs, size, stock_inserts[size])
