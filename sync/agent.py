@@ -15,6 +15,7 @@ the thread never dies of one.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -59,7 +60,10 @@ class EventLog(Protocol):
 class SyncClient(Protocol):
     """sync.client.CentralClient, or a fake in tests."""
 
-    def push(self, kiosk_id: str, events: list[Event]) -> Reply[PushAnswer]: ...
+    def encode_push(self, kiosk_id: str, events: list[Event]) -> bytes: ...
+    def push(
+        self, kiosk_id: str, events: list[Event], body: bytes | None = None
+    ) -> Reply[PushAnswer]: ...
     def pull(self, asked: PullRequest) -> Reply[PullAnswer]: ...
     def heartbeat(self, beat: Heartbeat) -> Reply[HeartbeatAnswer]: ...
 
@@ -97,6 +101,31 @@ class AgentTuning:
     backoff_base_s: float = 2.0
     backoff_cap_s: float = 60.0
     wake_min_interval_s: float = 5.0  # while failing, wake() retries no sooner than this
+
+
+class _Ahead:
+    """Runs one function on a short-lived thread; result() waits and re-raises its error."""
+
+    def __init__(self, work: Callable[[], tuple[list[Event], bytes]]):
+        self._value: tuple[list[Event], bytes] = ([], b"")
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(work,), daemon=True)
+        self._thread.start()
+
+    def _run(self, work: Callable[[], tuple[list[Event], bytes]]) -> None:
+        try:
+            self._value = work()
+        except BaseException as exc:  # handed to the agent's thread by result()
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> tuple[list[Event], bytes]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def acknowledgeable(batch: list[Event], answer: PushAnswer) -> int | None:
@@ -256,11 +285,19 @@ class SyncAgent:
             )
 
     def _push_all(self) -> None:
-        while not self._stopping:
-            batch = self._log.pending(self._tuning.batch_size)
-            if not batch:
-                return
-            reply = self._client.push(self._kiosk_id, batch)
+        size = self._tuning.batch_size
+        batch = self._log.pending(size)
+        body = self._client.encode_push(self._kiosk_id, batch) if batch else b""
+        while batch and not self._stopping:
+            # While the centre works on this batch, read and encode the one after it (it starts
+            # where this one ends: nothing is acknowledged until the answer is in).
+            ahead = _Ahead(functools.partial(self._read_ahead, len(batch), size))
+            try:
+                reply = self._client.push(self._kiosk_id, batch, body)
+            except BaseException:
+                ahead.wait()
+                raise
+            upcoming, upcoming_body = ahead.result()
             self._took_time(reply)
             through = acknowledgeable(batch, reply.answer)
             if through is not None:
@@ -282,6 +319,15 @@ class SyncAgent:
                     f"the centre answered for {acknowledged} of {len(batch)} events; "
                     "the rest will be sent again"
                 )
+            if upcoming and upcoming[0].seq != through + 1:  # the log moved under us: re-read
+                upcoming = self._log.pending(size)
+                upcoming_body = self._client.encode_push(self._kiosk_id, upcoming)
+            batch, body = upcoming, upcoming_body
+
+    def _read_ahead(self, skip: int, size: int) -> tuple[list[Event], bytes]:
+        following = self._log.pending(skip + size)[skip:]
+        body = self._client.encode_push(self._kiosk_id, following) if following else b""
+        return following, body
 
     def _pull(self) -> None:
         reply = self._client.pull(self._pull_versions())

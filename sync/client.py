@@ -110,16 +110,22 @@ class CentralClient:
         self._wall = wall_clock
         self._mono = monotonic_ns
 
-    def push(self, kiosk_id: str, events: Sequence[Event]) -> Reply[PushAnswer]:
-        # Each event is serialised by pydantic once; the envelope is joined around them.
-        body = (
+    @staticmethod
+    def encode_push(kiosk_id: str, events: Sequence[Event]) -> bytes:
+        """The PushBatch body: each event serialised by pydantic once, the envelope around."""
+        return (
             b'{"kiosk_id":'
             + json.dumps(kiosk_id).encode()
             + b',"events":['
             + b",".join(e.model_dump_json().encode() for e in events)
             + b"]}"
         )
-        return self._call("/events", body, PushAnswer)
+
+    def push(
+        self, kiosk_id: str, events: Sequence[Event], body: bytes | None = None
+    ) -> Reply[PushAnswer]:
+        """Send `events` (or `body`, their encode_push made beforehand)."""
+        return self._call("/events", body or self.encode_push(kiosk_id, events), PushAnswer)
 
     def pull(self, asked: PullRequest) -> Reply[PullAnswer]:
         return self._call("/pull", asked.model_dump_json().encode(), PullAnswer)

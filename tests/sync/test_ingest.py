@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from central.ingest import anomalies, events, ingest_events, kiosks, rejected_events
+from central.ingest import _hash_matches, anomalies, events, ingest_events, kiosks, rejected_events
 from sync.events import Event, seal
 from tests.sync.helpers import RULES, T0, MemoryLog, enrolled, load_roster
 
@@ -151,3 +151,19 @@ def test_forks_two_events_with_one_seq_and_a_broken_link(site):
     _push(site, log, [unlinked])
     forks = _anomalies(site, "chain_fork")
     assert len(forks) == 2 and forks[1]["seq"] == 3 and "does not follow" in forks[1]["detail"]
+
+
+def test_hash_check_agrees_with_the_reference_on_awkward_text():
+    log = MemoryLog("K1", "S01")
+    event = log.record(
+        "C1",
+        "arrival",
+        T0,
+        source="manual",
+        operator='林 "lead"\n',
+        reason="忘带工牌\t\u2028\x01 ok\\",
+        flags=["off_roster", "é"],
+    )
+    assert _hash_matches(event) and event.hash_is_valid()
+    tampered = Event.model_validate(dict(event.wire(), reason="忘带工牌"))
+    assert not _hash_matches(tampered)
