@@ -42,7 +42,7 @@ def live_kiosk(
     **overrides: object,
 ) -> Iterator[LiveKiosk]:
     camera = camera or BadgeCamera()
-    overrides.setdefault("camera_repeat_s", 0.15)
+    overrides.setdefault("camera_repeat_s", 0.6)
     kit = make_kit(
         tmp_path,
         key,

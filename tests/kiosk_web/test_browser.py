@@ -56,7 +56,7 @@ def show_and_wait(live, page, payload: str, outcome: str):
     finally:
         live.camera.hide()
     # Out of view longer than the scanner's repeat window, so the next showing is read again.
-    time.sleep(live.services.settings.camera_repeat_s + 0.2)
+    time.sleep(live.services.settings.camera_repeat_s + 0.3)
 
 
 def forged(token: str) -> str:
