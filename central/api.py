@@ -7,6 +7,7 @@ means no valid token (unknown or revoked kiosk), 403 a token used for another ki
 
 from __future__ import annotations
 
+import logging
 from typing import TypeVar
 
 from flask import Blueprint, Response, request
@@ -32,6 +33,7 @@ from sync.protocol import (
 )
 
 api = Blueprint("api", __name__, url_prefix=API_PREFIX)
+log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -71,6 +73,15 @@ def _http_error(exc: HTTPException) -> Response:
     return _json(
         ErrorAnswer(error=(exc.name or "error").lower().replace(" ", "_"), message=str(exc)),
         exc.code or 500,
+    )
+
+
+@api.errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    # A kiosk gets JSON it can show, and retries; the traceback goes to the centre's log.
+    log.exception("kiosk API request failed")
+    return _json(
+        ErrorAnswer(error="internal", message="the centre could not handle this request"), 500
     )
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from central import keys, roster
+from central import ingest, keys, roster
 from central import kiosks as central_kiosks
 from central.app import create_app
 from central.ingest import events, kiosk_status
@@ -214,3 +214,16 @@ def test_heartbeat_is_kept_as_the_kiosk_health(app, client, central_engine):
     bad = dict(beat, queue_length=-1)
     answer = client.post("/api/v1/heartbeat", json=bad, headers=bearer(token))
     assert answer.status_code == 400 and answer.json["fields"][0]["field"] == "queue_length"
+
+
+def test_a_failure_inside_the_centre_is_a_json_500(client, central_engine, monkeypatch):
+    kiosk_id, token = enrolled(central_engine, "S01")
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(ingest, "ingest_events", broken)
+    log = MemoryLog(kiosk_id, "S01")
+    answer = push(client, token, kiosk_id, [log.record("C1", "arrival", T0)])
+    assert answer.status_code == 500 and answer.json["error"] == "internal"
+    assert "disk on fire" not in answer.get_data(as_text=True)  # no internals to the kiosk
