@@ -253,7 +253,9 @@ def pair_site(
         if any(r.get("time_status") == "uncorrected" for r in members):
             stay.flag("uncorrected_time")
         if stay.arrival and stay.departure:
-            if stay.arrival.get("kiosk_id") != stay.departure.get("kiosk_id"):
+            # A staff-added record has no kiosk: that is not "left at another kiosk".
+            kiosks_of_stay = (stay.arrival.get("kiosk_id"), stay.departure.get("kiosk_id"))
+            if None not in kiosks_of_stay and kiosks_of_stay[0] != kiosks_of_stay[1]:
                 stay.flag("cross_kiosk")
             length = stay.departure["corrected_time"] - stay.arrival["corrected_time"]
             if length > rules.overlong:
@@ -603,9 +605,10 @@ class SiteDay:
     expected: int  # cadres on the site's roster
     arrived: int  # cadres seen at the site that day (on its roster or not)
     present: int  # arrived and not gone: an open stay younger than the longest shift
-    departed: int  # arrived, and their last stay there is over
+    departed: int  # arrived, not present, and seen leaving (a closed stay)
     absent: int  # on the roster, not seen at the site that day
     visitors: int  # seen at the site, on another site's roster or none
+    no_departure: int = 0  # arrived, not present, never seen leaving
 
 
 def _present_cutoff(day: date, now: datetime, rules: StayRules) -> datetime | None:
@@ -627,23 +630,31 @@ def _summaries(
     )
     if cutoff is None:
         open_now = literal(False)
-    seen = (
-        select(
-            stays.c.site_id,
-            func.count(distinct(stays.c.cadre_id)).label("arrived"),
-            func.count(distinct(case((open_now, stays.c.cadre_id)))).label("present"),
-            func.count(
-                distinct(case((cadres.c.site_id == stays.c.site_id, stays.c.cadre_id)))
-            ).label("on_roster"),
-        )
-        .select_from(stays.outerjoin(cadres, cadres.c.cadre_id == stays.c.cadre_id))
-        .where(stays.c.service_day == day)
-        .group_by(stays.c.site_id)
-    )
+    # One row per (site, cadre) first: "departed" needs to know, per cadre, that a stay closed
+    # and that no other stay of theirs is still open; row-level counts cannot tell that.
+    per_cadre = select(
+        stays.c.site_id,
+        stays.c.cadre_id,
+        func.max(case((open_now, 1), else_=0)).label("is_present"),
+        func.max(case((stays.c.state == "closed", 1), else_=0)).label("has_closed"),
+        func.max(case((cadres.c.site_id == stays.c.site_id, 1), else_=0)).label("on_roster"),
+    ).select_from(stays.outerjoin(cadres, cadres.c.cadre_id == stays.c.cadre_id))
+    per_cadre = per_cadre.where(stays.c.service_day == day)
+    if site_id is not None:
+        per_cadre = per_cadre.where(stays.c.site_id == site_id)
+    cadre_rows = per_cadre.group_by(stays.c.site_id, stays.c.cadre_id).subquery()
+    seen = select(
+        cadre_rows.c.site_id,
+        func.count().label("arrived"),
+        func.sum(cadre_rows.c.is_present).label("present"),
+        func.sum(
+            case((and_(cadre_rows.c.is_present == 0, cadre_rows.c.has_closed == 1), 1), else_=0)
+        ).label("departed"),
+        func.sum(cadre_rows.c.on_roster).label("on_roster"),
+    ).group_by(cadre_rows.c.site_id)
     expected = select(cadres.c.site_id, func.count().label("expected")).group_by(cadres.c.site_id)
     names = select(sites.c.site_id, sites.c.name)
     if site_id is not None:
-        seen = seen.where(stays.c.site_id == site_id)
         expected = expected.where(cadres.c.site_id == site_id)
         names = names.where(sites.c.site_id == site_id)
     seen_by_site = {r.site_id: r for r in conn.execute(seen)}
@@ -653,8 +664,9 @@ def _summaries(
     for sid in sorted(set(name_of) | set(expected_by_site) | set(seen_by_site)):
         row = seen_by_site.get(sid)
         arrived = row.arrived if row else 0
-        present = row.present if row else 0
-        on_roster = row.on_roster if row else 0
+        present = int(row.present or 0) if row else 0
+        departed = int(row.departed or 0) if row else 0
+        on_roster = int(row.on_roster or 0) if row else 0
         want = expected_by_site.get(sid, 0)
         result.append(
             SiteDay(
@@ -663,9 +675,10 @@ def _summaries(
                 expected=want,
                 arrived=arrived,
                 present=present,
-                departed=arrived - present,
+                departed=departed,
                 absent=max(want - on_roster, 0),
                 visitors=arrived - on_roster,
+                no_departure=arrived - present - departed,
             )
         )
     return result

@@ -174,6 +174,8 @@ def test_summaries_count_expected_arrived_present_departed_absent(site):
         next_day = stays.site_day_summary(conn, "S01", DAY, later, RULES)
         left_open = stays.anomaly_list(conn, DAY, DAY, later, RULES, kinds=["no_departure"])
     assert next_day.present == 0  # the day is over: nobody is still present
+    # C2 was seen leaving; C1 and C9 never were: they are "no departure", not "departed".
+    assert (next_day.departed, next_day.no_departure) == (1, 2)
     assert {a["cadre_id"] for a in left_open} == {"C1", "C9"}
 
 
@@ -203,3 +205,25 @@ def test_api_pushes_queue_stays_and_the_refresher_works_through_them(site, monke
     with site.connect() as conn:
         assert stays.queued(conn) == 0
     assert [s["state"] for s in stays_of(site, "C1") + stays_of(site, "C2")] == ["open", "open"]
+
+
+def test_staff_added_departure_is_not_a_departure_at_another_kiosk():
+    arrival = {
+        "event_id": "e1",
+        "kind": "arrival",
+        "corrected_time": T0,
+        "kiosk_id": "K1",
+        "source": "camera",
+    }
+    staff_departure = {
+        "event_id": "c1",
+        "kind": "departure",
+        "corrected_time": T0 + timedelta(hours=8),
+        "kiosk_id": None,
+        "source": corrections.STAFF_SOURCE,
+    }
+    other_kiosk = dict(staff_departure, event_id="e2", kiosk_id="K2", source="camera")
+    (by_staff,), _ = stays.pair_site("C1", "S01", DAY, [arrival, staff_departure], RULES)
+    (across,), _ = stays.pair_site("C1", "S01", DAY, [arrival, other_kiosk], RULES)
+    assert by_staff.state == "closed" and "cross_kiosk" not in by_staff.flags
+    assert "cross_kiosk" in across.flags
