@@ -15,15 +15,13 @@ result published to the kiosk screens over server-sent events.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -220,37 +218,9 @@ class KioskServices:
     def _scan(self, payload: str, source: ScanSource, kind: ForcedKind | None) -> ScanOutcome:
         if source == "wedge":
             payload = normalise_wedge_input(payload)
-        if kind is None:
-            return self.rules.scan(payload, source)
-        if self.rules_take_kind:
-            return self.rules.scan(payload, source, kind=kind)  # type: ignore[call-arg]
-        return self._scan_with_kind(payload, source, kind)
-
-    @cached_property
-    def rules_take_kind(self) -> bool:
-        """Whether the rules themselves can be told the kind of a scan."""
-        return "kind" in inspect.signature(self.rules.scan).parameters
-
-    def _scan_with_kind(self, payload: str, source: ScanSource, kind: ForcedKind) -> ScanOutcome:
-        """The Arrive / Leave buttons over rules that only toggle: the scan is recorded as the
-        rules decide, and when the person chose the other kind, a correction by the kiosk screen
-        replaces it. The log keeps both, so what the rules thought stays visible."""
-        outcome = self.rules.scan(payload, source)
-        if outcome.event is None or outcome.result == kind:
-            return outcome
-        button = "Arrive" if kind == "arrival" else "Leave"
-        try:
-            event = self.rules.correct(
-                outcome.event.event_id,
-                operator="kiosk screen",
-                reason=f"{button} button pressed before the badge was shown",
-                kind=kind,
-            )
-        except (LookupError, ValueError, OSError):
-            log.exception("could not record the %s button's choice", button)
-            return outcome
-        # The correction's own flag (time entered by an operator) is not news to the person.
-        return replace(outcome, result=kind, event=event, worked=None)
+        # An Arrive / Leave choice goes to the rules, which record it as the kind (flagged
+        # kind_chosen_on_screen) and still time a Leave from the open arrival.
+        return self.rules.scan(payload, source, kind=kind)
 
     def _note_store(self, outcome: ScanOutcome) -> None:
         if outcome.reason in STORE_REASONS:
@@ -392,6 +362,11 @@ def scanner_options(settings: KioskSettings) -> ScannerOptions:
         height=settings.camera_height,
         fps=settings.camera_fps,
         repeat_window_s=settings.camera_repeat_s,
+        restart_backoff_s=settings.camera_restart_backoff_s,
+        restart_backoff_max_s=settings.camera_restart_backoff_max_s,
+        max_restarts=settings.camera_max_restarts,
+        preview_fps=settings.camera_preview_fps,
+        demo_seed=settings.camera_demo_seed,
     )
 
 
@@ -492,6 +467,7 @@ def create_app(
         StoreConfig(
             segment_events=settings.store_segment_events,
             checkpoint_events=settings.store_checkpoint_events,
+            retention_days=settings.retention_days,
         ),
     )
     failed = FailedScanLog(

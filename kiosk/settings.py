@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from sync.config import StrictSettings, TimeZoneName, load_settings
 
@@ -200,6 +200,14 @@ class KioskSettings(StrictSettings):
         match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value)
         if not match:
             raise ValueError("must be HH:MM, 24-hour")
+        return value
+
+    @field_validator("camera_restart_backoff_max_s")
+    @classmethod
+    def _backoff_cap(cls, value: float, info: ValidationInfo) -> float:
+        start = info.data.get("camera_restart_backoff_s")
+        if start is not None and value < start:
+            raise ValueError("must be at least camera_restart_backoff_s")
         return value
 
     @field_validator("lead_pin")
