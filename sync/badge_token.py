@@ -35,6 +35,7 @@ SIGNATURE_BYTES = 64
 _HEADER = struct.Struct(">BHHHB")  # version, key_id, issued_day, serial, id length
 CADRE_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,32}")
 _BASE32_CHARS = re.compile(r"[A-Z2-7]+")
+_ASCII_DIGITS = frozenset("0123456789")
 # Shortest possible token: header + 1-char id + signature.
 _MIN_RAW = _HEADER.size + 1 + SIGNATURE_BYTES
 
@@ -134,7 +135,9 @@ def verify_token(
     if not isinstance(payload, str) or not payload.startswith(PREFIX):
         return BadgeCheck(False, "foreign")
     version_char, encoded = payload[len(PREFIX) : len(PREFIX) + 1], payload[len(PREFIX) + 1 :]
-    if not version_char.isdigit():
+    # ASCII only: str.isdigit() also takes "²" (int() then raises) and "١" (int() reads it as
+    # 1, so a non-canonical copy of a badge would pass).
+    if version_char not in _ASCII_DIGITS:
         return BadgeCheck(False, "foreign")
     if int(version_char) != FORMAT_VERSION:
         return BadgeCheck(False, "wrong_version")

@@ -1,0 +1,93 @@
+"""Fixtures of the robustness tests: a kiosk app, a centre with a logged-in admin, a kiosk token.
+
+Each app is built the way the other suites build it (tests/kiosk_web/helpers.py,
+tests/central_web/helpers.py), but without TESTING's exception propagation where a test wants
+to see what a client would see: a status code, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import insert
+from werkzeug.security import generate_password_hash
+
+from central import kiosks, users
+from central.app import create_app
+from central.settings import CentralSettings
+from tests.central_web.helpers import NOW, PASSWORDS, Clock, log_in
+from tests.kiosk_web.helpers import Kit, make_kit
+
+
+@pytest.fixture
+def kit(tmp_path: Path, issuing_key) -> Iterator[Kit]:
+    made = make_kit(tmp_path, issuing_key)
+    # A client sees what a browser would: a status and a body, not a re-raised exception.
+    made.app.config.update(TESTING=False, PROPAGATE_EXCEPTIONS=False)
+    yield made
+    made.services.stop()
+
+
+@dataclass
+class Centre:
+    app: Flask
+    admin: FlaskClient
+    kiosk_token: str
+    kiosk_id: str
+    site_id: str
+    clock: Clock
+
+
+def make_centre(instance: Path, **settings: object) -> Flask:
+    instance.mkdir(parents=True, exist_ok=True)
+    app = create_app(
+        instance,
+        CentralSettings(**settings),  # type: ignore[arg-type]
+        now=Clock(NOW),
+        config={"TESTING": True},
+    )
+    # TESTING keeps the stays refresher in the request thread; exceptions must still become
+    # answers, as in production.
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    engine = app.extensions["central"].engine
+    with engine.begin() as conn:
+        for role, password in PASSWORDS.items():
+            conn.execute(
+                insert(users.users).values(
+                    username=role,
+                    password_hash=generate_password_hash(password, method="pbkdf2:sha256:1"),
+                    role=role,
+                    active=True,
+                    created_at=NOW,
+                )
+            )
+    return app
+
+
+def enrol_kiosk(app: Flask, site_id: str) -> tuple[str, str]:
+    """(kiosk_id, bearer token) of a kiosk enrolled for `site_id` (which must exist)."""
+    engine = app.extensions["central"].engine
+    code = kiosks.add_kiosk(engine, site_id, NOW, timedelta(hours=1), name="gate")
+    identity, _site_name, token = kiosks.enrol(engine, code.code, NOW)
+    return identity.kiosk_id, token
+
+
+@pytest.fixture
+def centre(tmp_path: Path) -> Iterator[Centre]:
+    from central import roster
+    from central.roster import RosterRow
+
+    app = make_centre(tmp_path / "central")
+    engine = app.extensions["central"].engine
+    roster.import_roster(engine, [RosterRow(2, "C001", "宋昕", "城管一队", "S01", "东湖站")])
+    kiosk_id, token = enrol_kiosk(app, "S01")
+    admin = app.test_client()
+    log_in(admin, "admin")
+    yield Centre(app, admin, token, kiosk_id, "S01", app.extensions["central"].now)
+    engine.dispose()
