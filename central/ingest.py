@@ -50,7 +50,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from central.db import metadata
 from central.timefix import Anchor, anchor_of, correct, newer_anchor, to_utc_naive, usable
-from sync.events import GENESIS_HASH, Event
+from sync.events import GENESIS_HASH, INT64_MAX, Event
 from sync.protocol import ClockSample, EventResult, Heartbeat, PushAnswer, field_problems
 
 if TYPE_CHECKING:
@@ -310,7 +310,10 @@ def _identity_of(raw: dict[str, Any]) -> tuple[str | None, int | None]:
     seq = raw.get("seq")
     return (
         str(event_id)[:64] if isinstance(event_id, str) else None,
-        seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+        # Kept for staff to see only when the column can hold it (a rejected seq may be huge).
+        seq
+        if isinstance(seq, int) and not isinstance(seq, bool) and -INT64_MAX <= seq <= INT64_MAX
+        else None,
     )
 
 

@@ -10,12 +10,26 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 GENESIS_HASH = "0" * 64
+# What the stores can hold: 64-bit integers, and times that still have a UTC value days away
+# from either end of the calendar (0001-01-01T00:00+14:00 has none; the centre moves times by
+# clock offsets of up to years and by service days).
+INT64_MAX = 2**63 - 1
+EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def check_time_range(value: datetime) -> datetime:
+    """`value` (aware) when the stores can hold it; ValueError otherwise."""
+    if not EARLIEST_TIME <= value <= LATEST_TIME:
+        raise ValueError("time out of range (years 1900 to 9000)")
+    return value
+
 
 Kind = Literal["arrival", "departure", "void"]
 Source = Literal["camera", "wedge", "manual"]
@@ -37,14 +51,14 @@ class Event(BaseModel):
     event_id: uuid.UUID
     kiosk_id: Ident
     site_id: Annotated[str, StringConstraints(max_length=64)]
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=INT64_MAX)
     cadre_id: Ident
     badge_serial: int | None = Field(default=None, ge=0, le=0xFFFF)
     kind: Kind
     source: Source
     device_time: datetime
     boot_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    monotonic_ns: int = Field(ge=0)
+    monotonic_ns: int = Field(ge=0, le=INT64_MAX)
     clock_trusted: bool
     operator: ShortText | None = None
     reason: ShortText | None = None
@@ -60,7 +74,7 @@ class Event(BaseModel):
     def _has_offset(cls, value: datetime) -> datetime:
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("device_time needs a UTC offset")
-        return value
+        return check_time_range(value)
 
     def model_post_init(self, _context: Any) -> None:
         needs_operator = self.source == "manual" or self.kind == "void" or self.corrects is not None

@@ -35,9 +35,13 @@ from pydantic import (
     field_validator,
 )
 
+from sync.events import INT64_MAX, check_time_range
+
 API_PREFIX = "/api/v1"
 MAX_BATCH_EVENTS = 2000
 MAX_CLOCK_SAMPLES = 50
+INT32_MAX = 2**31 - 1  # the centre keeps counts like queue_length in 32-bit columns
+MAX_OFFSET_S = 10 * 365 * 86400
 
 # What the enrolment QR holds: "CKE1|<code>|<centre URL>". ASCII, no names, nothing secret
 # beyond the one-time code, which expires and works once.
@@ -63,7 +67,7 @@ class Message(BaseModel):
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("time needs a UTC offset")
-    return value
+    return check_time_range(value)
 
 
 class TimeAnswer(Message):
@@ -109,9 +113,9 @@ class ClockSample(Message):
     """
 
     boot_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    monotonic_ns: int = Field(ge=0)
+    monotonic_ns: int = Field(ge=0, le=INT64_MAX)
     device_time: datetime
-    offset_s: float = Field(ge=-10 * 365 * 86400, le=10 * 365 * 86400)
+    offset_s: float = Field(ge=-MAX_OFFSET_S, le=MAX_OFFSET_S)
     rtt_s: float | None = Field(default=None, ge=0, le=3600)  # None: not a round trip (phone)
     source: Literal["centre", "phone", "ntp"] = "centre"
 
@@ -155,9 +159,9 @@ class PushAnswer(Message):
 
 
 class PullRequest(Message):
-    roster_version: int = Field(0, ge=0)  # 0: send everything
+    roster_version: int = Field(0, ge=0, le=INT64_MAX)  # 0: send everything
     keys_version: str = Field("", max_length=64)
-    settings_version: int = Field(0, ge=0)
+    settings_version: int = Field(0, ge=0, le=INT64_MAX)
 
 
 class RosterCadre(Message):
@@ -220,7 +224,8 @@ class PullAnswer(Message):
 
 class ClockReport(Message):
     trusted: bool
-    offset_s: float | None = None  # the kiosk's current idea of true - wall, if any
+    # the kiosk's current idea of true - wall, if any
+    offset_s: float | None = Field(default=None, allow_inf_nan=False)
     boot_id: Annotated[str, StringConstraints(max_length=64)] = ""
     samples: list[ClockSample] = Field(default_factory=list, max_length=MAX_CLOCK_SAMPLES)
 
@@ -232,11 +237,11 @@ class CameraReport(Message):
 
 class Heartbeat(Message):
     app_version: Annotated[str, StringConstraints(max_length=64)] = ""
-    queue_length: int = Field(ge=0)
+    queue_length: int = Field(ge=0, le=INT32_MAX)
     last_scan_at: datetime | None = None
     camera: CameraReport
     clock: ClockReport
-    disk_free_bytes: int | None = Field(default=None, ge=0)
+    disk_free_bytes: int | None = Field(default=None, ge=0, le=INT64_MAX)
     ready: bool
     ready_detail: ShortText = ""
     sent_at: datetime | None = None

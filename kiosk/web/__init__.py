@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
+from flask.json.provider import DefaultJSONProvider
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
@@ -35,10 +38,22 @@ def _error_title(code: int) -> str:
     return titles.get(code, _("Something went wrong"))
 
 
+class BodyJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, but a body nested too deeply to parse is malformed JSON (a ValueError, so
+    `get_json(silent=True)` gives None and the route refuses it), not a RecursionError (a 500)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
+
+
 def register(app: Flask) -> None:
     from kiosk.web.lead import bp as lead_bp
     from kiosk.web.screen import bp as screen_bp
 
+    app.json = BodyJSONProvider(app)
     app.register_blueprint(screen_bp)
     app.register_blueprint(lead_bp)
 

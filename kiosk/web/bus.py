@@ -102,7 +102,8 @@ class EventBus:
         if not last_event_id:
             return iter(())
         boot, _, number = last_event_id.partition("-")
-        if boot != self.boot or not number.isdigit():
+        # isascii too: "²".isdigit() is True, and int() then raises on a browser's header.
+        if boot != self.boot or not (number.isascii() and number.isdigit()):
             return iter(())
         seen = int(number)
         return (m for m in self._history if int(m.id.partition("-")[2]) > seen)

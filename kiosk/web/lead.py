@@ -37,7 +37,7 @@ from kiosk.web.common import asset_url, services
 from kiosk.web.present import duration, flag_text, hm, kind_text, reason_text, source_text
 from kiosk.web.status import clock_words, readiness
 from sync import tabular
-from sync.events import Event
+from sync.events import EARLIEST_TIME, LATEST_TIME, Event, check_time_range
 
 bp = Blueprint("lead", __name__, url_prefix="/lead")
 
@@ -302,9 +302,13 @@ def parse_day(text: str | None, default: date) -> date:
     if not text:
         return default
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
+        day = None
+    # A day at the calendar's ends (0001-01-01) has no day before it to look at.
+    if day is None or not EARLIEST_TIME.date() <= day <= LATEST_TIME.date():
         abort(400, description=_("Dates are written YYYY-MM-DD."))
+    return day
 
 
 @bp.get("/")
@@ -347,9 +351,14 @@ def _time_field(name: str = "time") -> datetime | None:
             # Before the service day starts is the next calendar day's early morning.
             if clock < rules.settings.service_day_start:
                 value += timedelta(days=1)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=rules.settings.timezone)
+        # A record cannot hold a time at the calendar's ends (year 1): say so in words here,
+        # not in the event schema's.
+        check_time_range(value)
     except ValueError:
         raise ValueError(_("Times are written HH:MM.")) from None
-    return value.replace(tzinfo=rules.settings.timezone) if value.tzinfo is None else value
+    return value
 
 
 def _back() -> BaseResponse:

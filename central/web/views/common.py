@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from flask import request
 
 from central.web.context import state
+from sync.events import EARLIEST_TIME, LATEST_TIME
 
 MAX_RANGE_DAYS = 366
 
@@ -19,9 +20,13 @@ def parse_day(text: str | None, default: date) -> date:
     if not text:
         return default
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         return default
+    # The pages step a day or a range back and forth: 0001-01-01 or 9999-12-31 cannot be.
+    if not EARLIEST_TIME.date() <= day <= LATEST_TIME.date():
+        return default
+    return day
 
 
 def day_arg(name: str = "day") -> date:

@@ -14,6 +14,7 @@ from central.web import queries
 from central.web.auth import admin_required, current_user
 from central.web.blueprint import staff
 from central.web.context import state
+from sync.events import check_time_range
 
 
 @staff.route("/corrections")
@@ -33,6 +34,11 @@ def _local_time(text: str) -> datetime | None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=state().zone)
+    try:
+        # Days at the calendar's ends have no UTC value or no next day: as good as malformed.
+        check_time_range(value)
+    except ValueError:
+        return None
     return queries.naive_utc(value)
 
 
