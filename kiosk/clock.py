@@ -35,6 +35,10 @@ BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 # A quartz oscillator without correction drifts up to about 50 ppm: an anchor's uncertainty grows
 # by that much per second of age.
 DRIFT_PER_SECOND = 50e-6
+# The wall clock moved this far against the monotonic clock since the last look: it was set (by a
+# person, or stepped by NTP), and the kernel's synchronised flag changed with it. NTP's slewing
+# moves it 0.5 ms a second at most.
+STEP_SEEN_S = 1.0
 TimeSource = Literal["centre", "lead_phone", "ntp"]
 
 
@@ -136,6 +140,7 @@ class SystemClock:
         self._sync_cache_s = sync_cache_s
         self._sync_value = False
         self._sync_checked = -1e18
+        self._skew_at_check: float | None = None  # wall minus monotonic seconds, at the probe
         # CLOCK_BOOTTIME keeps counting during suspend; CLOCK_MONOTONIC where it is missing.
         self._clock_id = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
@@ -149,10 +154,16 @@ class SystemClock:
         return self._boot_id
 
     def synchronized(self) -> bool:
+        """The kernel's answer, asked again after `sync_cache_s`, and at once after a step of
+        the wall clock: setting the time clears the flag, and a cached True would stamp
+        events made at the wrong time as trusted."""
         now = time.monotonic()
-        if now - self._sync_checked >= self._sync_cache_s:
+        skew = self.now().timestamp() - self.monotonic_ns() / 1e9
+        stepped = self._skew_at_check is not None and abs(skew - self._skew_at_check) > STEP_SEEN_S
+        if stepped or now - self._sync_checked >= self._sync_cache_s:
             self._sync_value = bool(self._sync_probe())
             self._sync_checked = now
+            self._skew_at_check = skew
         return self._sync_value
 
 

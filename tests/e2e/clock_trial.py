@@ -33,6 +33,7 @@ from typing import Any
 
 import requests
 
+from kiosk.clock import SystemClock
 from tests.e2e.harness import (
     Centre,
     CentreView,
@@ -50,36 +51,36 @@ from tests.fakes.faulty_proxy import FaultPlan
 REPEAT_WINDOW_S = 1.0
 
 
-class SteppedClock:
-    """The kiosk's Clock (kiosk/clock.py): real time passes; the wall clock can be stepped.
+class SteppedClock(SystemClock):
+    """The kiosk's real SystemClock with its two readings of the outside world stepped: the wall
+    time (real time plus `shift`) and the kernel's synchronised flag. Its boot id comes from a
+    file of its own. A step clears the synchronised flag, as the kernel does when the time is
+    set; everything else (monotonic time, how the flag is cached) is the real clock's."""
 
-    A step clears the synchronised state, as the kernel does when the time is set."""
-
-    def __init__(self, boot_id: str, shift: timedelta = timedelta(0), synchronized: bool = True):
-        self._boot_id = boot_id
+    def __init__(
+        self,
+        boot_id: str,
+        folder: Path,
+        shift: timedelta = timedelta(0),
+        synchronized: bool = True,
+    ) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        boot_file = folder / f"{boot_id}.boot_id"
+        boot_file.write_text(boot_id + "\n")
         self.shift = shift
-        self._synchronized = synchronized
-        self._boot_ns = time.monotonic_ns() - 5_000_000_000  # "booted" five seconds ago
+        self.kernel_synchronized = synchronized
+        super().__init__(sync_probe=lambda: self.kernel_synchronized, boot_id_path=boot_file)
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self.shift
 
-    def monotonic_ns(self) -> int:
-        return time.monotonic_ns() - self._boot_ns
-
-    def boot_id(self) -> str:
-        return self._boot_id
-
-    def synchronized(self) -> bool:
-        return self._synchronized
-
     def step(self, delta: timedelta) -> None:
         self.shift += delta
-        self._synchronized = False
+        self.kernel_synchronized = False
 
     def ntp_sync(self) -> None:
         self.shift = timedelta(0)
-        self._synchronized = True
+        self.kernel_synchronized = True
 
 
 class InProcessKiosk:
@@ -216,7 +217,7 @@ def clock_trial(
         enrolment.enroll(centre.url, centre.add_kiosk(site_id, kiosk_id))
         enrolment.close()
 
-        clock = SteppedClock("boot-1")
+        clock = SteppedClock("boot-1", workdir)
         kiosk = InProcessKiosk(instance, clock, **overrides)
         for cadre in (0, 1, 2):
             scan("A", cadre)
@@ -233,13 +234,13 @@ def clock_trial(
         kiosk.close()
 
         proxy.set_rates({"drop": 1.0})
-        clock = SteppedClock("boot-2", shift=timedelta(hours=-5), synchronized=False)
+        clock = SteppedClock("boot-2", workdir, shift=timedelta(hours=-5), synchronized=False)
         kiosk = InProcessKiosk(instance, clock, **overrides)
         scan("D", 6)
         scan("D", 1)  # arrived in boot-1 at a time this boot's clock cannot place
         kiosk.close()
 
-        clock = SteppedClock("boot-3", shift=timedelta(hours=-3), synchronized=False)
+        clock = SteppedClock("boot-3", workdir, shift=timedelta(hours=-3), synchronized=False)
         kiosk = InProcessKiosk(instance, clock, **overrides)
         scan("E1", 7)
         proxy.set_rates({})

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.e2e.clock_trial import ClockReport, Scan, clock_trial
+from tests.e2e.clock_trial import ClockReport, Scan, SteppedClock, clock_trial
 from tests.e2e.harness import service_day_of
 
 # The centre's offset comes from a round trip on loopback: off by half of it at most. A second
@@ -117,3 +117,14 @@ def test_the_kiosk_rules_and_screen_follow_true_time(report):
         assert scan.answer["time"] in expected, (scan.phase, scan.answer["time"], expected)
     # Across boots with no known offset the kiosk cannot tell how long ago: it says so.
     assert "clock_uncertain" in report.event(by_phase[("D", 1)]).flags
+
+
+def test_a_step_of_the_wall_clock_is_seen_at_once(tmp_path):
+    """The real SystemClock caches the kernel's synchronised flag for seconds; a step of the wall
+    clock (which clears the flag) must not leave events of those seconds marked trusted."""
+    clock = SteppedClock("boot-x", tmp_path)
+    assert clock.synchronized()
+    clock.step(timedelta(hours=-2))
+    assert not clock.synchronized()
+    clock.ntp_sync()  # and NTP stepping it right is trusted at once too
+    assert clock.synchronized()
