@@ -23,8 +23,9 @@ test: setup-test
 	if [ "$$(id -u)" -eq 0 ]; then export CADRE_REQUIRE_POSTGRES=1; fi; \
 	CADRE_TEST_POSTGRES_URL="$${CADRE_TEST_POSTGRES_URL:-$$url}" $(VENV)/bin/python -m pytest -q
 
+# The centre and a kiosk on 127.0.0.1:8000 and :8080 until Ctrl-C; e.g. DEMO_ARGS="--no-browser".
 demo: setup-demo
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py $(DEMO_ARGS)
 
 lint: setup-test
 	$(VENV)/bin/ruff check .

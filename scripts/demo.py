@@ -1,151 +1,654 @@
-"""The demo of `make demo`: what runs today, through the real commands, nothing pretended.
+"""`make demo`: the centre and one kiosk on this machine, for real, with the demo camera.
 
-Today that is the centre's identity work: a fresh central instance, a sample roster of cadres
-with Chinese names imported from a GB18030 CSV (as Chinese Excel saves it), badge sheets printed
-to PDF in both layouts, a badge read back from the PDF like a scanner would, checked, revoked and
-re-issued. The kiosk and the central server are added as steps here when they exist.
+Every step runs the product's own commands (`central ...`, `kiosk ...` from the venv) against a
+fresh folder, then serves both until Ctrl-C:
 
-    .venv/bin/python scripts/demo.py          # instance in ./instance/demo-central, made afresh
+1. a central instance (`central init`), a sample roster of cadres with Chinese names at three
+   sites (a GB18030 CSV, as Chinese Excel saves it), a staff admin, badge sheets as PDF;
+2. `central serve` on 127.0.0.1:8000;
+3. a kiosk enrolled for one site (`central kiosk add`, `kiosk enroll`), with the demo camera fed
+   the badges read back from the printed PDF, plus a forged, a foreign and a revoked code;
+4. `kiosk run` on 127.0.0.1:8080, and Chromium on the kiosk screen when there is a display.
+
+The console then shows each scan as the kiosk screen does, and how many records the centre holds.
+Ctrl-C (or SIGTERM) stops the kiosk, the centre and the browser, and waits for them.
+
+    .venv/bin/python scripts/demo.py [--central-port 8000] [--kiosk-port 8080]
+                                     [--dir instance/demo] [--no-browser] [--exit-after SECONDS]
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import csv
+import ctypes
 import json
+import os
 import random
+import re
+import secrets
 import shutil
+import signal
+import socket
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTANCE = ROOT / "instance" / "demo-central"
-CENTRAL = [sys.executable, "-c", "from central.cli import main; main()"]
+HOST = "127.0.0.1"
 
-SITES = [("BJ-DC-01", "东城区 安定门集合点"), ("BJ-XC-02", "西城区 白塔寺集合点")]
-SITES += [("BJ-CY-03", "朝阳区 团结湖集合点")]
+SITES = [
+    ("BJ-DC-01", "东城区 安定门集合点"),
+    ("BJ-XC-02", "西城区 白塔寺集合点"),
+    ("BJ-CY-03", "朝阳区 团结湖集合点"),
+]
+KIOSK_SITE = SITES[0][0]
+CADRES = 30
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹"
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚华玉萍红玲燕鹏辉宇浩然轩欣怡涵诺桐昕睿博文嘉"
 UNITS = ["东城区卫生健康委员会", "西城区民政局", "朝阳区教育委员会", "市人力资源和社会保障局"]
 
+# Settings that make the story show within a minute; the product's defaults are in parentheses.
+REPEAT_WINDOW_S = 20  # (120) a badge seen again later than this is the next arrival/departure
+SYNC_INTERVAL_S = 5  # (30) pulls and heartbeats; scans are pushed at once either way
+DEMO_SEED = 3  # the demo camera's scene
+STOP_TIMEOUT_S = 10.0
+READY_TIMEOUT_S = 60.0
+
+
+class DemoError(Exception):
+    """A step failed; the message says which and why."""
+
+
+class Stop(Exception):
+    """SIGTERM or SIGHUP: stop like Ctrl-C."""
+
+
+@dataclass
+class Demo:
+    folder: Path
+    central_port: int
+    kiosk_port: int
+    bin_dir: Path
+    lead_pin: str = field(default_factory=lambda: f"{secrets.randbelow(10**6):06d}")
+    admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(9))
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def central_dir(self) -> Path:
+        return self.folder / "central"
+
+    @property
+    def kiosk_dir(self) -> Path:
+        return self.folder / "kiosk"
+
+    @property
+    def logs(self) -> Path:
+        return self.folder / "logs"
+
+    @property
+    def central_url(self) -> str:
+        return f"http://{HOST}:{self.central_port}/"
+
+    @property
+    def kiosk_url(self) -> str:
+        return f"http://{HOST}:{self.kiosk_port}/"
+
+
+# ------------------------------------------------------------------ console
+
 
 def step(title: str) -> None:
-    print(f"\n== {title}", flush=True)
+    print(f"\n== {title}")
 
 
-def central(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the real `central` command against the demo instance, echoing it."""
-    shown = " ".join(str(a) for a in args)
-    print(f"$ central --instance {INSTANCE.relative_to(ROOT)} {shown}", flush=True)
+def shown_path(path: Path) -> str:
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(ROOT))
+    return str(path)
+
+
+def child_env() -> dict[str, str]:
+    """This shell's environment without KIOSK_* / CENTRAL_* settings: the demo's own files
+    decide, whatever is exported here."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("KIOSK_", "CENTRAL_"))} | {
+        "PYTHONUNBUFFERED": "1"
+    }
+
+
+def run(demo: Demo, program: str, *args: str, stdin: str | None = None) -> str:
+    """Run `central` or `kiosk` with the demo's instance folder; echo the command and its
+    output; raise DemoError when it fails."""
+    instance = demo.central_dir if program == "central" else demo.kiosk_dir
+    print(f"$ {program} --instance {shown_path(instance)} {' '.join(args)}")
     result = subprocess.run(
-        [*CENTRAL, "--instance", str(INSTANCE.relative_to(ROOT)), *args],
-        cwd=ROOT,
+        [str(demo.bin_dir / program), "--instance", str(instance), *args],
+        input=stdin,
+        capture_output=True,
         text=True,
-        stdout=subprocess.PIPE,
+        env=child_env(),
         check=False,
     )
-    print(result.stdout, end="", flush=True)
-    if check and result.returncode != 0:
-        sys.exit(f"demo: `central {shown}` failed with exit code {result.returncode}")
-    return result
+    for line in (result.stdout + result.stderr).splitlines():
+        print(f"  {line}")
+    if result.returncode != 0:
+        raise DemoError(f"`{program} {' '.join(args)}` failed with exit code {result.returncode}")
+    return result.stdout
 
 
-def make_central_instance() -> None:
-    step("A fresh central instance: settings, database, issuing key (mode 0600)")
-    shutil.rmtree(INSTANCE, ignore_errors=True)
-    central("init")
+# ------------------------------------------------------------------ child processes
 
 
-def write_sample_roster(path: Path, count: int = 30) -> None:
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the demo itself dies (even by SIGKILL)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    required: bool = True  # the demo stops when a required child exits by itself
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(f"  | {line}" for line in text.splitlines()[-lines:])
+
+    def stop(self) -> int | None:
+        """SIGTERM to its process group (a browser's helpers too), SIGKILL if it lingers."""
+        if self.alive():
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                print(f"  {self.name} still running after {STOP_TIMEOUT_S:.0f} s: killing it")
+                self._signal_group(signal.SIGKILL)
+                self.process.wait()
+        # Helpers left in its group (a browser's) go too.
+        self._signal_group(signal.SIGKILL)
+        return self.process.returncode
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)
+
+
+def start_child(demo: Demo, name: str, command: Sequence[str], *, required: bool = True) -> Child:
+    """A long-running child in its own session (Ctrl-C reaches only the demo, which then stops
+    the children in order), its output in logs/<name>.log."""
+    demo.logs.mkdir(parents=True, exist_ok=True)
+    log_path = demo.logs / f"{name}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=child_env(),
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+    child = Child(name, process, log_path, required)
+    demo.children.append(child)
+    return child
+
+
+def wait_until_ready(child: Child, url: str) -> None:
+    """Poll `url` until it answers 200; fail with the child's log when it dies or takes long."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise DemoError(
+                f"{child.name} exited with code {child.process.returncode} before it was ready; "
+                f"the end of {shown_path(child.log_path)}:\n{child.log_tail()}"
+            )
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError),
+            urllib.request.urlopen(url, timeout=2) as answer,
+        ):
+            if answer.status == 200:
+                return
+        time.sleep(0.2)
+    raise DemoError(f"{child.name} did not answer {url} within {READY_TIMEOUT_S:.0f} s")
+
+
+def stop_children(demo: Demo) -> None:
+    """Browser first (it would only show the kiosk going away), then the kiosk (it closes its
+    log cleanly), then the centre."""
+    order = {"browser": 0, "kiosk": 1, "central": 2}
+    for child in sorted(demo.children, key=lambda c: order.get(c.name, 3)):
+        was_running = child.alive()
+        code = child.stop()
+        if was_running:
+            how = f"by {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
+            print(f"  stopped {child.name} ({how})")
+    demo.children.clear()
+
+
+# ------------------------------------------------------------------ 1. the centre's data
+
+
+def check_ports_free(demo: Demo) -> None:
+    for port, what in ((demo.central_port, "central"), (demo.kiosk_port, "kiosk")):
+        with socket.socket() as probe:
+            # As the servers do: a port left in TIME_WAIT is free, a listening one is not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((HOST, port))
+            except OSError as exc:
+                raise DemoError(
+                    f"port {port} on {HOST} (for the {what}) is taken: {exc.strerror}. "
+                    f"Stop what listens there (another demo?) or pick another port with "
+                    f"--{what}-port."
+                ) from exc
+
+
+def make_central_instance(demo: Demo) -> None:
+    step(f"1. A fresh central instance in {shown_path(demo.central_dir)}")
+    shutil.rmtree(demo.folder, ignore_errors=True)
+    demo.folder.mkdir(parents=True)
+    run(demo, "central", "init")
+    with (demo.central_dir / "central.toml").open("a", encoding="utf-8") as settings:
+        settings.write(
+            "\n# set by scripts/demo.py\n"
+            f"listen_host = {json.dumps(HOST)}\n"
+            f"listen_port = {demo.central_port}\n"
+            f"repeat_window_s = {REPEAT_WINDOW_S}.0\n"
+        )
+
+
+def write_sample_roster(path: Path) -> None:
     rng = random.Random(20261129)
     with path.open("w", encoding="gb18030", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(["编号", "姓名", "单位", "站点", "站点名称"])
-        for number in range(1, count + 1):
-            site_id, site_name = SITES[number % len(SITES)]
+        for number in range(1, CADRES + 1):
+            site_id, site_name = SITES[(number - 1) % len(SITES)]
             name = rng.choice(SURNAMES) + "".join(rng.choices(GIVEN, k=rng.choice((1, 2))))
             writer.writerow([f"BJ{number:05d}", name, rng.choice(UNITS), site_id, site_name])
 
 
-def import_roster() -> None:
-    step("Import a sample roster (GB18030 CSV with Chinese headers, as Chinese Excel saves it)")
-    roster_file = INSTANCE / "sample-roster.csv"
+def import_roster(demo: Demo) -> None:
+    step(f"2. A sample roster: {CADRES} cadres with Chinese names at {len(SITES)} sites")
+    roster_file = demo.folder / "sample-roster.csv"
     write_sample_roster(roster_file)
-    print(f"wrote {roster_file.relative_to(ROOT)}: 30 cadres at {len(SITES)} sites")
-    central("roster", "import", str(roster_file.relative_to(ROOT)))
+    print(f"wrote {shown_path(roster_file)} (GB18030, as Chinese Excel saves it)")
+    run(demo, "central", "roster", "import", str(roster_file))
 
 
-def print_badges() -> dict[str, Path]:
-    step("Print badge sheets in both layouts")
-    sheets = {
-        "a6-on-a4": INSTANCE / "badges-a6-on-a4.pdf",
-        "54x90-2x5": INSTANCE / "badges-54x90-cards.pdf",
+def add_staff_admin(demo: Demo) -> None:
+    step("3. A staff admin for the centre's pages")
+    run(
+        demo,
+        "central",
+        "user",
+        "add",
+        "admin",
+        "--role",
+        "admin",
+        "--password-stdin",
+        stdin=demo.admin_password + "\n",
+    )
+    print(f"  user admin, password {demo.admin_password}")
+
+
+def print_badges(demo: Demo) -> Path:
+    step("4. Badge sheets for every cadre (PDF, A6 badges on A4)")
+    sheet = demo.folder / "badges.pdf"
+    run(demo, "central", "badges", "print", "--out", str(sheet))
+    return sheet
+
+
+# ------------------------------------------------------------------ 2. the centre serves
+
+
+def start_centre(demo: Demo) -> None:
+    step(f"5. The centre: central serve on {demo.central_url}")
+    command = [str(demo.bin_dir / "central"), "--instance", str(demo.central_dir), "serve"]
+    command += ["--host", HOST, "--port", str(demo.central_port)]
+    log_path = shown_path(demo.logs / "central.log")
+    print(
+        f"$ central --instance {shown_path(demo.central_dir)} serve --host {HOST} "
+        f"--port {demo.central_port}   (log: {log_path})"
+    )
+    child = start_child(demo, "central", command)
+    wait_until_ready(child, f"{demo.central_url}api/v1/time")
+    print("  the centre answers")
+
+
+# ------------------------------------------------------------------ 3. the kiosk and its camera
+
+
+def enrol_kiosk(demo: Demo) -> None:
+    step(f"6. A kiosk for site {KIOSK_SITE}, enrolled at the centre")
+    demo.kiosk_dir.mkdir(parents=True)
+    answer = run(demo, "central", "kiosk", "add", "--site", KIOSK_SITE, "--name", "demo kiosk")
+    found = re.search(r"kiosk enroll (\S+) (\S+)", answer)
+    if found is None:
+        raise DemoError("`central kiosk add` printed no `kiosk enroll URL CODE` line")
+    url, code = found.groups()
+    write_kiosk_settings(demo)
+    run(demo, "kiosk", "enroll", url, code)
+    print(f"  site lead PIN: {demo.lead_pin}")
+
+
+def write_kiosk_settings(demo: Demo) -> None:
+    """Before enrolment, which adds the kiosk's id, site and the centre's URL to the same file."""
+    payload_file = demo.folder / "camera-badges.txt"
+    settings = {
+        "listen_host": HOST,
+        "listen_port": demo.kiosk_port,
+        "lead_pin": demo.lead_pin,
+        "camera_source": "demo",
+        "camera_device": str(payload_file),
+        "camera_demo_seed": DEMO_SEED,
+        "repeat_window_s": float(REPEAT_WINDOW_S),
+        "sync_interval_s": float(SYNC_INTERVAL_S),
     }
-    for layout, pdf in sheets.items():
-        central("badges", "print", "--layout", layout, "--out", str(pdf.relative_to(ROOT)))
-    return sheets
+    lines = ["# set by scripts/demo.py"]
+    lines += [f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in settings.items()]
+    (demo.kiosk_dir / "kiosk.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {shown_path(demo.kiosk_dir / 'kiosk.toml')}:")
+    for line in lines[1:]:
+        print(f"  {line}")
 
 
-def scan_first_badge(pdf: Path) -> str:
-    """Read the first QR on the sheet's first page, rendered at 150 dpi, as a scanner would."""
+def read_badges(pdf: Path) -> list[str]:
+    """Every QR code on the sheets, read from the pages rendered at 150 dpi as a camera would."""
     try:
         import pypdfium2 as pdfium
         import zxingcpp
     except ImportError as exc:
-        sys.exit(f"demo: {exc.name} is missing; run `make demo`, which installs it")
+        raise DemoError(f"{exc.name} is missing; run `make demo`, which installs it") from exc
     document = pdfium.PdfDocument(str(pdf))
-    image = document[0].render(scale=150 / 72).to_pil()
-    document.close()
-    codes = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
-    if not codes:
-        sys.exit(f"demo: no QR code found on the first page of {pdf}")
-    top_left = min(codes, key=lambda c: (c.position.top_left.y, c.position.top_left.x))
-    return top_left.text
+    try:
+        payloads = []
+        for page in document:
+            image = page.render(scale=150 / 72).to_pil()
+            codes = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
+            payloads += [code.text for code in codes]
+    finally:
+        document.close()
+    return payloads
 
 
-def check(payload: str) -> dict[str, object]:
-    answer = json.loads(central("badges", "check", payload, check=False).stdout)
-    return answer
+def badges_by_cadre(demo: Demo, pdf: Path) -> dict[str, str]:
+    """cadre id -> payload, each badge checked with the centre's public key as a kiosk does."""
+    from central.keys import public_keyring
+    from sync.badge_token import verify_token
+
+    keyring = public_keyring(demo.central_dir / "issuing_key.pem")
+    found = {}
+    for payload in read_badges(pdf):
+        check = verify_token(payload, keyring)
+        if check.valid and check.cadre_id:
+            found[check.cadre_id] = payload
+    return found
 
 
-def check_revoke_reissue(sheet: Path) -> None:
-    step(f"Scan the first badge of {sheet.name} and check it")
-    payload = scan_first_badge(sheet)
-    print(f"QR payload ({len(payload)} characters, no name inside): {payload}")
-    cadre_id = str(check(payload)["cadre_id"])
+def forge(payload: str) -> str:
+    """One character of the signature changed: what a photocopied-and-edited badge gives."""
+    middle = len(payload) // 2
+    return payload[:middle] + ("A" if payload[middle] != "A" else "B") + payload[middle + 1 :]
 
-    step("A forged copy (one character changed) and a foreign QR code are refused")
-    position = len(payload) // 2
-    forged = (
-        payload[:position] + ("A" if payload[position] != "A" else "B") + payload[position + 1 :]
+
+@dataclass(frozen=True)
+class Shown:
+    payload: str
+    label: str
+
+
+def camera_script(demo: Demo, sheet: Path) -> list[Shown]:
+    """What the demo camera shows, in a loop of about 55 s: cadres of the site come, one shows
+    a badge twice (a repeat), and after the repeat window they leave; a visitor from another
+    site, a forged badge, a foreign QR code and a revoked badge come in between."""
+    step("7. The demo camera: badges read back from the printed sheet")
+    badges = badges_by_cadre(demo, sheet)
+    print(f"  read {len(badges)} badges from {shown_path(sheet)}")
+    site = [f"BJ{n:05d}" for n in range(1, CADRES + 1, len(SITES))]
+    missing = [cadre for cadre in site if cadre not in badges]
+    if missing:
+        raise DemoError(f"badges not read back from the sheet: {', '.join(missing)}")
+    visitor = "BJ00002"  # of the next site: accepted and flagged "not on this site's roster"
+    lost = site[9]
+    old_badge = badges[lost]
+    run(demo, "central", "badges", "revoke", lost)
+    reissued = demo.folder / f"reissued-{lost}.pdf"
+    run(demo, "central", "badges", "print", "--cadre", lost, "--out", str(reissued))
+    new_badge = badges_by_cadre(demo, reissued)[lost]
+    s = [Shown(badges[c], c) for c in site]
+    script = [
+        s[0], s[1], s[2],
+        Shown(forge(badges[site[4]]), f"forged copy of {site[4]}'s badge"),
+        Shown(badges[site[0]], f"{site[0]} again: a repeat"),
+        s[3],
+        s[4],
+        Shown(badges[visitor], f"{visitor}, a visitor from another site"),
+        s[5],
+        Shown(old_badge, f"{lost}'s lost badge, revoked"),
+        Shown(badges[site[1]], f"{site[1]} leaves"),
+        Shown(new_badge, f"{lost}'s re-issued badge"),
+        Shown("https://example.com/not-a-badge", "a foreign QR code"),
+        s[6],
+        Shown(badges[site[2]], f"{site[2]} leaves"),
+        s[7],
+    ]  # fmt: skip
+    payload_file = demo.folder / "camera-badges.txt"
+    payload_file.write_text("".join(f"{shown.payload}\n" for shown in script), encoding="ascii")
+    print(f"  wrote {shown_path(payload_file)}: {len(script)} showings, over and over:")
+    print("  " + ", ".join(shown.label for shown in script))
+    return script
+
+
+def start_kiosk(demo: Demo) -> None:
+    step(f"8. The kiosk: kiosk run on {demo.kiosk_url}")
+    command = [str(demo.bin_dir / "kiosk"), "--instance", str(demo.kiosk_dir), "run"]
+    command += ["--host", HOST, "--port", str(demo.kiosk_port)]
+    print(
+        f"$ kiosk --instance {shown_path(demo.kiosk_dir)} run --host {HOST} "
+        f"--port {demo.kiosk_port}   (log: {shown_path(demo.logs / 'kiosk.log')})"
     )
-    check(forged)
-    check("https://example.com/not-a-badge")
-
-    step(f"Revoke {cadre_id}'s badge (lost), check the old one, print a new one")
-    central("badges", "revoke", cadre_id)
-    check(payload)
-    reissued = INSTANCE / f"reissued-{cadre_id}.pdf"
-    central("badges", "print", "--cadre", cadre_id, "--out", str(reissued.relative_to(ROOT)))
-    check(scan_first_badge(reissued))
+    child = start_child(demo, "kiosk", command)
+    wait_until_ready(child, f"{demo.kiosk_url}healthz")
+    print("  the kiosk answers; its camera is running")
 
 
-def summary(sheets: dict[str, Path]) -> None:
-    step("What you have now")
-    for layout, pdf in sheets.items():
-        print(f"  {layout:10} {pdf.relative_to(ROOT)}")
-    print(f"  instance   {INSTANCE.relative_to(ROOT)} (central.toml, central.db, issuing_key.pem)")
-    print("Open the PDFs to see the badges. Not in this demo yet: the kiosk and the central")
-    print("server; they are built in later issues and will be started here when they exist.")
+def find_chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def main() -> None:
-    make_central_instance()
-    import_roster()
-    sheets = print_badges()
-    check_revoke_reissue(sheets["a6-on-a4"])
-    summary(sheets)
+def open_browser(demo: Demo) -> None:
+    """The kiosk screen in Chromium at the official display's 800x480, when there is a
+    display to show it on."""
+    chromium = find_chromium()
+    if chromium is None or not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        print("\n(no Chromium or no display: open the kiosk screen yourself)")
+        return
+    command = [
+        chromium,
+        f"--app={demo.kiosk_url}",
+        "--window-size=800,480",
+        f"--user-data-dir={demo.folder / 'chromium-profile'}",
+        "--no-first-run",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    start_child(demo, "browser", command, required=False)
+    print("\nopened the kiosk screen in Chromium")
+
+
+# ------------------------------------------------------------------ 4. running
+
+
+def announce(demo: Demo) -> None:
+    step("Ready")
+    print(f"  kiosk screen   {demo.kiosk_url}")
+    print(f"  site lead      {demo.kiosk_url}lead      PIN {demo.lead_pin}")
+    print(f"  centre         {demo.central_url}staff/   user admin, password {demo.admin_password}")
+    print(
+        f"  demo settings  repeat window {REPEAT_WINDOW_S} s at the kiosk and the centre "
+        f"(default 120 s), sync every {SYNC_INTERVAL_S} s (default 30 s)"
+    )
+    print(f"  files          {shown_path(demo.folder)} (badges.pdf, logs/, central/, kiosk/)")
+    print("Check-ins appear within seconds. Ctrl-C stops everything.\n", flush=True)
+
+
+def watch_scans(demo: Demo, printer: Callable[[str], None]) -> threading.Thread:
+    """Print each scan result as the kiosk screen gets it (its server-sent events)."""
+
+    def follow() -> None:
+        request = urllib.request.Request(f"{demo.kiosk_url}stream")
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError, ValueError),
+            urllib.request.urlopen(request, timeout=None) as stream,
+        ):
+            event = ""
+            for raw in stream:
+                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:") and event == "scan":
+                    printer(scan_line(json.loads(line[5:])))
+
+    thread = threading.Thread(target=follow, name="demo-scans", daemon=True)
+    thread.start()
+    return thread
+
+
+def scan_line(message: dict[str, object]) -> str:
+    """One scan as the screen words it, at the kiosk's own time."""
+    parts = [str(message.get(k) or "") for k in ("headline", "name", "detail", "extra")]
+    words = " · ".join(p for p in parts if p)
+    outcome, who = message.get("outcome") or "?", message.get("cadre_id") or ""
+    return f"  {message.get('time', '')}  kiosk: {outcome:<9} {who:<8} {words}"
+
+
+def centre_count(demo: Demo) -> int | None:
+    """Records the centre holds, read from its SQLite file (read-only)."""
+    database = demo.central_dir / "central.db"
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1)
+        ) as conn:
+            return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+    except sqlite3.Error:
+        return None
+
+
+def serve_until_stopped(demo: Demo, exit_after: float | None) -> int:
+    """Until Ctrl-C, --exit-after, or a child that exits by itself (exit code 1)."""
+    lock = threading.Lock()
+
+    def say(line: str) -> None:
+        with lock:
+            print(line, flush=True)
+
+    watch_scans(demo, say)
+    started = time.monotonic()
+    last_count: int | None = None
+    next_count_at = started + 5
+    while exit_after is None or time.monotonic() - started < exit_after:
+        time.sleep(0.5)
+        for child in demo.children:
+            if child.required and not child.alive():
+                say(
+                    f"\ndemo: {child.name} exited by itself (code {child.process.returncode}); "
+                    f"the end of {shown_path(child.log_path)}:\n{child.log_tail()}"
+                )
+                return 1
+        if time.monotonic() >= next_count_at:
+            next_count_at = time.monotonic() + 10
+            count = centre_count(demo)
+            if count is not None and count != last_count:
+                say(f"         centre: {count} records stored (see {demo.central_url}staff/)")
+                last_count = count
+    say(f"\n--exit-after {exit_after:g} s: stopping")
+    return 0
+
+
+# ------------------------------------------------------------------ main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--central-port", type=int, default=8000)
+    parser.add_argument("--kiosk-port", type=int, default=8080)
+    parser.add_argument(
+        "--dir", type=Path, default=ROOT / "instance" / "demo", help="made afresh on each run"
+    )
+    parser.add_argument("--no-browser", action="store_true", help="do not open Chromium")
+    parser.add_argument(
+        "--exit-after", type=float, default=None, metavar="SECONDS", help="stop by itself"
+    )
+    return parser.parse_args(argv)
+
+
+def commands_dir() -> Path:
+    """The venv's bin folder, where `central` and `kiosk` were installed beside this Python."""
+    here = Path(sys.executable).parent
+    if (here / "central").exists() and (here / "kiosk").exists():
+        return here
+    raise DemoError(
+        f"no `central` and `kiosk` commands beside {sys.executable}; run `make demo`, which "
+        "installs them in .venv"
+    )
+
+
+def _raise_stop(signum: int, _frame: object) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGHUP, _raise_stop)
+    code = 0
+    demo: Demo | None = None
+    try:
+        demo = Demo(args.dir.resolve(), args.central_port, args.kiosk_port, commands_dir())
+        check_ports_free(demo)
+        make_central_instance(demo)
+        import_roster(demo)
+        add_staff_admin(demo)
+        sheet = print_badges(demo)
+        start_centre(demo)
+        enrol_kiosk(demo)
+        camera_script(demo, sheet)
+        start_kiosk(demo)
+        if not args.no_browser:
+            open_browser(demo)
+        announce(demo)
+        code = serve_until_stopped(demo, args.exit_after)
+    except DemoError as exc:
+        print(f"\ndemo: {exc}", file=sys.stderr)
+        code = 1
+    except (KeyboardInterrupt, Stop):
+        print("\nstopping")
+    finally:
+        # A second Ctrl-C must not leave children behind half-stopped.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        if demo is not None:
+            stop_children(demo)
+    print("demo stopped" if code == 0 else "demo stopped after an error")
+    return code
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
