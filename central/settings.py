@@ -67,6 +67,12 @@ class CentralSettings(StrictSettings):
         ge=64 * 1024,
         description="Largest request body the kiosk API accepts; larger ones get 413.",
     )
+    roster_max_upload_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Largest roster file the staff pages accept (larger ones get 413; keep "
+        "nginx's client_max_body_size in step); every other staff form is limited to 1 MB.",
+    )
     kiosk_dead_after_s: int = Field(
         300, ge=30, description="A kiosk silent for longer than this is shown as dead."
     )

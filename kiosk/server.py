@@ -147,6 +147,12 @@ class KioskServer:
         self.services = app.extensions["kiosk"]
         # channel_timeout: an idle keep-alive connection is dropped after this; streams write a
         # comment at least every keep-alive period, so they are never idle that long.
+        # max_request_body_size: waitress reads a whole body (to a temp file past 512 KB)
+        # before the app sees it; its default of 1 GB would let anyone on the site's network
+        # fill the Pi's SD card, so it refuses what the app would refuse anyway.
+        adjustments.setdefault(
+            "max_request_body_size", app.config.get("MAX_CONTENT_LENGTH") or 1024 * 1024
+        )
         self.server: Any = create_server(
             app,
             host=host,

@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from central.web import anomaly_messages, auth, formatting, i18n
+from central.web.context import state
 from central.web.security import check_csrf, csrf_token
 
 staff = Blueprint(
@@ -20,8 +21,19 @@ staff = Blueprint(
 )
 
 
+# Every staff form but a roster file is small; the limit is set before anything reads the body,
+# so a big one is refused (413) instead of being spooled to the server's temp folder.
+FORM_MAX_BYTES = 1024 * 1024
+UPLOAD_ENDPOINTS = frozenset({"staff.roster_import"})
+
+
 @staff.before_request
 def _before() -> Response | None:
+    request.max_content_length = (
+        state().settings.roster_max_upload_bytes
+        if request.endpoint in UPLOAD_ENDPOINTS
+        else FORM_MAX_BYTES
+    )
     chosen = i18n.normalise(request.args.get("lang"))
     if chosen:
         session[i18n.SESSION_KEY] = chosen
