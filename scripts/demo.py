@@ -452,7 +452,7 @@ def camera_script(demo: Demo, sheet: Path) -> list[Shown]:
     payload_file = demo.folder / "camera-badges.txt"
     payload_file.write_text("".join(f"{shown.payload}\n" for shown in script), encoding="ascii")
     print(f"  wrote {shown_path(payload_file)}: {len(script)} showings, over and over:")
-    print("  " + ", ".join(shown.label for shown in script))
+    print("  " + "; ".join(shown.label for shown in script))
     return script
 
 
