@@ -19,7 +19,7 @@ from sqlalchemy import Engine, and_, select
 
 from central import ingest, roster
 from central.corrections import corrections
-from sync.tabular import Cell, Table
+from sync.tabular import Cell, Table, file_name_part
 
 What = Literal["stays", "events"]
 WHATS: tuple[str, ...] = ("stays", "events")
@@ -84,7 +84,11 @@ class ExportRequest:
             raise ExportError(f"unknown export {self.what!r}; use one of {', '.join(WHATS)}")
 
     def file_stem(self) -> str:
-        sites = "all-sites" if not self.site_ids else "-".join(sorted(self.site_ids))[:60]
+        sites = (
+            "all-sites"
+            if not self.site_ids
+            else "-".join(file_name_part(s) for s in sorted(self.site_ids))[:60]
+        )
         return f"{self.what}-{self.first_day.isoformat()}-{self.last_day.isoformat()}-{sites}"
 
 

@@ -218,6 +218,10 @@ def _validate(
     )
     if site_name and not site_id:
         problems.append("site name given without a site")
+    # A site id is a path segment of the staff pages (/staff/sites/<id>): with a slash, or as
+    # "." or "..", its page could never be opened (browsers resolve "../" away).
+    if site_id and (any(char in site_id for char in "/\\") or not site_id.strip(".")):
+        problems.append(f"site {site_id!r} may not hold / or \\ or be only dots")
     if problems:
         return None, problems
     return RosterRow(line, cadre_id, name, unit, site_id, site_name), []

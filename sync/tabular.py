@@ -38,6 +38,18 @@ class Table:
     title: str = "export"
 
 
+_NOT_FOR_FILE_NAMES = re.compile(r"[^\w.-]+")
+
+
+def file_name_part(text: str) -> str:
+    """`text` (a site id, say) fit for a downloaded file's name: letters of any script, digits,
+    . _ - only. Anything else (quotes, <, /, \\, spaces) becomes _, and no dot-only part or
+    leading dot is left, so the name cannot climb or hide whatever a browser or tool does."""
+    cleaned = _NOT_FOR_FILE_NAMES.sub("_", text)
+    cleaned = re.sub(r"\.{2,}", "_", cleaned).strip(".")
+    return cleaned or "_"
+
+
 def defuse(value: str) -> str:
     """`value` with a leading quote when a spreadsheet would read it as a formula."""
     if value.startswith(FORMULA_TRIGGERS):

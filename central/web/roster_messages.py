@@ -66,6 +66,12 @@ _ROW_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
         lambda m: gettext("a site name is given without a site"),
     ),
     (
+        re.compile(r"site (?P<id>.+) may not hold / or \\ or be only dots$"),
+        lambda m: gettext(
+            "site %(id)s: a site id may not hold / or \\ or be only dots", id=m.group("id")
+        ),
+    ),
+    (
         re.compile(r"more cells than headers"),
         lambda m: gettext("more cells than headers (an unquoted comma in a cell?)"),
     ),

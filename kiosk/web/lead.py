@@ -576,7 +576,7 @@ def export(fmt: str) -> Response:
         columns=_column_titles(), rows=export_rows(first, last), title=first.isoformat()
     )
     data = tabular.to_bytes(table, fmt)  # type: ignore[arg-type]
-    site = kiosk.settings.site_id or kiosk.settings.kiosk_id
+    site = tabular.file_name_part(kiosk.settings.site_id or kiosk.settings.kiosk_id)
     name = f"checkins-{site}-{first.isoformat()}"
     if last != first:
         name += f"-to-{last.isoformat()}"

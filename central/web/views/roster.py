@@ -18,6 +18,7 @@ from central.web import roster_messages
 from central.web.auth import admin_required
 from central.web.blueprint import staff
 from central.web.context import state
+from sync import tabular
 
 ROSTER_SUFFIXES = (".csv", ".xlsx", ".xlsm", ".tsv", ".txt")
 PROBLEMS_SHOWN = 200
@@ -145,7 +146,8 @@ def badges_print() -> Response | tuple[str, int]:
         out = Path(folder) / "badges.pdf"
         badges.render_sheets(issued, out, layout, font)
         data = out.read_bytes()
-    name = f"badges-{site_id or 'all'}-{date.today().isoformat()}.pdf"
+    site = tabular.file_name_part(site_id) if site_id else "all"
+    name = f"badges-{site}-{date.today().isoformat()}.pdf"
 
     return send_file(
         io.BytesIO(data), mimetype="application/pdf", as_attachment=True, download_name=name
