@@ -488,6 +488,8 @@ def open_browser(demo: Demo) -> None:
         "--no-first-run",
         "--autoplay-policy=no-user-gesture-required",
     ]
+    if os.geteuid() == 0:
+        command.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
     start_child(demo, "browser", command, required=False)
     print("\nopened the kiosk screen in Chromium")
 
@@ -561,16 +563,21 @@ def serve_until_stopped(demo: Demo, exit_after: float | None) -> int:
     watch_scans(demo, say)
     started = time.monotonic()
     last_count: int | None = None
+    noted: set[str] = set()  # optional children (the browser) that closed
     next_count_at = started + 5
     while exit_after is None or time.monotonic() - started < exit_after:
         time.sleep(0.5)
         for child in demo.children:
-            if child.required and not child.alive():
+            if child.alive() or child.name in noted:
+                continue
+            if child.required:
                 say(
                     f"\ndemo: {child.name} exited by itself (code {child.process.returncode}); "
                     f"the end of {shown_path(child.log_path)}:\n{child.log_tail()}"
                 )
                 return 1
+            noted.add(child.name)
+            say(f"  ({child.name} closed; see {shown_path(child.log_path)})")
         if time.monotonic() >= next_count_at:
             next_count_at = time.monotonic() + 10
             count = centre_count(demo)
