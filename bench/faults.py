@@ -28,7 +28,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.e2e.harness import Centre
-from tests.e2e.trials import FAST_SYNC, network_trial
+from tests.e2e.trials import network_trial
 
 SITE = "BENCH-NET"
 
@@ -47,7 +47,6 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-faults-"))
     centre = Centre(workdir / "central")
-    FAST_SYNC["sync_timeout_s"] = args.timeout_s
     try:
         print(f"work folder {workdir}; setting up the centre with {args.scans} cadres", flush=True)
         centre.init({SITE: args.scans})
@@ -64,6 +63,7 @@ def main() -> int:
             seed=args.seed,
             delay_s=args.delay_s,
             batch_size=args.batch_size,
+            sync_timeout_s=args.timeout_s,
             clients=args.clients,
             progress=lambda text: print(f"  {text}", flush=True),
         )

@@ -11,6 +11,7 @@ shown on the screen ⊆ in the kiosk's log ⊆ at the centre, each exactly once,
 
     .venv/bin/python bench/power_loss.py                  # 200 kills
     .venv/bin/python bench/power_loss.py --kills 12 --live-max-s 1.2   # CI-sized
+    .venv/bin/python bench/power_loss.py --kills 100 --fault-rate 0.3  # and a faulty network
 
 A SIGKILL is the power cut of a process: its unflushed user-space buffers, open files and
 half-done steps are lost, but what it wrote to the kernel is not. Losing the disk's own cache is
@@ -47,6 +48,9 @@ def main() -> int:
     parser.add_argument("--wedge-rate", type=float, default=30.0, help="wedge scans per second")
     parser.add_argument("--camera-fps", type=float, default=30.0)
     parser.add_argument("--cadres", type=int, default=6000, help="badges in the rotation")
+    parser.add_argument(
+        "--fault-rate", type=float, default=0.0, help="sync through the fault proxy too"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
 
@@ -69,6 +73,7 @@ def main() -> int:
             early_kill_share=args.early_share,
             wedge_rate=args.wedge_rate,
             camera_fps=args.camera_fps,
+            fault_rate=args.fault_rate,
             progress=lambda text: print(f"  {text}", flush=True),
         )
     finally:

@@ -25,6 +25,7 @@ from typing import Any
 import requests
 import urllib3
 
+from kiosk.store.diskio import TEMP_SUFFIX
 from tests.e2e.harness import (
     Centre,
     CentreView,
@@ -110,6 +111,7 @@ def network_trial(
     seed: int = 7,
     delay_s: float = 0.2,
     batch_size: int = 500,
+    sync_timeout_s: float = 5.0,
     clients: int = 2,
     every_fault_on_push: bool = False,
     progress: Progress = _quiet,
@@ -130,6 +132,7 @@ def network_trial(
         "camera_fps": 2.0,
         "sync_batch_size": batch_size,
         **FAST_SYNC,
+        "sync_timeout_s": sync_timeout_s,
     }
     kiosk = KioskProcess(workdir / "kiosk", settings)
     try:
@@ -215,6 +218,7 @@ def network_trial(
 class PowerReport:
     kills: int
     kills_during_startup: int
+    kills_mid_file_replace: int  # left a temp file of an atomic write (segment, manifest...)
     spawns: int
     wedge_scans_sent: int
     wedge_answered: int
@@ -228,6 +232,7 @@ class PowerReport:
     seconds_total: float
     settings: dict[str, Any]
     tracebacks: int
+    faults: dict[str, int]
 
     def problems(self) -> list[str]:
         found = self.delivery.problems()
@@ -239,6 +244,7 @@ class PowerReport:
         return {
             "SIGKILLs": self.kills,
             "  of which before the kiosk answered": self.kills_during_startup,
+            "  of which left a half-done file replace": self.kills_mid_file_replace,
             "kiosk processes started": self.spawns,
             "wedge scans sent": self.wedge_scans_sent,
             "  answered": self.wedge_answered,
@@ -249,6 +255,7 @@ class PowerReport:
             **self.delivery.figures(),
             "log recoveries at open": self.recoveries or "none",
             "tracebacks in the kiosk's output": self.tracebacks,
+            "network faults (all requests)": self.faults,
             "median seconds from start to /healthz": self.ready_s_median,
             "seconds in all": self.seconds_total,
             "kiosk settings": self.settings,
@@ -343,6 +350,7 @@ def power_trial(
     wedge_rate: float = 30.0,
     camera_fps: float = 30.0,
     camera_badges: int = 12,
+    fault_rate: float = 0.0,
     progress: Progress = _quiet,
 ) -> PowerReport:
     """Kill the kiosk process `kills` times at random moments while badges are scanned.
@@ -350,7 +358,8 @@ def power_trial(
     A share of the kills land while the process starts (opening and repairing the log, the
     agent's first push); the rest `live_s` after it answered. Badges come from the demo camera
     (`camera_badges` of them per run, shown in turn) and a keyboard-wedge driver, drawn in turn
-    from `payloads` (more than two minutes' worth, so most scans make an event)."""
+    from `payloads` (more than two minutes' worth, so most scans make an event). With a
+    `fault_rate`, the kiosk's sync also goes through the fault proxy."""
     clock = Stopwatch()
     rng = random.Random(seed)
     rotation = {"next": 0}
@@ -376,10 +385,15 @@ def power_trial(
         **FAST_SYNC,
     }
     kiosk = KioskProcess(workdir / "kiosk", settings)
+    proxy = RouteCountingProxy(
+        "127.0.0.1", centre.port, FaultPlan.everything(fault_rate, seed=seed)
+    ).start()
+    network = {"KIOSK_CENTRAL_URL": proxy.url}
     watcher = ScreenWatcher(kiosk.url)
     driver = WedgeDriver(kiosk, next_payload, wedge_rate)
     ready_times: list[float] = []
     early = 0
+    mid_replace = 0
     try:
         kiosk.enroll(centre.url, centre.add_kiosk(site_id, kiosk_id))
         watcher.start()
@@ -389,7 +403,7 @@ def power_trial(
             badge_file.write_text("\n".join(next_payload() for _ in range(camera_badges)) + "\n")
             watcher.forget_connection()
             spawned_at = time.monotonic()
-            kiosk.spawn()
+            kiosk.spawn(env=network)
             if rng.random() < early_kill_share:
                 early += 1
                 time.sleep(rng.uniform(0.0, 1.2))
@@ -401,6 +415,8 @@ def power_trial(
                     progress("the screen's stream did not connect before this kill")
                 time.sleep(rng.uniform(*live_s))
             kiosk.kill()
+            if any(kiosk.instance.rglob("*" + TEMP_SUFFIX)):
+                mid_replace += 1
             if round_number % 10 == 0 or round_number == kills:
                 progress(
                     f"kill {round_number}/{kills} after {time.monotonic() - spawned_at:.2f} s; "
@@ -410,6 +426,7 @@ def power_trial(
         # The last start: no more badges (the camera sees an empty room); the agent drains.
         kiosk.spawn(
             env={
+                **network,
                 "KIOSK_CAMERA_SOURCE": "images",
                 "KIOSK_CAMERA_DEVICE": str(blank_camera_folder(workdir / "blank-camera")),
             }
@@ -426,6 +443,7 @@ def power_trial(
         return PowerReport(
             kills=kiosk.kills,
             kills_during_startup=early,
+            kills_mid_file_replace=mid_replace,
             spawns=kiosk.spawned,
             wedge_scans_sent=driver.sent,
             wedge_answered=len(driver.answers),
@@ -437,10 +455,17 @@ def power_trial(
             ready_s_median=round(statistics.median(ready_times), 2) if ready_times else 0.0,
             delivery=delivery,
             seconds_total=clock.seconds(),
-            settings={**settings, "camera_device": badge_file.name, "wedge_rate": wedge_rate},
+            settings={
+                **settings,
+                "camera_device": badge_file.name,
+                "wedge_rate": wedge_rate,
+                "fault_rate": fault_rate,
+            },
             tracebacks=run_log.count("Traceback"),
+            faults=dict(sorted(proxy.counts.items())),
         )
     finally:
         driver.stop()
         watcher.stop()
         kiosk.close()
+        proxy.stop()
