@@ -139,6 +139,7 @@ class KioskServices:
         self._status_thread: threading.Thread | None = None
         self._last_status_key: Any = None
         self._last_status_sent = 0.0
+        self._camera_kicked_at = -1e18
 
     # ------------------------------------------------------------------ lifetime
 
@@ -336,8 +337,29 @@ class KioskServices:
         with i18n.in_locale(self.app, self.screen_locale):
             return screen_status(self)
 
+    def recheck_faults(self) -> None:
+        """Faults that clear by themselves are noticed here (each status tick), not only when
+        the next badge comes: a disk with space again, a camera plugged back in."""
+        problem = self.store_problem
+        if problem and self.log.can_write() and self.store_problem == problem:
+            # Until now the screen said "not recorded: disk full" to everyone walking up.
+            self.store_problem = ""
+        loop = self.scan_loop
+        restart = getattr(loop, "restart_camera", None)
+        if restart is not None and self.camera_health().get("state") == "failed":
+            # The scanner gave up after camera_max_restarts; the kiosk has no other job, so it
+            # asks again at the slowest reopening pace instead of waiting for a restart.
+            now = time.monotonic()
+            if now - self._camera_kicked_at >= self.settings.camera_restart_backoff_max_s:
+                self._camera_kicked_at = now
+                restart()
+
     def _status_ticker(self) -> None:
         while not self.stopping.wait(STATUS_PERIOD_S):
+            try:
+                self.recheck_faults()
+            except Exception:
+                log.exception("re-checking the disk and the camera failed")
             try:
                 status = self.screen_status()
             except Exception:

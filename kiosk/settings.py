@@ -68,7 +68,8 @@ class KioskSettings(StrictSettings):
         20,
         ge=0,
         description="Reopenings in a row (with no 30 s of steady frames between) before the "
-        "scanner gives up and shows the camera as failed; 0 never gives up.",
+        "scanner gives up and shows the camera as failed (the kiosk still asks again every "
+        "camera_restart_backoff_max_s); 0 never gives up.",
     )
     camera_preview_fps: float = Field(
         5.0,

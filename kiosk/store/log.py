@@ -40,6 +40,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kiosk.store.diskio import (
+    TEMP_SUFFIX,
     DiskIO,
     StoreWriteError,
     atomic_write_bytes,
@@ -61,6 +62,8 @@ from sync.events import GENESIS_HASH, Event, seal
 log = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = 1
+# can_write() writes this much: about the size of a few journal lines.
+PROBE_BYTES = 4096
 
 
 class StoreError(Exception):
@@ -671,6 +674,27 @@ class EventLog:
             if len(self._buffer) >= due:
                 self._try_checkpoint()
             return event
+
+    def can_write(self) -> bool:
+        """Whether a write reaches the disk now: after appends failed (a full disk), tells the
+        kiosk that space came back before anyone scans again. Writes, syncs and removes a temp
+        file of a few KB beside the log; a crash leaves it to the next open's clean-up."""
+        probe = self.directory / ("write-probe" + TEMP_SUFFIX)
+        with self._lock:
+            self._check_open()
+            try:
+                fd = self._disk.open_new(probe)
+                try:
+                    self._disk.write_all(fd, b"\0" * PROBE_BYTES)
+                    self._disk.fsync(fd)
+                finally:
+                    self._disk.close(fd)
+            except OSError:
+                return False
+            finally:
+                with contextlib.suppress(OSError):
+                    self._disk.unlink(probe)
+            return True
 
     def _try_checkpoint(self) -> None:
         try:
