@@ -234,3 +234,75 @@ def test_the_log_can_tell_whether_the_disk_takes_writes_again(tmp_path):
         assert sorted(p.name for p in (tmp_path / "log").iterdir() if p.is_file()) == ["LOCK"]
     finally:
         log.close()
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A 3 MB tmpfs for the kiosk's instance folder: a disk that really fills up (root only)."""
+    import os
+    import subprocess
+
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill(folder, chunk: int = 16 * 1024):
+    """Write a filler file until the filesystem says ENOSPC; its path."""
+    import errno
+
+    filler = folder / "filler.bin"
+    with open(filler, "wb", buffering=0) as out:
+        try:
+            while True:
+                out.write(b"\0" * chunk)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+    return filler
+
+
+def test_a_real_small_filesystem_filling_up_and_emptying(small_filesystem, issuing_key):
+    from tests.kiosk_web.live import live_kiosk
+
+    with live_kiosk(small_filesystem, issuing_key, **FAST_CAMERA) as live:
+        kiosk = FaultyKiosk(live, None, live.camera)  # type: ignore[arg-type]
+        services = live.services
+        wait_for(lambda: services.camera_health()["state"] == "ok", HANG, "the camera")
+        subscription = services.bus.subscribe()
+        screen = Screen(subscription)
+        try:
+            confirmed = [scan(kiosk, screen, "C001")["event_id"]]
+            filler = fill(small_filesystem)
+            # The journal's last page still has room: a few more records fit, then none.
+            for attempt in range(40):
+                live.kit.clock.advance(minutes=3)  # past the repeat window: each scan writes
+                result = scan(kiosk, screen, ("C002", "C003")[attempt % 2])
+                if result["outcome"] == "refused":
+                    break
+                confirmed.append(result["event_id"])
+            assert (result["outcome"], result["reason"]) == ("refused", "store_full")
+            screen.until(lambda s: s.status and s.status["banner"] == DISK_FULL_TEXT, "banner")
+            assert readiness(kiosk)["disk"] == "bad"
+            filler.unlink()
+            screen.until(lambda s: s.status and s.status["banner"] == "", "the banner to go")
+            confirmed.append(scan(kiosk, screen, "C002")["event_id"])
+        finally:
+            subscription.close()
+        log = reopened_log(kiosk)
+        try:
+            assert verify_log(log).ok
+            assert [str(e.event_id) for e in log.iter_events()] == confirmed
+        finally:
+            log.close()

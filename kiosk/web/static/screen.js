@@ -75,7 +75,11 @@
     result.dataset.outcome = scan.outcome;
     $("result-icon").innerHTML = ICONS[scan.outcome] || "";
     $("result-headline").textContent = scan.headline;
-    $("result-name").textContent = scan.name || "";
+    const nameBox = $("result-name");
+    nameBox.textContent = scan.name || "";
+    // A long name gets a smaller size, so the time under it stays on the screen.
+    const letters = Array.from(scan.name || "").length;
+    nameBox.dataset.size = letters > 12 ? "long" : letters > 5 ? "medium" : "";
     $("result-detail").textContent = scan.detail || "";
     $("result-extra").textContent = scan.extra || "";
     result.classList.remove("fresh");
