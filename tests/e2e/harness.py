@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
@@ -61,7 +61,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for(check: Any, timeout_s: float, what: str, process: subprocess.Popen | None = None):
+def _wait_for(
+    check: Callable[[], Any], timeout_s: float, what: str, process: subprocess.Popen | None = None
+) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
         value = check()
@@ -206,7 +208,18 @@ class RouteCountingProxy(FaultyProxy):
     def __init__(self, target_host: str, target_port: int, plan: FaultPlan) -> None:
         self._current = threading.local()
         self.by_route: Counter[tuple[str, str]] = Counter()
+        self.answers_to_gone_clients = 0
         super().__init__(target_host, target_port, plan)
+        self._report_error = self._server.handle_error
+        self._server.handle_error = self._client_gone  # type: ignore[method-assign]
+
+    def _client_gone(self, request: Any, address: Any) -> None:
+        """The kiosk gave up (its timeout) before a delayed answer came: not the proxy's error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            self._report_error(request, address)
+            return
+        with self._lock:
+            self.answers_to_gone_clients += 1
 
     def draw(self) -> str:
         fault = super().draw()

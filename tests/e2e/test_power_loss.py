@@ -28,5 +28,7 @@ def test_every_shown_scan_survives_kills_and_reaches_the_centre_once(tmp_path, c
     assert (delivery.losses, delivery.duplicates) == (0, 0)  # ...once
     assert delivery.chain_seq == delivery.max_seq == delivery.last_seq == delivery.stored
     assert not any(delivery.chain_anomalies.values())
+    # The same badge again seconds after a restart is a repeat: the restart forgot nothing.
+    assert report.rescans_after_restart > 0 and report.rescans_not_repeat == []
     assert report.recoveries.get("events lost", 0) == 0
     assert report.tracebacks == 0

@@ -70,6 +70,7 @@ class NetworkReport:
     delivery: Delivery
     faults_all_routes: dict[str, int]
     faults_by_route: dict[str, dict[str, int]]
+    answers_after_timeout: int  # delayed past the kiosk's timeout: it had given up and re-sent
     seconds_scanning: float
     seconds_draining: float
     seconds_total: float
@@ -92,6 +93,7 @@ class NetworkReport:
             **self.delivery.figures(),
             "faults (all requests)": self.faults_all_routes,
             **{f"faults on {route}": counts for route, counts in self.faults_by_route.items()},
+            "answers that came after the kiosk's timeout": self.answers_after_timeout,
             "seconds scanning": self.seconds_scanning,
             "seconds draining after the last scan": self.seconds_draining,
             "seconds in all": self.seconds_total,
@@ -120,6 +122,8 @@ def network_trial(
 
     With `every_fault_on_push`, scanning goes on in small steps past `scans` (up to every
     payload given) until each kind of fault has hit at least one push of events."""
+    if scans > len(payloads):
+        raise ValueError(f"{scans} scans of distinct badges need {scans} payloads")
     clock = Stopwatch()
     proxy = RouteCountingProxy(
         "127.0.0.1", centre.port, FaultPlan.everything(fault_rate, seed=seed)
@@ -201,6 +205,7 @@ def network_trial(
             delivery=delivery,
             faults_all_routes=dict(sorted(proxy.counts.items())),
             faults_by_route={route: proxy.route_counts(route) for route in routes},
+            answers_after_timeout=proxy.answers_to_gone_clients,
             seconds_scanning=seconds_scanning,
             seconds_draining=seconds_draining,
             seconds_total=clock.seconds(),
@@ -219,6 +224,8 @@ class PowerReport:
     kills: int
     kills_during_startup: int
     kills_mid_file_replace: int  # left a temp file of an atomic write (segment, manifest...)
+    rescans_after_restart: int
+    rescans_not_repeat: list[dict[str, Any]]
     spawns: int
     wedge_scans_sent: int
     wedge_answered: int
@@ -236,6 +243,11 @@ class PowerReport:
 
     def problems(self) -> list[str]:
         found = self.delivery.problems()
+        if self.rescans_not_repeat:
+            found.append(
+                f"{len(self.rescans_not_repeat)} badges shown again after a restart, inside "
+                f"the repeat window, were not repeats: {self.rescans_not_repeat[:3]}"
+            )
         if self.recoveries.get("events lost"):
             found.append(f"the log reported lost events on {self.recoveries['events lost']} opens")
         return found
@@ -245,6 +257,8 @@ class PowerReport:
             "SIGKILLs": self.kills,
             "  of which before the kiosk answered": self.kills_during_startup,
             "  of which left a half-done file replace": self.kills_mid_file_replace,
+            "badges shown again just after a restart": self.rescans_after_restart,
+            "  answered other than 'repeat'": len(self.rescans_not_repeat),
             "kiosk processes started": self.spawns,
             "wedge scans sent": self.wedge_scans_sent,
             "  answered": self.wedge_answered,
@@ -279,6 +293,7 @@ class WedgeDriver:
         self.period = 1.0 / rate_per_s
         self.invalid_every = invalid_every
         self.answers: list[dict[str, Any]] = []
+        self.last_event: tuple[str, dict[str, Any]] | None = None  # (payload, answer)
         self.sent = 0
         self.unanswered = 0
         self._stopping = threading.Event()
@@ -299,8 +314,11 @@ class WedgeDriver:
                 if self.invalid_every and (self.sent + 1) % self.invalid_every == 0:
                     payload = forged(payload)
                 try:
-                    self.answers.append(self.kiosk.wedge(payload, session, timeout_s=5))
+                    answer = self.kiosk.wedge(payload, session, timeout_s=5)
                     self.sent += 1
+                    self.answers.append(answer)
+                    if answer.get("event_id"):
+                        self.last_event = (payload, answer)
                 except requests.RequestException as exc:
                     if _refused(exc):  # no kiosk listening: the scan never reached one
                         self._stopping.wait(0.05)
@@ -308,6 +326,16 @@ class WedgeDriver:
                     self.sent += 1
                     self.unanswered += 1
                 self._stopping.wait(max(0.0, self.period - (time.monotonic() - started)))
+
+
+def _scan_again(kiosk: KioskProcess, payload: str, shown: dict[str, Any]) -> dict[str, Any]:
+    """Show `payload` again; the answer, with what was shown the first time."""
+    try:
+        answer = dict(kiosk.wedge(payload, timeout_s=5))
+    except requests.RequestException as exc:
+        answer = {"outcome": f"no answer: {exc!r}"}
+    answer["first_shown"] = {k: shown.get(k) for k in ("outcome", "event_id", "time")}
+    return answer
 
 
 def _refused(exc: requests.RequestException) -> bool:
@@ -394,6 +422,10 @@ def power_trial(
     ready_times: list[float] = []
     early = 0
     mid_replace = 0
+    # After a restart, the badge whose check-in the screen showed last before the kill is
+    # shown again (seconds later, inside the repeat window): it must be a repeat, not an event.
+    before_kill: tuple[str, dict[str, Any]] | None = None
+    rescans: list[dict[str, Any]] = []
     try:
         kiosk.enroll(centre.url, centre.add_kiosk(site_id, kiosk_id))
         watcher.start()
@@ -413,8 +445,11 @@ def power_trial(
                     watcher.wait_connected(10)
                 except Exception:
                     progress("the screen's stream did not connect before this kill")
+                if before_kill is not None:
+                    rescans.append(_scan_again(kiosk, *before_kill))
                 time.sleep(rng.uniform(*live_s))
             kiosk.kill()
+            before_kill = driver.last_event
             if any(kiosk.instance.rglob("*" + TEMP_SUFFIX)):
                 mid_replace += 1
             if round_number % 10 == 0 or round_number == kills:
@@ -444,6 +479,8 @@ def power_trial(
             kills=kiosk.kills,
             kills_during_startup=early,
             kills_mid_file_replace=mid_replace,
+            rescans_after_restart=len(rescans),
+            rescans_not_repeat=[r for r in rescans if r.get("outcome") != "repeat"],
             spawns=kiosk.spawned,
             wedge_scans_sent=driver.sent,
             wedge_answered=len(driver.answers),
