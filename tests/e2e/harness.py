@@ -209,6 +209,7 @@ class RouteCountingProxy(FaultyProxy):
         self._current = threading.local()
         self.by_route: Counter[tuple[str, str]] = Counter()
         self.answers_to_gone_clients = 0
+        self.centre_said: Counter[str] = Counter()  # summed over the push answers it forwarded
         super().__init__(target_host, target_port, plan)
         self._report_error = self._server.handle_error
         self._server.handle_error = self._client_gone  # type: ignore[method-assign]
@@ -227,6 +228,18 @@ class RouteCountingProxy(FaultyProxy):
         with self._lock:
             self.by_route[(route, fault)] += 1
         return fault
+
+    def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Any:
+        """Forward, and add up what the centre said of each push it answered (whether or not
+        the answer then reaches the kiosk)."""
+        status, answer_headers, data = super().forward(method, path, headers, body)
+        if path.split("?")[0].endswith("/events") and status == 200:
+            with contextlib.suppress(ValueError, AttributeError):
+                answer = json.loads(data)
+                with self._lock:
+                    for key in ("stored", "duplicates", "rejected"):
+                        self.centre_said[key] += int(answer.get(key, 0))
+        return status, answer_headers, data
 
     def set_rates(self, rates: Mapping[str, float]) -> None:
         """Change the faults from now on (e.g. {"drop": 1.0}: the network is down)."""

@@ -34,3 +34,8 @@ def test_every_scan_reaches_the_centre_once_through_a_faulty_network(tmp_path, c
     assert not any(delivery.chain_anomalies.values())
     # Every kind of fault met a push of events, not only a pull or a heartbeat.
     assert set(FAULTS) <= set(report.push_faults), report.push_faults
+    # Over every push the centre answered, each event was stored once; the batches sent again
+    # (answers lost, cut or doubled) were recognised as duplicates.
+    assert report.push_answers["stored"] == report.scans_sent
+    assert report.push_answers["duplicates"] > 0
+    assert report.push_answers.get("rejected", 0) == 0

@@ -30,6 +30,7 @@ from tests.e2e.harness import (
     Centre,
     CentreView,
     Delivery,
+    HarnessError,
     KioskLogView,
     KioskProcess,
     RouteCountingProxy,
@@ -71,6 +72,7 @@ class NetworkReport:
     faults_all_routes: dict[str, int]
     faults_by_route: dict[str, dict[str, int]]
     answers_after_timeout: int  # delayed past the kiosk's timeout: it had given up and re-sent
+    push_answers: dict[str, int]  # what the centre answered per event, over every push it got
     seconds_scanning: float
     seconds_draining: float
     seconds_total: float
@@ -94,6 +96,7 @@ class NetworkReport:
             "faults (all requests)": self.faults_all_routes,
             **{f"faults on {route}": counts for route, counts in self.faults_by_route.items()},
             "answers that came after the kiosk's timeout": self.answers_after_timeout,
+            "centre's answers per pushed event (re-sent ones are duplicates)": self.push_answers,
             "seconds scanning": self.seconds_scanning,
             "seconds draining after the last scan": self.seconds_draining,
             "seconds in all": self.seconds_total,
@@ -206,6 +209,7 @@ def network_trial(
             faults_all_routes=dict(sorted(proxy.counts.items())),
             faults_by_route={route: proxy.route_counts(route) for route in routes},
             answers_after_timeout=proxy.answers_to_gone_clients,
+            push_answers=dict(proxy.centre_said),
             seconds_scanning=seconds_scanning,
             seconds_draining=seconds_draining,
             seconds_total=clock.seconds(),
@@ -443,7 +447,7 @@ def power_trial(
                 ready_times.append(kiosk.wait_ready())
                 try:
                     watcher.wait_connected(10)
-                except Exception:
+                except HarnessError:
                     progress("the screen's stream did not connect before this kill")
                 if before_kill is not None:
                     rescans.append(_scan_again(kiosk, *before_kill))
