@@ -304,12 +304,21 @@ class _Rejection:
     reason: str
     raw: dict[str, Any]
 
+    def __post_init__(self) -> None:
+        # What a kiosk sent is kept for staff, but PostgreSQL text holds no NUL character
+        # (a reason names the fields, keys included, of what was sent).
+        self.reason = self.reason.replace("\x00", "\ufffd")
+        if self.event_id is not None:
+            self.event_id = self.event_id.replace("\x00", "\ufffd")
+
 
 def _identity_of(raw: dict[str, Any]) -> tuple[str | None, int | None]:
     event_id = raw.get("event_id")
     seq = raw.get("seq")
     return (
-        str(event_id)[:64] if isinstance(event_id, str) else None,
+        # A UUID's 36 characters: the anomaly naming the rejection keeps no more (PostgreSQL
+        # refuses a longer value where SQLite stores it); the whole body is kept apart.
+        str(event_id)[:36] if isinstance(event_id, str) else None,
         # Kept for staff to see only when the column can hold it (a rejected seq may be huge).
         seq
         if isinstance(seq, int) and not isinstance(seq, bool) and -INT64_MAX <= seq <= INT64_MAX

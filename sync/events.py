@@ -24,6 +24,13 @@ EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
 
 
+def refuse_nul(value: str | None) -> str | None:
+    """`value` unless it holds a NUL character, which PostgreSQL text cannot store (ValueError)."""
+    if value is not None and "\x00" in value:
+        raise ValueError("may not hold a NUL character")
+    return value
+
+
 def check_time_range(value: datetime) -> datetime:
     """`value` (aware) when the stores can hold it; ValueError otherwise."""
     if not EARLIEST_TIME <= value <= LATEST_TIME:
@@ -75,6 +82,18 @@ class Event(BaseModel):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("device_time needs a UTC offset")
         return check_time_range(value)
+
+    @field_validator("site_id", "boot_id", "operator", "reason")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        return refuse_nul(value)
+
+    @field_validator("flags")
+    @classmethod
+    def _no_nul_in_flags(cls, value: list[str]) -> list[str]:
+        for flag in value:
+            refuse_nul(flag)
+        return value
 
     def model_post_init(self, _context: Any) -> None:
         needs_operator = self.source == "manual" or self.kind == "void" or self.corrects is not None

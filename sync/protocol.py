@@ -33,9 +33,10 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
-from sync.events import INT64_MAX, check_time_range
+from sync.events import INT64_MAX, check_time_range, refuse_nul
 
 API_PREFIX = "/api/v1"
 MAX_BATCH_EVENTS = 2000
@@ -59,9 +60,23 @@ EnrolCode = Annotated[
 
 
 class Message(BaseModel):
-    """Base of every message: unknown fields refused, so a typo is an error, not a silent loss."""
+    """Base of every message: unknown fields refused, so a typo is an error, not a silent loss.
+    No text of a message holds a NUL character (the centre's PostgreSQL cannot store one); raw
+    objects (a batch's events, checked one by one) are left to their own checks."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> Message:
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            for text in value if isinstance(value, list | tuple) else [value]:
+                if isinstance(text, str):
+                    try:
+                        refuse_nul(text)
+                    except ValueError as exc:
+                        raise ValueError(f"{name} {exc}") from None
+        return self
 
 
 def _aware(value: datetime) -> datetime:
@@ -97,7 +112,13 @@ def field_problems(exc: ValidationError, prefix: str = "") -> list[FieldProblem]
         path = ".".join(str(p) for p in err["loc"])
         if prefix:
             path = f"{prefix}.{path}" if path else prefix
-        problems.append(FieldProblem(field=path or "(body)", reason=err["msg"]))
+        # A key or a message may quote what was sent, NUL characters included.
+        problems.append(
+            FieldProblem(
+                field=(path or "(body)").replace("\x00", "\ufffd"),
+                reason=err["msg"].replace("\x00", "\ufffd"),
+            )
+        )
     return problems
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request, session
+from flask import Blueprint, abort, render_template, request, session
 from flask_babel import get_locale
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -27,6 +27,17 @@ FORM_MAX_BYTES = 1024 * 1024
 UPLOAD_ENDPOINTS = frozenset({"staff.roster_import"})
 
 
+def _holds_nul() -> bool:
+    """Whether the path, the query or a form field holds a NUL character: PostgreSQL text
+    cannot, so such a request is refused here instead of failing deep in a query."""
+    texts = [request.path]
+    for fields in (request.args, request.form):
+        for key, values in fields.lists():
+            texts += [key, *values]
+    texts += [upload.filename or "" for upload in request.files.values()]
+    return any("\x00" in text for text in texts)
+
+
 @staff.before_request
 def _before() -> Response | None:
     request.max_content_length = (
@@ -34,6 +45,8 @@ def _before() -> Response | None:
         if request.endpoint in UPLOAD_ENDPOINTS
         else FORM_MAX_BYTES
     )
+    if _holds_nul():
+        abort(400)
     chosen = i18n.normalise(request.args.get("lang"))
     if chosen:
         session[i18n.SESSION_KEY] = chosen

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -65,6 +66,19 @@ def logged_in() -> bool:
     if not pin or not isinstance(lead, dict):
         return False
     return lead.get("pin") == pin_fingerprint(kiosk.secret_key, pin)
+
+
+def plain_text(text: str) -> str:
+    """Typed text as it will be shown everywhere: control characters, invisible format marks
+    (a right-to-left override turns "rebmun" into "number" on screen) and line breaks removed,
+    other spaces made plain. The roster refuses the same characters in names."""
+    kept = []
+    for char in text:
+        category = unicodedata.category(char)
+        if category in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+            continue
+        kept.append(" " if category == "Zs" else char)
+    return "".join(kept).strip()
 
 
 def operator() -> str:
@@ -138,7 +152,7 @@ def login() -> BaseResponse | tuple[str, int] | str:
         return render_template("lead_login.html", pin_set=False, locked_for=0, error=""), 403
     result = gate().attempt(kiosk.settings.lead_pin, request.form.get("pin", ""))
     if result.status == "ok":
-        name = request.form.get("name", "").strip()[:MAX_OPERATOR]
+        name = plain_text(request.form.get("name", ""))[:MAX_OPERATOR]
         session.clear()
         session.permanent = True
         session["lead"] = {
@@ -330,7 +344,7 @@ def overview() -> str:
 
 
 def _reason() -> str:
-    reason = request.form.get("reason", "").strip()
+    reason = plain_text(request.form.get("reason", ""))
     if not reason:
         raise ValueError(_("Give a reason."))
     return reason[:MAX_REASON]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import insert
+from sqlalchemy import Engine, insert
 from werkzeug.security import generate_password_hash
 
 from central import keys, kiosks, users
@@ -23,6 +23,7 @@ from central.app import create_app
 from central.settings import CentralSettings
 from tests.central_web.helpers import NOW, PASSWORDS, Clock, log_in
 from tests.kiosk_web.helpers import Kit, make_kit
+from tests.pg import central_engine, postgres_url  # noqa: F401
 
 
 @pytest.fixture
@@ -44,7 +45,9 @@ class Centre:
     clock: Clock
 
 
-def make_centre(instance: Path, **settings: object) -> Flask:
+def make_centre(instance: Path, engine: Engine | None = None, **settings: object) -> Flask:
+    """A centre over `instance` (and `engine`: default SQLite in the instance), with an issuing
+    key and the staff accounts of tests/central_web/helpers.py."""
     instance.mkdir(parents=True, exist_ok=True)
     centre_settings = CentralSettings(**settings)  # type: ignore[arg-type]
     # What `central init` makes: without it printing badges is a server fault, rightly a 500.
@@ -52,6 +55,7 @@ def make_centre(instance: Path, **settings: object) -> Flask:
     app = create_app(
         instance,
         centre_settings,
+        engine=engine,
         now=Clock(NOW),
         config={"TESTING": True},
     )
@@ -81,16 +85,32 @@ def enrol_kiosk(app: Flask, site_id: str) -> tuple[str, str]:
     return identity.kiosk_id, token
 
 
-@pytest.fixture
-def centre(tmp_path: Path) -> Iterator[Centre]:
+def seeded_centre(instance: Path, engine: Engine | None = None) -> Centre:
+    """A centre with one site, one cadre and an enrolled kiosk, an admin logged in."""
     from central import roster
     from central.roster import RosterRow
 
-    app = make_centre(tmp_path / "central")
-    engine = app.extensions["central"].engine
-    roster.import_roster(engine, [RosterRow(2, "C001", "宋昕", "城管一队", "S01", "东湖站")])
+    app = make_centre(instance, engine)
+    roster.import_roster(
+        app.extensions["central"].engine,
+        [RosterRow(2, "C001", "宋昕", "城管一队", "S01", "东湖站")],
+    )
     kiosk_id, token = enrol_kiosk(app, "S01")
     admin = app.test_client()
     log_in(admin, "admin")
-    yield Centre(app, admin, token, kiosk_id, "S01", app.extensions["central"].now)
-    engine.dispose()
+    return Centre(app, admin, token, kiosk_id, "S01", app.extensions["central"].now)
+
+
+@pytest.fixture
+def centre(tmp_path: Path) -> Iterator[Centre]:
+    """A seeded centre on SQLite."""
+    made = seeded_centre(tmp_path / "central")
+    yield made
+    made.app.extensions["central"].engine.dispose()
+
+
+@pytest.fixture
+def any_store_centre(tmp_path: Path, central_engine: Engine) -> Centre:  # noqa: F811
+    """A seeded centre on SQLite, then on PostgreSQL, whose text cannot hold what SQLite
+    takes (NUL characters, values over a column's length, integers over 64 bits)."""
+    return seeded_centre(tmp_path / "central", central_engine)

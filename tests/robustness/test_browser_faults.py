@@ -148,7 +148,9 @@ def test_a_full_disk_and_an_unplugged_camera_on_the_screen_and_the_lead_page(
     browser, tmp_path, issuing_key, monkeypatch
 ):
     fast = {"camera_restart_backoff_s": 0.2, "camera_restart_backoff_max_s": 1.0}
-    with faulty_kiosk(tmp_path, issuing_key, monkeypatch.setattr, **fast) as kiosk:
+    with faulty_kiosk(
+        tmp_path, issuing_key, monkeypatch.setattr, status_period_s=0.2, **fast
+    ) as kiosk:
         live = kiosk.live
         screen = browser.new_page(viewport={"width": 800, "height": 480})
         screen.goto(live.url + "/")

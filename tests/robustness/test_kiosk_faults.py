@@ -81,7 +81,9 @@ def readiness(kiosk: FaultyKiosk) -> dict[str, str]:
 
 @pytest.fixture
 def kiosk(tmp_path, issuing_key, monkeypatch):
-    with faulty_kiosk(tmp_path, issuing_key, monkeypatch.setattr, **FAST_CAMERA) as made:
+    with faulty_kiosk(
+        tmp_path, issuing_key, monkeypatch.setattr, status_period_s=0.2, **FAST_CAMERA
+    ) as made:
         wait_for(lambda: made.services.camera_health()["state"] == "ok", HANG, "a working camera")
         yield made
 
@@ -163,7 +165,9 @@ def test_a_camera_the_scanner_gave_up_on_is_tried_again(tmp_path, issuing_key, m
     """Unplugged for longer than camera_max_restarts reopenings: shown as failed, and still
     picked up again when it comes back, without a restart of the kiosk."""
     settings = dict(FAST_CAMERA, camera_max_restarts=2)
-    with faulty_kiosk(tmp_path, issuing_key, monkeypatch.setattr, **settings) as kiosk:
+    with faulty_kiosk(
+        tmp_path, issuing_key, monkeypatch.setattr, status_period_s=0.2, **settings
+    ) as kiosk:
         wait_for(lambda: kiosk.services.camera_health()["state"] == "ok", HANG, "the camera")
         kiosk.camera.unplug()
         wait_for(
@@ -273,8 +277,13 @@ def fill(folder, chunk: int = 16 * 1024):
     return filler
 
 
-def test_a_real_small_filesystem_filling_up_and_emptying(small_filesystem, issuing_key):
+def test_a_real_small_filesystem_filling_up_and_emptying(
+    small_filesystem, issuing_key, monkeypatch
+):
+    import kiosk.app
     from tests.kiosk_web.live import live_kiosk
+
+    monkeypatch.setattr(kiosk.app, "STATUS_PERIOD_S", 0.2)
 
     with live_kiosk(small_filesystem, issuing_key, **FAST_CAMERA) as live:
         kiosk = FaultyKiosk(live, None, live.camera)  # type: ignore[arg-type]

@@ -448,3 +448,25 @@ def test_the_lead_page_and_its_exports_show_hostile_text_harmlessly(hostile_kit)
     for row in sheet.iter_rows():
         for cell in row:
             assert cell.data_type != "f" and defused(cell.value), cell.value
+
+
+def test_what_the_lead_types_is_kept_without_invisible_or_control_characters(kit):
+    """A right-to-left override would show a reason reversed on every page; a NUL cannot be
+    stored by the centre's PostgreSQL: both are dropped where the lead types them."""
+    client = kit.app.test_client()
+    login(client, name="组长\u202e\x00\n王\u3000五")
+    client.get("/lead/", environ_base=LOCAL)
+    response = client.post(
+        "/lead/manual",
+        data={
+            "cadre_id": "C001",
+            "kind": "arrival",
+            "reason": "迟到\u202e了\x00\r\n\u200b原因",
+            "csrf_token": csrf(client),
+        },
+        environ_base=LOCAL,
+        follow_redirects=True,
+    )
+    assert response.status_code == 200
+    (event,) = list(kit.services.log.iter_events())
+    assert (event.operator, event.reason) == ("组长王 五", "迟到了原因")
