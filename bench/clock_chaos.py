@@ -17,12 +17,13 @@ import json
 import shutil
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.clock_trial import clock_trial
+from tests.e2e.clock_trial import EXPECTED_STATUS, clock_trial
 from tests.e2e.harness import Centre
 
 SITE = "BENCH-CLK"
@@ -37,6 +38,8 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-clock-"))
     centre = Centre(workdir / "central")
     worst = 0.0
+    statuses: Counter[str] = Counter()
+    problems: list[str] = []
     try:
         centre.init({SITE: 20})
         centre.start()
@@ -56,16 +59,25 @@ def main() -> int:
             print(json.dumps(report.figures(), indent=2, ensure_ascii=False, default=str))
             for scan in report.scans:
                 row = report.row(scan)
+                statuses[row.time_status] += 1
+                if row.time_status != EXPECTED_STATUS[scan.phase]:
+                    problems.append(f"round {round_number} {scan.phase}: {row.time_status}")
                 if row.time_status == "uncorrected":
                     continue
                 middle = scan.before + (scan.after - scan.before) / 2
                 error = abs((row.corrected_time - middle.replace(tzinfo=None)).total_seconds())
                 worst = max(worst, error)
+            if report.centre.chain_seq != len(report.scans) or report.log.last_seq != len(
+                report.scans
+            ):
+                problems.append(f"round {round_number}: seq chain not whole")
     finally:
         centre.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+    print(f"events by the centre's time status: {dict(statuses)}")
     print(f"largest |corrected - true| over every corrected or trusted event: {worst:.3f} s")
-    return 0
+    print("RESULT:", "ok" if not problems else "; ".join(problems))
+    return 0 if not problems else 1
 
 
 if __name__ == "__main__":

@@ -49,6 +49,16 @@ from tests.e2e.trials import FAST_SYNC
 from tests.fakes.faulty_proxy import FaultPlan
 
 REPEAT_WINDOW_S = 1.0
+# What the centre must make of each phase's events (the kiosk trusts its clock in A and F only).
+EXPECTED_STATUS = {
+    "A": "trusted",
+    "B": "corrected",
+    "C": "corrected",
+    "D": "uncorrected",
+    "E1": "corrected",
+    "E2": "corrected",
+    "F": "trusted",
+}
 
 
 class SteppedClock(SystemClock):

@@ -300,12 +300,6 @@ class KioskProcess:
             "kiosk enroll",
         )
 
-    @cached_property
-    def kiosk_id(self) -> str:
-        from kiosk import settings as kiosk_settings
-
-        return kiosk_settings.load(self.instance, env={}).kiosk_id
-
     def spawn(self, env: Mapping[str, str] | None = None) -> None:
         if self.alive:
             raise HarnessError("the kiosk process is running already")
@@ -648,18 +642,6 @@ class Delivery:
             self.chain_seq == self.max_seq == self.last_seq == self.stored
             and self.log_verify_ok
             and not any(self.chain_anomalies.values())
-        )
-
-    @property
-    def ok(self) -> bool:
-        return (
-            self.losses == 0
-            and self.duplicates == 0
-            and self.chains_whole
-            and self.rejected == 0
-            and self.at_centre == self.stored
-            and self.acknowledged_seq == self.last_seq
-            and self.device_times_kept
         )
 
     def problems(self) -> list[str]:

@@ -14,22 +14,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.e2e.clock_trial import ClockReport, Scan, SteppedClock, clock_trial
+from tests.e2e.clock_trial import (
+    EXPECTED_STATUS,
+    ClockReport,
+    Scan,
+    SteppedClock,
+    clock_trial,
+)
 from tests.e2e.harness import service_day_of
 
 # The centre's offset comes from a round trip on loopback: off by half of it at most. A second
 # leaves room for a loaded machine and is still far below any step of the run (hours).
 TOLERANCE = timedelta(seconds=1)
 SITE_ZONE = ZoneInfo("Asia/Shanghai")
-EXPECTED_STATUS = {
-    "A": "trusted",
-    "B": "corrected",
-    "C": "corrected",
-    "D": "uncorrected",
-    "E1": "corrected",
-    "E2": "corrected",
-    "F": "trusted",
-}
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@
 - `power_trial`: the kiosk process SIGKILLed at random moments while the demo camera and a
   keyboard-wedge scanner feed it badges; every result the screen showed is in the log after the
   restarts and at the centre once.
-- `clock_trial` (tests/e2e/clock_chaos.py): the kiosk's clock stepped back and forward.
+- `clock_trial` (tests/e2e/clock_trial.py): the kiosk's clock stepped back and forward.
 
 Each returns a report with every figure; `report.problems()` says in words what went wrong.
 """
@@ -235,6 +235,7 @@ class PowerReport:
     wedge_answered: int
     wedge_unanswered: int  # in flight when the process died (never shown)
     screen_scan_messages: int
+    screen_connections: int
     outcomes_shown: dict[str, int]
     events_by_source: dict[str, int]
     recoveries: dict[str, int]
@@ -268,6 +269,7 @@ class PowerReport:
             "  answered": self.wedge_answered,
             "  cut off by a kill (never shown)": self.wedge_unanswered,
             "scan results on the screen's stream": self.screen_scan_messages,
+            "  over this many stream connections": self.screen_connections,
             "outcomes shown": self.outcomes_shown,
             "events in the log by source": self.events_by_source,
             **self.delivery.figures(),
@@ -490,6 +492,7 @@ def power_trial(
             wedge_answered=len(driver.answers),
             wedge_unanswered=driver.unanswered,
             screen_scan_messages=len(watcher.scans),
+            screen_connections=watcher.connections,
             outcomes_shown=dict(Counter(s["outcome"] for s in watcher.scans)),
             events_by_source=dict(Counter(e.source for e in log.events)),
             recoveries=_recoveries(run_log),
