@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -30,7 +31,8 @@ from tests.kiosk_web.helpers import LOCAL, csrf, login
 from tests.robustness.conftest import Centre
 
 EXAMPLES = settings(
-    max_examples=25,
+    # bench/fuzz.py runs these properties far longer through this variable.
+    max_examples=int(os.environ.get("ROBUSTNESS_EXAMPLES", "25")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

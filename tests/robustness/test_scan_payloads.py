@@ -11,6 +11,7 @@ must stay whole.
 from __future__ import annotations
 
 import json
+import os
 import string
 
 import pytest
@@ -23,7 +24,8 @@ from sync.badge_token import REASON_TEXT
 from tests.kiosk_web.helpers import LOCAL
 
 EXAMPLES = settings(
-    max_examples=150,
+    # bench/fuzz.py runs these properties far longer through this variable.
+    max_examples=int(os.environ.get("ROBUSTNESS_EXAMPLES", "150")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
