@@ -449,4 +449,7 @@ def serve_command(instance: Path, host: str | None, port: int | None) -> None:
         port=port,
         threads=settings.server_threads,
         ident="central",
+        # waitress buffers a whole body before the app can refuse it (1 GB by default); the
+        # largest body any route takes is a roster upload.
+        max_request_body_size=max(settings.roster_max_upload_bytes, settings.api_max_body_bytes),
     )

@@ -30,7 +30,7 @@ class ScannerOptions:
     # A dead camera is reopened after restart_backoff_s, doubling up to restart_backoff_max_s;
     # after max_restarts reopenings in a row without a steady run the loop gives up (0: never).
     restart_backoff_s: float = 1.0
-    restart_backoff_max_s: float = 30.0
+    restart_backoff_max_s: float = 5.0
     max_restarts: int = 20
     # Frames flowing this long after a reopening count as a steady run: the count starts over.
     steady_after_s: float = 30.0

@@ -194,3 +194,23 @@ def test_staff_forms_refuse_big_bodies_before_reading_them(small_centre, route):
         data={"file": (upload, "x.bin"), "csrf_token": csrf_of(client), "username": "admin"},
     )
     assert_too_large(response, "text/html")
+
+
+def test_central_serve_caps_what_waitress_buffers(tmp_path, monkeypatch):
+    """waitress reads a whole body before the app can refuse it; `central serve` bounds that."""
+    import waitress
+    from click.testing import CliRunner
+
+    from central.cli import main as central_main
+
+    instance = tmp_path / "centre"
+    runner = CliRunner()
+    assert runner.invoke(central_main, ["--instance", str(instance), "init"]).exit_code == 0
+    (instance / "central.toml").write_text(
+        "roster_max_upload_bytes = 2000000\napi_max_body_bytes = 500000\n", encoding="utf-8"
+    )
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(waitress, "serve", lambda app, **options: seen.update(options))
+    result = runner.invoke(central_main, ["--instance", str(instance), "serve", "--port", "9"])
+    assert result.exit_code == 0, result.output
+    assert seen["max_request_body_size"] == 2_000_000
