@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -419,39 +420,37 @@ def manual() -> BaseResponse:
 
 @bp.post("/void")
 def void() -> BaseResponse:
-    kiosk = services()
-    try:
-        event = kiosk.rules.void(
+    return _lead_change(
+        lambda rules: rules.void(
             request.form.get("event_id", ""), operator=operator(), reason=_reason()
-        )
-    except LookupError:
-        flash(_("No such event."), "error")
-        return _back()
-    except ValueError as exc:
-        flash(str(exc), "error")
-        return _back()
-    except OSError as exc:
-        flash(_("Not recorded: %(problem)s", problem=str(exc)), "error")
-        return _back()
-    kiosk.after_lead_event(event)
-    flash(_("Event voided."), "ok")
-    return _back()
+        ),
+        _("Event voided."),
+    )
 
 
 @bp.post("/correct")
 def correct() -> BaseResponse:
-    kiosk = services()
     kind = request.form.get("kind") or None
-    try:
+
+    def change(rules: Any) -> Any:
         if kind not in (None, "arrival", "departure"):
             raise ValueError(_("Choose check-in or check-out."))
-        event = kiosk.rules.correct(
+        return rules.correct(
             request.form.get("event_id", ""),
             operator=operator(),
             reason=_reason(),
-            kind=kind,  # type: ignore[arg-type]
+            kind=kind,
             at=_time_field(),
         )
+
+    return _lead_change(change, _("Event corrected."))
+
+
+def _lead_change(change: Callable[[Any], Any], done: str) -> BaseResponse:
+    """Record a void or correction; every refusal comes back to the lead as a message."""
+    kiosk = services()
+    try:
+        event = change(kiosk.rules)
     except LookupError:
         flash(_("No such event."), "error")
         return _back()
@@ -462,7 +461,7 @@ def correct() -> BaseResponse:
         flash(_("Not recorded: %(problem)s", problem=str(exc)), "error")
         return _back()
     kiosk.after_lead_event(event)
-    flash(_("Event corrected."), "ok")
+    flash(done, "ok")
     return _back()
 
 
