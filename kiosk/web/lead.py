@@ -205,8 +205,11 @@ def today() -> date:
 
 
 def person(cadre_id: str) -> Person:
-    entry = services().roster.current.entry(cadre_id)
-    return Person(cadre_id, entry.name if entry else cadre_id, entry.unit if entry else "")
+    roster = services().roster.current
+    entry = roster.entry(cadre_id)
+    # A valid badge of another site is accepted and flagged; the lead should see that at once.
+    unit = (entry.unit if entry else "") if roster.on_site(cadre_id) else flag_text("not_on_roster")
+    return Person(cadre_id, entry.name if entry else cadre_id, unit)
 
 
 def day_summary(day: date) -> dict[str, Any]:

@@ -170,6 +170,16 @@ def test_lists_show_present_departed_absent(kit):
     assert "宋昕" in page and "王芳" in page
 
 
+def test_a_visitor_from_another_site_is_marked_on_the_lead_page(kit):
+    kit.services.handle_payload(kit.badge("X900"), "camera")  # valid badge, not on the roster
+    kit.services.handle_payload(kit.badge("C001"), "camera")
+    client = kit.app.test_client()
+    login(client)
+    present = {p["cadre_id"]: p for p in client.get("/lead/api/summary").get_json()["present"]}
+    assert present["X900"]["unit"] == "不在本站名单"
+    assert present["C001"]["unit"] != "不在本站名单"
+
+
 def test_yesterdays_arrival_without_departure_is_flagged(kit):
     kit.services.handle_payload(kit.badge("C001"), "camera")
     kit.clock.advance(hours=24)
