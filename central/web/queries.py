@@ -104,6 +104,7 @@ def _totals(rows: Sequence[stays.SiteDay]) -> stays.SiteDay:
         departed=sum(r.departed for r in rows),
         absent=sum(r.absent for r in rows),
         visitors=sum(r.visitors for r in rows),
+        no_departure=sum(r.no_departure for r in rows),
     )
 
 

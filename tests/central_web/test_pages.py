@@ -33,9 +33,9 @@ def test_all_sites_counts_each_site_and_shows_the_silent_kiosk(seeded, viewer):
     response = viewer.get("/staff/")
     assert response.status_code == 200
     text = text_of(response)
-    # expected, arrived, present, departed, absent per site
-    assert re.search(r"东湖站 S01 · 1 人不在本站名单 3 3 2 1 1 ", site_row(text, "东湖站"))
-    assert re.search(r"西山站 S02 2 0 0 0 2 ", site_row(text, "西山站"))
+    # expected, arrived, present, departed, no departure, absent per site
+    assert re.search(r"东湖站 S01 · 1 人不在本站名单 3 3 2 1 0 1 ", site_row(text, "东湖站"))
+    assert re.search(r"西山站 S02 2 0 0 0 0 2 ", site_row(text, "西山站"))
     assert "失联的签到机" in text
     assert re.search(r"S02 · S02-1 · 最后联系：3 小时前", text)
     html = response.get_data(as_text=True)
@@ -46,7 +46,7 @@ def test_all_sites_counts_each_site_and_shows_the_silent_kiosk(seeded, viewer):
 def test_a_past_day_has_nobody_present(seeded, viewer):
     text = text_of(viewer.get("/staff/?day=2026-11-28"))
     assert "2026-11-28" in text
-    assert re.search(r"东湖站 S01 3 0 0 0 3 ", site_row(text, "东湖站"))
+    assert re.search(r"东湖站 S01 3 0 0 0 0 3 ", site_row(text, "东湖站"))
 
 
 def test_site_page_lists_cadres_with_status_and_arrival_chart(seeded, viewer):

@@ -18,7 +18,7 @@ def test_pages_corrections_and_exports_on_each_store(app_on):
     client = app.test_client()
     log_in(client, "admin")
     text = text_of(client.get("/staff/"))
-    assert re.search(r"东湖站 S01 · 1 人不在本站名单 3 3 2 1 1 ", site_row(text, "东湖站"))
+    assert re.search(r"东湖站 S01 · 1 人不在本站名单 3 3 2 1 0 1 ", site_row(text, "东湖站"))
     assert "S02 · S02-1 · 最后联系：3 小时前" in text
     assert re.search(r"李娜 C002 城管一队 在岗 06:10", text_of(client.get("/staff/sites/S01")))
     assert "宋昕" in text_of(client.get("/staff/cadres?q=宋"))
