@@ -307,10 +307,11 @@ def keep_sharpest_preview(screen, name: str, shots: int = 10) -> Path:
 
 
 def site_counts(page) -> dict[str, int]:
-    """The kiosk's site row on the all-sites page: expected, arrived, present, departed, absent."""
+    """The kiosk's site row on the all-sites page, column by column."""
     row = page.locator("tr", has_text=KIOSK_SITE).first
     numbers = [int(text) for text in row.locator("td.num").all_inner_texts()]
-    return dict(zip(["expected", "arrived", "present", "departed", "absent"], numbers, strict=True))
+    columns = ["expected", "arrived", "present", "departed", "no_departure", "absent"]
+    return dict(zip(columns, numbers, strict=True))
 
 
 @pytest.mark.browser
