@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
+from tests.browser import ARTIFACTS, chromium
 from tests.central_web.helpers import PASSWORDS
 from tests.central_web.seed import seed
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @pytest.fixture
@@ -35,16 +32,7 @@ def live_url(app) -> Iterator[str]:
 
 @pytest.fixture
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("chromium is not installed (scripts/install-system-packages.sh test)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    yield from chromium()
 
 
 @pytest.mark.parametrize(

@@ -30,12 +30,11 @@ from typing import Any
 import pytest
 import requests
 
+from tests.browser import ARTIFACTS, chromium
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "scripts" / "demo.py"
-ARTIFACTS = ROOT / "tests" / "artifacts"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 KIOSK_SITE = "BJ-DC-01"
 START_TIMEOUT_S = 90.0
 WAIT_TIMEOUT_S = 40.0
@@ -244,16 +243,7 @@ def test_a_camera_check_in_reaches_the_kiosk_log_the_lead_and_the_centre(demo):
 
 @pytest.fixture
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("chromium is not installed (scripts/install-system-packages.sh test)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    yield from chromium()
 
 
 FRESH_ARRIVAL_WATCH = """() => {

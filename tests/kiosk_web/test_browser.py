@@ -7,7 +7,6 @@ must appear on the page; screenshots land in tests/artifacts/ for a person to lo
 from __future__ import annotations
 
 import io
-import shutil
 import socket
 import time
 from datetime import timedelta
@@ -16,36 +15,20 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
+from tests.browser import chromium, shot
 from tests.kiosk_web.badge_camera import BadgeCamera
 from tests.kiosk_web.helpers import PIN
 from tests.kiosk_web.live import live_kiosk
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 SCREEN_SIZES = [(800, 480), (1920, 1080)]
 PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip("Debian's chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield launched
-        launched.close()
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    yield from chromium()
 
 
 def show_and_wait(live, page, payload: str, outcome: str):

@@ -7,21 +7,17 @@ land in tests/artifacts/ for a person to look at.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from kiosk.roster import CadreEntry, RosterSnapshot, RosterStore
 from sync.badge_token import key_id_of, public_key_to_text
+from tests.browser import chromium, shot
 from tests.kiosk_web.helpers import PIN
 from tests.kiosk_web.live import live_kiosk
 from tests.robustness.faulty_kiosk import faulty_kiosk
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PHONE = {"width": 390, "height": 844}
 WAIT_MS = 30_000  # against a hang only
 DISK_FULL_TEXT = "未记录：签到机存储已满，请告知现场负责人。"
@@ -36,22 +32,7 @@ HOSTILE_SITE_NAME = "<b onmouseover=alert(4)>东湖</b>"
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip("Debian's chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield launched
-        launched.close()
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    yield from chromium()
 
 
 def watch_dialogs(page) -> list[str]:
