@@ -9,14 +9,11 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import insert
-from werkzeug.security import generate_password_hash
 
-from central import users
 from central.app import create_app
 from central.db import create_schema, make_engine
 from central.settings import CentralSettings
-from tests.central_web.helpers import NOW, PASSWORDS, Clock, log_in
+from tests.central_web.helpers import NOW, Clock, add_staff_accounts, log_in
 from tests.pg import central_engine, postgres_url  # noqa: F401
 
 
@@ -31,16 +28,7 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     engine = make_engine(f"sqlite:///{path}")
     create_schema(engine)
     with engine.begin() as conn:
-        for role, password in PASSWORDS.items():
-            conn.execute(
-                insert(users.users).values(
-                    username=role,
-                    password_hash=generate_password_hash(password, method="pbkdf2:sha256:1"),
-                    role=role,
-                    active=True,
-                    created_at=NOW,
-                )
-            )
+        add_staff_accounts(conn)
     engine.dispose()  # the last connection checkpoints the WAL into the file
     return path
 
@@ -107,16 +95,7 @@ def app_on(central_engine, tmp_path: Path, clock: Clock) -> Callable[[], Flask]:
 
     def build() -> Flask:
         with central_engine.begin() as conn:
-            for role, password in PASSWORDS.items():
-                conn.execute(
-                    insert(users.users).values(
-                        username=role,
-                        password_hash=generate_password_hash(password, method="pbkdf2:sha256:1"),
-                        role=role,
-                        active=True,
-                        created_at=NOW,
-                    )
-                )
+            add_staff_accounts(conn)
         return create_app(
             tmp_path / "instance-on",
             CentralSettings(),

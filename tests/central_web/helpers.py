@@ -5,10 +5,29 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask.testing import FlaskClient
+from sqlalchemy import Connection, insert
+from werkzeug.security import generate_password_hash
+
+from central import users
 
 PASSWORDS = {"admin": "admin password 1", "viewer": "viewer password 1"}
 # Noon in Shanghai on the test day: the pages' "today" is 2026-11-29.
 NOW = datetime(2026, 11, 29, 4, 0, tzinfo=UTC)
+
+
+def add_staff_accounts(conn: Connection) -> None:
+    """An admin and a viewer with PASSWORDS, hashed with one PBKDF2 round: logging in is checked
+    the same way without scrypt's deliberate cost in every test (test_users.py covers scrypt)."""
+    for role, password in PASSWORDS.items():
+        conn.execute(
+            insert(users.users).values(
+                username=role,
+                password_hash=generate_password_hash(password, method="pbkdf2:sha256:1"),
+                role=role,
+                active=True,
+                created_at=NOW,
+            )
+        )
 
 
 class Clock:

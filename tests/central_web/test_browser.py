@@ -16,7 +16,6 @@ from tests.central_web.seed import seed
 pytestmark = pytest.mark.browser
 
 
-
 @pytest.fixture
 def live_url(app) -> Iterator[str]:
     seed(app)

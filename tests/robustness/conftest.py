@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, insert
-from werkzeug.security import generate_password_hash
+from sqlalchemy import Engine
 
-from central import keys, kiosks, users
+from central import keys, kiosks
 from central.app import create_app
 from central.settings import CentralSettings
-from tests.central_web.helpers import NOW, PASSWORDS, Clock, log_in
+from tests.central_web.helpers import NOW, Clock, add_staff_accounts, log_in
 from tests.kiosk_web.helpers import Kit, make_kit
 from tests.pg import central_engine, postgres_url  # noqa: F401
 
@@ -64,16 +63,7 @@ def make_centre(instance: Path, engine: Engine | None = None, **settings: object
     app.config["PROPAGATE_EXCEPTIONS"] = False
     engine = app.extensions["central"].engine
     with engine.begin() as conn:
-        for role, password in PASSWORDS.items():
-            conn.execute(
-                insert(users.users).values(
-                    username=role,
-                    password_hash=generate_password_hash(password, method="pbkdf2:sha256:1"),
-                    role=role,
-                    active=True,
-                    created_at=NOW,
-                )
-            )
+        add_staff_accounts(conn)
     return app
 
 
