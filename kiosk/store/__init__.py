@@ -6,16 +6,13 @@ event = log.append(fields)        # durable (fsync'd) when it returns
 log.pending(100); log.acknowledge(seq); log.pending_count()
 """
 
+from kiosk.store.config import StoreConfig
+from kiosk.store.damage import RecoveryReport
 from kiosk.store.diskio import DiskIO, StoreWriteError, describe_os_error
 from kiosk.store.failed import FailedScan, FailedScanLog
-from kiosk.store.log import (
-    EventLog,
-    EventSummary,
-    RecoveryReport,
-    StoreConfig,
-    StoreError,
-    StoreLocked,
-)
+from kiosk.store.folder import StoreError, StoreLocked
+from kiosk.store.index import EventSummary
+from kiosk.store.log import EventLog
 from kiosk.store.verify import VerifyReport, verify_log
 
 __all__ = [

@@ -113,7 +113,7 @@ def atomic_write_json(disk: DiskIO, path: Path, value: Any) -> None:
 
 def remove_stale_temp_files(folder: Path) -> list[Path]:
     """Temp files are only ever left by a crash mid-write; their content was never committed."""
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     for path in sorted(folder.glob("*" + TEMP_SUFFIX)):

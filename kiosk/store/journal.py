@@ -1,14 +1,15 @@
 """The append-only journal: one JSON line per event, fsync'd before the event is confirmed.
 
 This is the durability point of the log. Appending a line and one fsync cost the same whether the
-log holds ten events or a million. Segments receive the journal's events in batches at checkpoints;
-a journal whose events are all in segments is deleted.
+log holds ten events or a million. Segments receive the journal's events in batches at checkpoints
+(the fold); a journal whose events are all in segments is deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.store.diskio import DiskIO, StoreWriteError
+
+log = logging.getLogger(__name__)
 
 JOURNAL_GLOB = "journal-*.jsonl"
 # journal-<first seq>[.<n>].jsonl: the suffix is used when a file of that name holds bytes
@@ -124,3 +127,73 @@ class Journal:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._disk.close(self._fd)
+
+
+def open_new_journal(folder: Path, disk: DiskIO, first_seq: int) -> Journal:
+    """A fresh journal named after `first_seq`. A non-empty file of that name can only hold
+    bytes that were not replayed (garbage that could not be cut off): it is never continued."""
+    attempt = 0
+    while True:
+        path = folder / journal_name(first_seq, attempt)
+        if not path.exists() or path.stat().st_size == 0:
+            break
+        attempt += 1
+    journal = Journal(path, disk, 0)
+    try:
+        disk.fsync_dir(folder)
+    except OSError:
+        journal.close()
+        raise
+    return journal
+
+
+class JournalWriter:
+    """The journal that appends go to: opened at start, opened again by the next append when the
+    disk refused it, replaced by a fresh one after each fold. Called under the log's lock."""
+
+    def __init__(self, folder: Path, disk: DiskIO) -> None:
+        self._folder = folder
+        self._disk = disk
+        self._current: Journal | None = None
+
+    def start(self, first_seq: int) -> None:
+        try:
+            self._current = open_new_journal(self._folder, self._disk, first_seq)
+        except OSError as exc:
+            # A full or read-only disk at start: the log opens for reading, and every append
+            # tries again, so recording resumes by itself when the disk recovers.
+            log.error("event log %s cannot be written yet: %s", self._folder.parent, exc)
+            self._current = None
+
+    def append(self, seq: int, line: bytes) -> None:
+        """Write the line of event `seq` and fsync it: the event is durable when this returns.
+        Raises StoreWriteError when the disk refuses (nothing confirmed, nothing damaged)."""
+        if self._current is None:
+            try:
+                self._current = open_new_journal(self._folder, self._disk, seq)
+            except OSError as exc:
+                raise StoreWriteError("could not store the event", exc) from exc
+        self._current.append(line)
+
+    def rotate(self, first_seq: int) -> None:
+        """Every event so far is in a segment: start a fresh journal at `first_seq` and delete
+        the others. When the fresh one cannot be made, the old one is kept and appended to."""
+        old = self._current
+        try:
+            fresh = open_new_journal(self._folder, self._disk, first_seq)
+        except OSError as exc:
+            log.warning("journal not rotated (%s); the old one is kept", exc)
+            return
+        self._current = fresh
+        if old is not None:
+            old.close()
+        for _first, _attempt, path in iter_journal_files(self._folder):
+            if path != fresh.path:
+                with contextlib.suppress(OSError):
+                    self._disk.unlink(path)
+        with contextlib.suppress(OSError):
+            self._disk.fsync_dir(self._folder)
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
