@@ -1,376 +1,40 @@
-"""The kiosk's Flask app: the scan path, the pages and the background work, tied together.
+"""The kiosk's Flask app factory: opens the store and builds the services and the pages.
 
     app = create_app(instance_path, settings, camera=..., clock=...)
-    app.extensions["kiosk"]          # the KioskServices below
+    app.extensions["kiosk"]          # the KioskServices (kiosk/services.py)
     kiosk run                        # kiosk/server.py: waitress, services started once
 
-The factory opens the store and builds everything but starts no thread: only the serving process
-calls `KioskServices.start()` (once; a second call does nothing), so building the app in tests or
-in a reloader's watcher process can never run a second scan loop against the same camera and log.
-
-The scan path: the scan loop's thread (camera) or a request (keyboard-wedge scanner) calls
-`handle_payload`; the rules append the event and fsync it before they return; only then is the
-result published to the kiosk screens over server-sent events.
+The factory builds everything but starts no thread: only the serving process calls
+`KioskServices.start()` (once; a second call does nothing), so building the app in tests or in a
+reloader's watcher process can never run a second scan loop against the same camera and log.
 """
 
 from __future__ import annotations
 
-import logging
-import shutil
-import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, Protocol
 
 from flask import Flask
-from flask_babel import gettext as _
 
 from kiosk import settings as kiosk_settings
 from kiosk.clock import Clock, SystemClock, TimeKeeper
 from kiosk.roster import RosterStore
-from kiosk.rules import (
-    STORE_REASONS,
-    CheckIn,
-    RuleSettings,
-    ScanOutcome,
-    normalise_wedge_input,
+from kiosk.rules import CheckIn, RuleSettings
+from kiosk.services import (
+    KioskServices,
+    ScanLoopFactory,
+    ScanLoopLike,
+    SyncAgentFactory,
+    SyncAgentLike,
 )
 from kiosk.settings import KioskSettings
 from kiosk.store import EventLog, FailedScanLog, StoreConfig
-from kiosk.web import i18n
+from kiosk.web import i18n, register
 from kiosk.web.auth import load_secret_key, screen_token
-from kiosk.web.bus import EventBus
-from kiosk.web.present import scan_message
+from kiosk.web.words import ScreenWording
 from scanner import FrameSource, ScanLoop, ScannerOptions
-
-log = logging.getLogger(__name__)
-
-STATUS_PERIOD_S = 1.0
-STATUS_REFRESH_S = 10.0
-ScanSource = Literal["camera", "wedge"]
-ForcedKind = Literal["arrival", "departure"]
-
-
-class ScanLoopLike(Protocol):
-    """What the app needs of scanner.ScanLoop (or a test's stand-in)."""
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def health(self) -> Mapping[str, Any]: ...
-
-    def latest_jpeg(self) -> bytes | None: ...
-
-    @property
-    def running(self) -> bool: ...
-
-
-class SyncAgentLike(Protocol):
-    """What the app needs of sync.agent.SyncAgent."""
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-    def wake(self) -> None: ...
-
-    def snapshot(self) -> Any: ...
-
-
-@dataclass
-class ForcedMode:
-    kind: ForcedKind
-    until_monotonic: float
-
-
-class KioskServices:
-    """Everything behind the pages: store, rules, clock, roster, scan loop, sync agent, bus."""
-
-    def __init__(
-        self,
-        app: Flask,
-        settings: KioskSettings,
-        instance: Path,
-        *,
-        clock: Clock,
-        keeper: TimeKeeper,
-        log_store: EventLog,
-        failed_scans: FailedScanLog,
-        roster: RosterStore,
-        rules: CheckIn,
-        scan_loop_factory: Callable[[KioskServices], ScanLoopLike | None] | None,
-        sync_agent_factory: Callable[[KioskServices], SyncAgentLike | None] | None,
-        secret_key: bytes,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.app = app
-        self.settings = settings
-        self.instance = instance
-        self.clock = clock
-        self.keeper = keeper
-        self.log = log_store
-        self.failed_scans = failed_scans
-        self.roster = roster
-        self.rules = rules
-        self.bus = EventBus()
-        self.secret_key = secret_key
-        self.screen_token = screen_token(secret_key)
-        self.screen_locale = i18n.SETTING_TO_LOCALE[settings.language]
-        self.monotonic = monotonic
-        self._scan_loop_factory = scan_loop_factory
-        self._sync_agent_factory = sync_agent_factory
-        self.scan_loop: ScanLoopLike | None = None
-        self.sync_agent: SyncAgentLike | None = None
-        self.stopping = threading.Event()
-        # Each open stream (events, preview) holds a waitress thread for as long as it is open;
-        # a few threads stay free for the lead's pages and the watchdog's probe.
-        self.stream_slots = threading.BoundedSemaphore(max(2, settings.server_threads - 4))
-        self._start_lock = threading.Lock()
-        self._started = False
-        self._stopped = False
-        self._mode_lock = threading.Lock()
-        self._mode: ForcedMode | None = None
-        self.store_problem: str = ""  # reason code of the last failed write, until one works
-        self.last_scan_at: datetime | None = None
-        self._status_thread: threading.Thread | None = None
-        self._last_status_key: Any = None
-        self._last_status_sent = 0.0
-        self._camera_kicked_at = -1e18
-
-    # ------------------------------------------------------------------ lifetime
-
-    @property
-    def started(self) -> bool:
-        return self._started
-
-    def start(self) -> bool:
-        """Start the scan loop, the sync agent and the status ticker. Only the first call does."""
-        with self._start_lock:
-            if self._started:
-                log.warning("kiosk services already started; not starting them twice")
-                return False
-            self._started = True
-            if self._scan_loop_factory is not None:
-                self.scan_loop = self._scan_loop_factory(self)
-            if self._sync_agent_factory is not None:
-                self.sync_agent = self._sync_agent_factory(self)
-            if self.scan_loop is not None:
-                self.scan_loop.start()
-            if self.sync_agent is not None:
-                self.sync_agent.start()
-            self._status_thread = threading.Thread(
-                target=self._status_ticker, name="kiosk-status", daemon=True
-            )
-            self._status_thread.start()
-            return True
-
-    def begin_shutdown(self) -> None:
-        """Ends the streams (SSE, MJPEG) so that the server's threads can finish."""
-        self.stopping.set()
-        self.bus.close()
-
-    def stop(self) -> None:
-        """Stop background work and close the store. Safe to call more than once."""
-        with self._start_lock:
-            if self._stopped:
-                return
-            self._stopped = True
-        self.begin_shutdown()
-        for part, name in ((self.scan_loop, "scan loop"), (self.sync_agent, "sync agent")):
-            if part is None:
-                continue
-            try:
-                part.stop()
-            except Exception:
-                log.exception("stopping the %s failed", name)
-        if self._status_thread is not None:
-            self._status_thread.join(timeout=5)
-        self.log.close()
-
-    def health(self) -> tuple[bool, str]:
-        """For the systemd watchdog: False when a restart would help (a dead thread)."""
-        if self._stopped:
-            return False, "stopped"
-        if self._status_thread is not None and not self._status_thread.is_alive():
-            return False, "status thread died"
-        if self.scan_loop is not None and not self.scan_loop.running:
-            # A camera that is merely unplugged keeps the loop running (it reopens it with
-            # backoff); a dead loop thread is a bug that a restart cures.
-            return False, "scan loop thread stopped"
-        return True, ""
-
-    # ------------------------------------------------------------------ the scan path
-
-    def handle_payload(self, payload: str, source: ScanSource = "camera") -> dict[str, Any]:
-        """Run one scanned payload through the rules; publish the result once it is durable."""
-        kind = self.take_forced_kind()
-        outcome = self._scan(payload, source, kind)
-        self._note_store(outcome)
-        message = self.describe(outcome)
-        self.bus.publish("scan", message)
-        if outcome.event is not None and self.sync_agent is not None:
-            self.sync_agent.wake()
-        return message
-
-    def _scan(self, payload: str, source: ScanSource, kind: ForcedKind | None) -> ScanOutcome:
-        if source == "wedge":
-            payload = normalise_wedge_input(payload)
-        # An Arrive / Leave choice goes to the rules, which record it as the kind (flagged
-        # kind_chosen_on_screen) and still time a Leave from the open arrival.
-        return self.rules.scan(payload, source, kind=kind)
-
-    def _note_store(self, outcome: ScanOutcome) -> None:
-        if outcome.reason in STORE_REASONS:
-            self.store_problem = outcome.reason
-        elif outcome.event is not None:
-            self.store_problem = ""
-            self.last_scan_at = outcome.time_shown
-
-    def describe(self, outcome: ScanOutcome) -> dict[str, Any]:
-        previous_kind = None
-        if outcome.result == "repeat" and outcome.cadre_id:
-            recent = self.log.recent(outcome.cadre_id)
-            previous_kind = recent[-1].kind if recent else None
-        with i18n.in_locale(self.app, self.screen_locale):
-            return scan_message(outcome, previous_kind)
-
-    # ------------------------------------------------------------------ Arrive / Leave
-
-    def set_forced_kind(self, kind: ForcedKind | None) -> dict[str, Any] | None:
-        with self._mode_lock:
-            if kind is None:
-                self._mode = None
-            else:
-                until = self.monotonic() + self.settings.forced_kind_s
-                self._mode = ForcedMode(kind, until)
-        mode = self.mode_view()
-        self.bus.publish("mode", {"mode": mode})
-        return mode
-
-    def take_forced_kind(self) -> ForcedKind | None:
-        with self._mode_lock:
-            mode, self._mode = self._mode, None
-        if mode is None or mode.until_monotonic < self.monotonic():
-            return None
-        self.bus.publish("mode", {"mode": None})
-        return mode.kind
-
-    def mode_view(self) -> dict[str, Any] | None:
-        with self._mode_lock:
-            mode = self._mode
-        if mode is None:
-            return None
-        remaining = mode.until_monotonic - self.monotonic()
-        if remaining <= 0:
-            return None
-        with i18n.in_locale(self.app, self.screen_locale):
-            text = (
-                _("Next badge: arrival") if mode.kind == "arrival" else _("Next badge: departure")
-            )
-        return {"kind": mode.kind, "remaining_s": round(remaining, 1), "text": text}
-
-    # ------------------------------------------------------------------ status
-
-    def sync_state(self) -> Mapping[str, Any]:
-        """The sync agent's snapshot as a dict; `configured` False when there is no agent."""
-        if self.sync_agent is None:
-            return {"configured": False, "waiting": self.log.pending_count()}
-        try:
-            snapshot = self.sync_agent.snapshot()
-        except Exception as exc:
-            log.exception("sync agent snapshot failed")
-            return {"configured": True, "online": False, "last_error": repr(exc)}
-        return {
-            "configured": True,
-            "online": snapshot.online,  # None until the first exchange was tried
-            "waiting": snapshot.waiting,
-            "last_success": snapshot.last_success_at,
-            "last_error": snapshot.last_error,
-            "last_error_at": snapshot.last_error_at,
-        }
-
-    def after_lead_event(self, event: Any) -> None:
-        """A manual check-in/out, void or correction was stored: send it soon."""
-        if event is not None and self.sync_agent is not None:
-            self.sync_agent.wake()
-
-    def publish_status(self) -> None:
-        """Push the top bar now (after the clock was set, say) instead of at the next tick."""
-        try:
-            status = self.screen_status()
-        except Exception:
-            log.exception("status snapshot failed")
-            return
-        self.bus.publish("status", status)
-        self._last_status_key = self._status_key(status)
-        self._last_status_sent = self.monotonic()
-
-    @staticmethod
-    def _status_key(status: Mapping[str, Any]) -> Any:
-        """What counts as a change worth sending now: everything but the ticking time, and the
-        shown time's distance from this machine's clock (it moves when the clock is set)."""
-        key = {k: v for k, v in status.items() if k != "now_ms"}
-        key["skew_s"] = round(status["now_ms"] / 1000 - time.time())
-        return key
-
-    def camera_health(self) -> Mapping[str, Any]:
-        if self.scan_loop is None:
-            return {"state": "none"}
-        try:
-            return self.scan_loop.health()
-        except Exception:
-            log.exception("camera health failed")
-            return {"state": "error"}
-
-    def disk_free(self) -> tuple[int, int]:
-        usage = shutil.disk_usage(self.instance)
-        return usage.free, usage.total
-
-    def screen_status(self) -> dict[str, Any]:
-        """What the kiosk screen's top bar shows, worded in the screen's language."""
-        from kiosk.web.status import screen_status
-
-        with i18n.in_locale(self.app, self.screen_locale):
-            return screen_status(self)
-
-    def recheck_faults(self) -> None:
-        """Faults that clear by themselves are noticed here (each status tick), not only when
-        the next badge comes: a disk with space again, a camera plugged back in."""
-        problem = self.store_problem
-        if problem and self.log.can_write() and self.store_problem == problem:
-            # Until now the screen said "not recorded: disk full" to everyone walking up.
-            self.store_problem = ""
-        loop = self.scan_loop
-        restart = getattr(loop, "restart_camera", None)
-        if restart is not None and self.camera_health().get("state") == "failed":
-            # The scanner gave up after camera_max_restarts; the kiosk has no other job, so it
-            # asks again at the slowest reopening pace instead of waiting for a restart.
-            now = time.monotonic()
-            if now - self._camera_kicked_at >= self.settings.camera_restart_backoff_max_s:
-                self._camera_kicked_at = now
-                restart()
-
-    def _status_ticker(self) -> None:
-        while not self.stopping.wait(STATUS_PERIOD_S):
-            try:
-                self.recheck_faults()
-            except Exception:
-                log.exception("re-checking the disk and the camera failed")
-            try:
-                status = self.screen_status()
-            except Exception:
-                log.exception("status snapshot failed")
-                continue
-            key = self._status_key(status)
-            now = self.monotonic()
-            if key != self._last_status_key or now - self._last_status_sent >= STATUS_REFRESH_S:
-                self.bus.publish("status", status)
-                self._last_status_key = key
-                self._last_status_sent = now
 
 
 def scanner_options(settings: KioskSettings) -> ScannerOptions:
@@ -450,8 +114,8 @@ def create_app(
     *,
     camera: FrameSource | None = None,
     clock: Clock | None = None,
-    scan_loop_factory: Callable[[KioskServices], ScanLoopLike | None] | None = None,
-    sync_agent_factory: Callable[[KioskServices], SyncAgentLike | None] | None = None,
+    scan_loop_factory: ScanLoopFactory | None = None,
+    sync_agent_factory: SyncAgentFactory | None = None,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> Flask:
     """The kiosk app over the instance folder (default: $KIOSK_INSTANCE, $STATE_DIRECTORY or
@@ -516,7 +180,6 @@ def create_app(
         else:
             scan_loop_factory = _default_scan_loop
     services = KioskServices(
-        app,
         settings,
         instance,
         clock=clock,
@@ -525,16 +188,15 @@ def create_app(
         failed_scans=failed,
         roster=roster,
         rules=rules,
+        words=ScreenWording(app, settings.language),
         scan_loop_factory=scan_loop_factory,
         sync_agent_factory=sync_agent_factory or _default_sync_agent,
         secret_key=secret,
+        screen_token=screen_token(secret),
         monotonic=monotonic,
     )
     app.extensions["kiosk"] = services
     i18n.init_babel(app)
-
-    from kiosk.web import register
-
     register(app)
     return app
 

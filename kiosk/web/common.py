@@ -5,18 +5,18 @@ from __future__ import annotations
 import hashlib
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import cast
 
 from flask import current_app, url_for
 
-if TYPE_CHECKING:
-    from kiosk.app import KioskServices
+from kiosk.services import KioskServices
 
 STATIC = Path(__file__).resolve().parent / "static"
 
 
 def services() -> KioskServices:
-    return current_app.extensions["kiosk"]
+    """The services of the app serving this request (kiosk.app.create_app put them there)."""
+    return cast(KioskServices, current_app.extensions["kiosk"])
 
 
 @cache

@@ -10,14 +10,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask_babel import gettext as _
 
+from kiosk.services import KioskServices
 from kiosk.web.present import duration, reason_text
-
-if TYPE_CHECKING:
-    from kiosk.app import KioskServices
 
 # Below this much free space the lead is warned; the store itself refuses only when writes fail.
 DISK_LOW_BYTES = 200 * 1024 * 1024

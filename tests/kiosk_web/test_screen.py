@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kiosk.web.bus import EventBus
+from kiosk.bus import EventBus
 from tests.kiosk_web.helpers import LOCAL, make_kit
 
 REMOTE = {"REMOTE_ADDR": "192.168.1.50"}

@@ -129,13 +129,14 @@ def faulty_kiosk(
     `status_period_s` makes the status ticker (1 s) tick faster, for quick tests; a bench
     measuring what the screen sees keeps the real one."""
     import kiosk.app
+    import kiosk.services
 
     disk = FullableDisk()
     camera = PluggableCamera()
     patch(kiosk.app, "EventLog", functools.partial(EventLog, disk=disk))
     patch(kiosk.app, "FailedScanLog", functools.partial(FailedScanLog, disk=disk))
     if status_period_s is not None:
-        patch(kiosk.app, "STATUS_PERIOD_S", status_period_s)
+        patch(kiosk.services, "STATUS_PERIOD_S", status_period_s)
     with live_kiosk(tmp_path, key, camera=camera, **overrides) as live:
         yield FaultyKiosk(live, disk, camera)
 

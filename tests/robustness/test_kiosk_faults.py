@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from kiosk.bus import Subscription
 from kiosk.store import EventLog, verify_log
-from kiosk.web.bus import Subscription
 from tests.kiosk_web.helpers import LOCAL, csrf, login
 from tests.robustness.faulty_kiosk import FaultyKiosk, faulty_kiosk, wait_for
 
@@ -280,10 +280,10 @@ def fill(folder, chunk: int = 16 * 1024):
 def test_a_real_small_filesystem_filling_up_and_emptying(
     small_filesystem, issuing_key, monkeypatch
 ):
-    import kiosk.app
+    import kiosk.services
     from tests.kiosk_web.live import live_kiosk
 
-    monkeypatch.setattr(kiosk.app, "STATUS_PERIOD_S", 0.2)
+    monkeypatch.setattr(kiosk.services, "STATUS_PERIOD_S", 0.2)
 
     with live_kiosk(small_filesystem, issuing_key, **FAST_CAMERA) as live:
         kiosk = FaultyKiosk(live, None, live.camera)  # type: ignore[arg-type]
