@@ -1,132 +1,39 @@
-"""Check-in rules: from a scanned payload to arrival, departure, repeat or refusal.
+"""CheckIn: a scan or a lead's entry in, a durable event and the outcome out.
 
-A plain module: no Flask, no camera, no network. It is driven by the `TimeKeeper` (and so by any
-`Clock`) it is given, reads the roster snapshot current at each scan, and writes to the event log.
-An outcome reporting an event is only returned after the event is durable.
-
-The rules (every number a setting):
-- the next scan of a cadre toggles arrival / departure;
-- the same badge again within the repeat window makes no event ("already checked in 05:20");
-- an arrival older than the longest shift, or from an earlier service day, never turns the next
-  scan into a departure: the scan is a new arrival flagged `previous_arrival_without_departure`;
-- a valid badge not on this site's roster is accepted and flagged `not_on_roster`;
-- revoked, forged, malformed and foreign codes are refused with a readable reason and go to the
-  rate-limited failed-scan log;
-- the site lead checks in or out by hand, voids or corrects an event, with operator and reason.
-
-How long ago something happened is measured on the monotonic clock when it happened in this boot,
-so a wall clock stepped backwards or forwards changes nothing; across boots the best known true
-times are compared. Order is always `seq`.
+One instance per kiosk, shared by the scan loop's thread, the wedge requests and the lead's page;
+its lock serialises decisions, so two scans of one badge cannot both become arrivals. The rules it
+applies are listed in the package's docstring (kiosk/rules/__init__.py).
 """
 
 from __future__ import annotations
 
-import errno
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from kiosk.clock import TimeKeeper, TimeReading
 from kiosk.roster import RosterSnapshot
+from kiosk.rules import presence as attendance
+from kiosk.rules.outcome import (
+    FLAG_CLOCK_UNCERTAIN,
+    FLAG_KIND_CHOSEN,
+    FLAG_NO_ARRIVAL,
+    FLAG_NOT_ON_ROSTER,
+    FLAG_OPEN_ARRIVAL,
+    FLAG_OPERATOR_TIME,
+    ScanOutcome,
+    ScanSource,
+    clock_text,
+    duration_text,
+    store_refusal,
+)
+from kiosk.rules.presence import Presence
+from kiosk.rules.timeline import RuleSettings, SiteTime
 from kiosk.store import EventLog, EventSummary, FailedScanLog, StoreError, StoreWriteError
-from kiosk.store.diskio import describe_os_error
 from sync.badge_token import verify_token
 from sync.events import Event
-
-Result = Literal["arrival", "departure", "repeat", "refused"]
-ScanSource = Literal["camera", "wedge"]
-
-FLAG_NOT_ON_ROSTER = "not_on_roster"
-FLAG_OPEN_ARRIVAL = "previous_arrival_without_departure"
-FLAG_NO_ARRIVAL = "departure_without_arrival"
-FLAG_OPERATOR_TIME = "time_entered_by_operator"
-FLAG_CLOCK_UNCERTAIN = "clock_uncertain"
-FLAG_KIND_CHOSEN = "kind_chosen_on_screen"
-
-# Reasons for a refusal that is not about the badge.
-STORE_REASONS = {"store_full", "store_read_only", "store_failed"}
-
-REFUSAL_TEXT = {
-    "store_full": "Not recorded: the kiosk's disk is full. Please tell the site lead.",
-    "store_read_only": "Not recorded: the kiosk's disk is read-only. Please tell the site lead.",
-    "store_failed": "Not recorded: the kiosk could not save. Please tell the site lead.",
-}
-
-
-@dataclass(frozen=True)
-class RuleSettings:
-    timezone: ZoneInfo
-    repeat_window: timedelta = timedelta(minutes=2)
-    longest_shift: timedelta = timedelta(hours=16)
-    service_day_start: time = time(3, 0)
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> RuleSettings:
-        """From a `kiosk.settings.KioskSettings`."""
-        hours, minutes = (int(part) for part in settings.service_day_start.split(":"))
-        return cls(
-            timezone=ZoneInfo(settings.timezone),
-            repeat_window=timedelta(seconds=settings.repeat_window_s),
-            longest_shift=timedelta(hours=settings.longest_shift_h),
-            service_day_start=time(hours, minutes),
-        )
-
-
-@dataclass(frozen=True)
-class ScanOutcome:
-    """What the screen shows and says after a scan."""
-
-    result: Result
-    time_shown: datetime  # best known true time of the scan, in the site's time zone
-    clock_trusted: bool
-    reason: str = "ok"  # a badge reason of sync.badge_token, "repeat", or a STORE_REASONS code
-    message: str = ""  # readable English; pages translate from `reason` and the fields
-    cadre_id: str | None = None
-    name: str | None = None
-    unit: str | None = None
-    worked: timedelta | None = None  # on a departure, when the arrival is known
-    previous_time: datetime | None = None  # on a repeat: when the earlier event was
-    flags: tuple[str, ...] = ()
-    event: Event | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "result": self.result,
-            "time_shown": self.time_shown.isoformat(),
-            "clock_trusted": self.clock_trusted,
-            "reason": self.reason,
-            "message": self.message,
-            "cadre_id": self.cadre_id,
-            "name": self.name,
-            "unit": self.unit,
-            "worked_s": self.worked.total_seconds() if self.worked is not None else None,
-            "previous_time": self.previous_time.isoformat() if self.previous_time else None,
-            "flags": list(self.flags),
-            "event_id": str(self.event.event_id) if self.event else None,
-            "seq": self.event.seq if self.event else None,
-        }
-
-
-@dataclass(frozen=True)
-class Presence:
-    cadre_id: str
-    state: Literal["present", "departed", "no_departure"]
-    since: datetime  # time of the event that put the cadre in this state (site time zone)
-    arrived: datetime | None = None
-    worked: timedelta | None = None
-
-
-def clock_text(when: datetime) -> str:
-    return when.strftime("%H:%M")
-
-
-def duration_text(span: timedelta) -> str:
-    minutes = int(span.total_seconds() // 60)
-    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def normalise_wedge_input(typed: str) -> str:
@@ -160,46 +67,23 @@ class CheckIn:
         self.kiosk_id = kiosk_id
         self.site_id = site_id
         self.failed_scans = failed_scans
+        self.time = SiteTime(keeper, settings)
         self._lock = threading.Lock()
 
-    # ------------------------------------------------------------------ time helpers
+    # ------------------------------------------------------------------ the site's time
 
     def local(self, when: datetime) -> datetime:
-        return when.astimezone(self.settings.timezone)
+        return self.time.local(when)
 
     def service_day(self, when: datetime) -> date:
         """The service day `when` belongs to: the local date, starting at service_day_start."""
-        local = self.local(when)
-        start = self.settings.service_day_start
-        shifted = local - timedelta(hours=start.hour, minutes=start.minute)
-        return shifted.date()
+        return self.time.service_day(when)
 
     def day_bounds(self, day: date) -> tuple[datetime, datetime]:
-        start = datetime.combine(day, self.settings.service_day_start, self.settings.timezone)
-        end = datetime.combine(
-            day + timedelta(days=1), self.settings.service_day_start, self.settings.timezone
-        )
-        return start, end
+        return self.time.day_bounds(day)
 
     def true_time(self, row: EventSummary | Event) -> datetime:
-        if FLAG_OPERATOR_TIME in row.flags:
-            return row.device_time
-        return self.keeper.true_time_of(
-            row.device_time, row.boot_id, row.monotonic_ns, row.clock_trusted
-        )
-
-    def _elapsed(self, row: EventSummary, now: TimeReading) -> timedelta | None:
-        """How long ago `row` happened; None when the clocks cannot tell (negative)."""
-        if FLAG_OPERATOR_TIME not in row.flags and row.boot_id == now.boot_id:
-            return timedelta(microseconds=(now.monotonic_ns - row.monotonic_ns) / 1000)
-        span = now.shown - self.true_time(row)
-        return span if span >= timedelta(0) else None
-
-    def _when(self, row: EventSummary, now: TimeReading) -> datetime:
-        """When `row` happened, on the timeline shown now."""
-        if FLAG_OPERATOR_TIME not in row.flags and row.boot_id == now.boot_id:
-            return now.shown - timedelta(microseconds=(now.monotonic_ns - row.monotonic_ns) / 1000)
-        return self.true_time(row)
+        return self.time.true_time(row)
 
     # ------------------------------------------------------------------ scanning
 
@@ -259,11 +143,11 @@ class CheckIn:
         worked = None
         elapsed = None
         if last is not None:
-            elapsed = self._elapsed(last, now)
+            elapsed = self.time.elapsed(last, now)
             if elapsed is None:
                 flags.append(FLAG_CLOCK_UNCERTAIN)
             elif elapsed < self.settings.repeat_window and chosen in (None, last.kind):
-                before = self.local(self._when(last, now))
+                before = self.local(self.time.when(last, now))
                 verb = "checked in" if last.kind == "arrival" else "checked out"
                 return ScanOutcome(
                     "repeat",
@@ -278,7 +162,9 @@ class CheckIn:
                     flags=tuple(flags),
                 )
         unclosed = last is not None and last.kind == "arrival"
-        open_arrival = unclosed and self._arrival_still_open(last, now, elapsed)
+        open_arrival = (
+            unclosed and last is not None and self._arrival_still_open(last, now, elapsed)
+        )
         if chosen is None:
             kind = "departure" if open_arrival else "arrival"
         else:
@@ -321,7 +207,7 @@ class CheckIn:
         """Whether the next scan after `arrival` is its departure."""
         if elapsed is not None and elapsed > self.settings.longest_shift:
             return False
-        return self.service_day(self._when(arrival, now)) >= self.service_day(now.shown)
+        return self.service_day(self.time.when(arrival, now)) >= self.service_day(now.shown)
 
     def _fields(
         self,
@@ -358,25 +244,7 @@ class CheckIn:
         name: str | None,
         unit: str | None,
     ) -> ScanOutcome:
-        code = getattr(exc, "errno", None)
-        reason = (
-            "store_full"
-            if code in (errno.ENOSPC, errno.EDQUOT)
-            else "store_read_only"
-            if code == errno.EROFS
-            else "store_failed"
-        )
-        detail = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
-        return ScanOutcome(
-            "refused",
-            self.local(now.shown),
-            now.trusted,
-            reason=reason,
-            message=f"{REFUSAL_TEXT[reason]} ({detail})",
-            cadre_id=cadre_id,
-            name=name,
-            unit=unit,
-        )
+        return store_refusal(exc, self.local(now.shown), now.trusted, cadre_id, name, unit)
 
     # ------------------------------------------------------------------ the site lead
 
@@ -422,7 +290,7 @@ class CheckIn:
             moment = when or now.shown
             if kind == "departure":
                 if last is not None and last.kind == "arrival":
-                    worked = moment - self._when(last, now)
+                    worked = moment - self.time.when(last, now)
                     worked = worked if worked >= timedelta(0) else None
                 else:
                     flags.append(FLAG_NO_ARRIVAL)
@@ -520,54 +388,12 @@ class CheckIn:
 
     def events_of_day(self, day: date) -> list[Event]:
         """Every event (voids and corrections too) whose best known time falls in `day`."""
-        start, end = self.day_bounds(day)
-        # Untrusted clocks can be hours off, so ask the log for a wider window, then decide
-        # on the corrected time.
-        margin = timedelta(days=1)
-        return [
-            event
-            for event in self.log.events_between(start - margin, end + margin)
-            if start <= self.true_time(event) < end
-        ]
+        return attendance.events_of_day(self.log, self.time, day)
 
     def presence(self, day: date | None = None) -> dict[str, Presence]:
         """Who is present, departed, or arrived without departing, on `day` (default: today)."""
-        now = self.keeper.read()
-        today = self.service_day(now.shown)
-        day = day or today
-        out: dict[str, Presence] = {}
-        for cadre_id in self.log.cadre_ids():
-            rows = self.log.recent(cadre_id)
-            on_day = [
-                (i, row)
-                for i, row in enumerate(rows)
-                if self.service_day(self._when(row, now)) == day
-            ]
-            if not on_day:
-                continue
-            index, row = on_day[-1]
-            when = self.local(self._when(row, now))
-            if row.kind == "departure":
-                arrival = (
-                    rows[index - 1] if index > 0 and rows[index - 1].kind == "arrival" else None
-                )
-                worked = when - self._when(arrival, now) if arrival else None
-                arrived = self.local(self._when(arrival, now)) if arrival else None
-                out[cadre_id] = Presence(cadre_id, "departed", when, arrived, worked)
-                continue
-            later = index < len(rows) - 1
-            elapsed = self._elapsed(row, now)
-            open_now = (
-                not later
-                and day == today
-                and (elapsed is None or elapsed <= self.settings.longest_shift)
-            )
-            state: Literal["present", "no_departure"] = "present" if open_now else "no_departure"
-            out[cadre_id] = Presence(cadre_id, state, when, when)
-        return out
+        return attendance.presence(self.log, self.time, day)
 
     def absent(self, day: date | None = None) -> list[str]:
         """Cadres of this site's roster with no arrival on `day`."""
-        seen = self.presence(day)
-        roster = self.roster()
-        return sorted(c for c in roster.cadres if roster.on_site(c) and c not in seen)
+        return attendance.absent(self.log, self.time, self.roster(), day)
