@@ -3,6 +3,9 @@
 Every route of this blueprint but the login needs a session: pages redirect to the login, the
 JSON API (/lead/api/...) answers 401. Every POST needs the session's CSRF token. The guard is one
 `before_request`, so a route added later cannot forget it (tests walk the URL map to check).
+
+The routes are all here, so the guard's reach is seen in one file; what the pages show is built in
+lead_day.py (the day's people and log) and lead_export.py (CSV and XLSX).
 """
 
 from __future__ import annotations
@@ -11,8 +14,7 @@ import io
 import time
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,14 +34,15 @@ from flask import (
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from kiosk.rules import FLAG_OPERATOR_TIME
 from kiosk.web import i18n
 from kiosk.web.auth import CSRF_FIELD, PinGate, check_csrf, csrf_token, pin_fingerprint
 from kiosk.web.common import asset_url, services
-from kiosk.web.present import duration, flag_text, hm, kind_text, reason_text, source_text
+from kiosk.web.lead_day import day_summary, log_rows, parse_day, person, today
+from kiosk.web.lead_export import column_titles, export_rows
+from kiosk.web.present import hm, reason_text
 from kiosk.web.status import clock_words, readiness
 from sync import tabular
-from sync.events import EARLIEST_TIME, LATEST_TIME, Event, check_time_range
+from sync.events import check_time_range
 
 bp = Blueprint("lead", __name__, url_prefix="/lead")
 
@@ -185,148 +188,6 @@ def logout() -> BaseResponse:
 
 
 # ------------------------------------------------------------------ what the pages show
-
-
-@dataclass
-class Person:
-    cadre_id: str
-    name: str
-    unit: str
-    arrived: str = ""
-    departed: str = ""
-    worked: str = ""
-    note: str = ""
-    since_iso: str = ""
-
-
-def today() -> date:
-    kiosk = services()
-    return kiosk.rules.service_day(kiosk.keeper.read().shown)
-
-
-def person(cadre_id: str) -> Person:
-    roster = services().roster.current
-    entry = roster.entry(cadre_id)
-    # A valid badge of another site is accepted and flagged; the lead should see that at once.
-    unit = (entry.unit if entry else "") if roster.on_site(cadre_id) else flag_text("not_on_roster")
-    return Person(cadre_id, entry.name if entry else cadre_id, unit)
-
-
-def day_summary(day: date) -> dict[str, Any]:
-    kiosk = services()
-    rules = kiosk.rules
-    presence = rules.presence(day)
-    present, departed, no_departure = [], [], []
-    for cadre_id, state in presence.items():
-        who = person(cadre_id)
-        if state.arrived is not None:
-            who.arrived = hm(state.arrived)
-        if state.state == "departed":
-            who.departed = hm(state.since)
-            who.worked = duration(state.worked) if state.worked is not None else ""
-            departed.append(who)
-        elif state.state == "present":
-            present.append(who)
-        else:
-            who.since_iso = state.since.strftime("%Y-%m-%dT%H:%M")
-            no_departure.append(who)
-    # Yesterday's arrivals never closed are today's work for the lead too.
-    for cadre_id, state in rules.presence(day - timedelta(days=1)).items():
-        if state.state in ("present", "no_departure") and cadre_id not in presence:
-            who = person(cadre_id)
-            who.arrived = state.since.strftime("%m-%d %H:%M")
-            who.since_iso = state.since.strftime("%Y-%m-%dT%H:%M")
-            who.note = _("since yesterday")
-            no_departure.append(who)
-    absent = [person(c) for c in rules.absent(day)]
-    by_name = lambda p: (p.name, p.cadre_id)  # noqa: E731
-    return {
-        "day": day,
-        "present": sorted(present, key=by_name),
-        "departed": sorted(departed, key=by_name),
-        "no_departure": sorted(no_departure, key=by_name),
-        "absent": sorted(absent, key=by_name),
-        "arrived_count": len(present)
-        + len([p for p in departed if p.arrived])
-        + len([p for p in no_departure if not p.note]),
-    }
-
-
-@dataclass
-class LogRow:
-    event_id: str
-    seq: int
-    time: str
-    when_iso: str
-    cadre_id: str
-    name: str
-    kind: str
-    kind_label: str
-    source: str
-    operator: str
-    reason: str
-    flags: str
-    voided: bool
-    replaced: bool
-    note: str
-
-
-def log_rows(events: list[Event]) -> list[LogRow]:
-    kiosk = services()
-    rules = kiosk.rules
-    voided = {str(e.corrects) for e in events if e.kind == "void" and e.corrects}
-    replaced = {str(e.corrects) for e in events if e.kind != "void" and e.corrects}
-    by_id = {str(e.event_id): e for e in events}
-    rows = []
-    for event in sorted(events, key=lambda e: e.seq):
-        when = rules.local(rules.true_time(event))
-        note = ""
-        if event.corrects:
-            target = by_id.get(str(event.corrects))
-            target_text = (
-                f"{kind_text(target.kind)} {hm(rules.local(rules.true_time(target)))}"
-                if target
-                else str(event.corrects)[:8]
-            )
-            note = (
-                _("voids %(what)s", what=target_text)
-                if event.kind == "void"
-                else _("replaces %(what)s", what=target_text)
-            )
-        who = person(event.cadre_id)
-        rows.append(
-            LogRow(
-                event_id=str(event.event_id),
-                seq=event.seq,
-                time=hm(when),
-                when_iso=when.strftime("%Y-%m-%dT%H:%M"),
-                cadre_id=event.cadre_id,
-                name=who.name,
-                kind=event.kind,
-                kind_label=kind_text(event.kind),
-                source=source_text(event.source),
-                operator=event.operator or "",
-                reason=event.reason or "",
-                flags=", ".join(flag_text(f) for f in event.flags if f != FLAG_OPERATOR_TIME),
-                voided=str(event.event_id) in voided,
-                replaced=str(event.event_id) in replaced,
-                note=note,
-            )
-        )
-    return rows
-
-
-def parse_day(text: str | None, default: date) -> date:
-    if not text:
-        return default
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        day = None
-    # A day at the calendar's ends (0001-01-01) has no day before it to look at.
-    if day is None or not EARLIEST_TIME.date() <= day <= LATEST_TIME.date():
-        abort(400, description=_("Dates are written YYYY-MM-DD."))
-    return day
 
 
 @bp.get("/")
@@ -494,89 +355,6 @@ def set_clock() -> BaseResponse:
 # ------------------------------------------------------------------ exports
 
 
-EXPORT_COLUMNS = (
-    ("date", "Date"),
-    ("time", "Time"),
-    ("cadre_id", "ID"),
-    ("name", "Name"),
-    ("unit", "Unit"),
-    ("kind", "Kind"),
-    ("source", "Source"),
-    ("clock_trusted", "Clock trusted"),
-    ("operator", "Operator"),
-    ("reason", "Reason"),
-    ("status", "Status"),
-    ("flags", "Flags"),
-    ("device_time", "Device time"),
-    ("seq", "Seq"),
-    ("event_id", "Event ID"),
-    ("corrects", "Corrects"),
-)
-
-
-def _column_titles() -> list[str]:
-    titles = {
-        "date": _("Date"),
-        "time": _("Time"),
-        "cadre_id": _("ID"),
-        "name": _("Name"),
-        "unit": _("Unit"),
-        "kind": _("Kind"),
-        "source": _("Source"),
-        "clock_trusted": _("Clock trusted"),
-        "operator": _("Operator"),
-        "reason": _("Reason"),
-        "status": _("Status"),
-        "flags": _("Flags"),
-        "device_time": _("Device time"),
-        "seq": _("Seq"),
-        "event_id": _("Event ID"),
-        "corrects": _("Corrects"),
-    }
-    return [titles[key] for key, _title in EXPORT_COLUMNS]
-
-
-def export_rows(first: date, last: date) -> list[list[tabular.Cell]]:
-    kiosk = services()
-    rules = kiosk.rules
-    rows: list[list[tabular.Cell]] = []
-    day = first
-    while day <= last:
-        events = rules.events_of_day(day)
-        voided = {str(e.corrects) for e in events if e.kind == "void" and e.corrects}
-        replaced = {str(e.corrects) for e in events if e.kind != "void" and e.corrects}
-        for event in sorted(events, key=lambda e: e.seq):
-            when = rules.local(rules.true_time(event))
-            who = person(event.cadre_id)
-            status = ""
-            if str(event.event_id) in voided:
-                status = _("voided")
-            elif str(event.event_id) in replaced:
-                status = _("corrected")
-            rows.append(
-                [
-                    day.isoformat(),
-                    when.strftime("%H:%M:%S"),
-                    event.cadre_id,
-                    who.name if who.name != event.cadre_id else "",
-                    who.unit,
-                    kind_text(event.kind),
-                    source_text(event.source),
-                    _("yes") if event.clock_trusted else _("no"),
-                    event.operator or "",
-                    event.reason or "",
-                    status,
-                    ", ".join(flag_text(f) for f in event.flags),
-                    event.device_time.isoformat(),
-                    event.seq,
-                    str(event.event_id),
-                    str(event.corrects) if event.corrects else "",
-                ]
-            )
-        day += timedelta(days=1)
-    return rows
-
-
 @bp.get("/export.<fmt>")
 def export(fmt: str) -> Response:
     if fmt not in tabular.FORMATS:
@@ -589,7 +367,7 @@ def export(fmt: str) -> Response:
         abort(400, description=_("At most %(n)d days at a time.", n=MAX_EXPORT_DAYS))
     kiosk = services()
     table = tabular.Table(
-        columns=_column_titles(), rows=export_rows(first, last), title=first.isoformat()
+        columns=column_titles(), rows=export_rows(first, last), title=first.isoformat()
     )
     data = tabular.to_bytes(table, fmt)  # type: ignore[arg-type]
     site = tabular.file_name_part(kiosk.settings.site_id or kiosk.settings.kiosk_id)
