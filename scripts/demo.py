@@ -11,7 +11,8 @@ fresh folder, then serves both until Ctrl-C:
 4. `kiosk run` on 127.0.0.1:8080, and Chromium on the kiosk screen when there is a display.
 
 The console then shows each scan as the kiosk screen does, and how many records the centre holds.
-Ctrl-C (or SIGTERM) stops the kiosk, the centre and the browser, and waits for them.
+Ctrl-C (or SIGTERM) stops the kiosk, the centre and the browser, and waits for them. The sample
+roster and badges come from demo_data.py, the child processes are handled by demo_processes.py.
 
     .venv/bin/python scripts/demo.py [--central-port 8000] [--kiosk-port 8080]
                                      [--dir instance/demo] [--no-browser] [--exit-after SECONDS]
@@ -21,11 +22,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import ctypes
 import json
 import os
-import random
 import re
 import secrets
 import shutil
@@ -42,30 +40,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
+from demo_data import CADRES, KIOSK_SITE, SITES, Shown, badges_by_cadre, forge, write_sample_roster
+from demo_processes import ROOT, Child, DemoError, child_env, shown_path, spawn, wait_until_ready
 
-SITES = [
-    ("BJ-DC-01", "东城区 安定门集合点"),
-    ("BJ-XC-02", "西城区 白塔寺集合点"),
-    ("BJ-CY-03", "朝阳区 团结湖集合点"),
-]
-KIOSK_SITE = SITES[0][0]
-CADRES = 30
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹"
-GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚华玉萍红玲燕鹏辉宇浩然轩欣怡涵诺桐昕睿博文嘉"
-UNITS = ["东城区卫生健康委员会", "西城区民政局", "朝阳区教育委员会", "市人力资源和社会保障局"]
+HOST = "127.0.0.1"
 
 # Settings that make the story show within a minute; the product's defaults are in parentheses.
 REPEAT_WINDOW_S = 20  # (120) a badge seen again later than this is the next arrival/departure
 SYNC_INTERVAL_S = 5  # (30) pulls and heartbeats; scans are pushed at once either way
 DEMO_SEED = 3  # the demo camera's scene
-STOP_TIMEOUT_S = 10.0
-READY_TIMEOUT_S = 60.0
-
-
-class DemoError(Exception):
-    """A step failed; the message says which and why."""
 
 
 class Stop(Exception):
@@ -110,20 +93,6 @@ def step(title: str) -> None:
     print(f"\n== {title}")
 
 
-def shown_path(path: Path) -> str:
-    with contextlib.suppress(ValueError):
-        return str(path.relative_to(ROOT))
-    return str(path)
-
-
-def child_env() -> dict[str, str]:
-    """This shell's environment without KIOSK_* / CENTRAL_* settings: the demo's own files
-    decide, whatever is exported here."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("KIOSK_", "CENTRAL_"))} | {
-        "PYTHONUNBUFFERED": "1"
-    }
-
-
 def run(demo: Demo, program: str, *args: str, stdin: str | None = None) -> str:
     """Run `central` or `kiosk` with the demo's instance folder; echo the command and its
     output; raise DemoError when it fails."""
@@ -147,85 +116,12 @@ def run(demo: Demo, program: str, *args: str, stdin: str | None = None) -> str:
 # ------------------------------------------------------------------ child processes
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the demo itself dies (even by SIGKILL)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-
-
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    required: bool = True  # the demo stops when a required child exits by itself
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(f"  | {line}" for line in text.splitlines()[-lines:])
-
-    def stop(self) -> int | None:
-        """SIGTERM to its process group (a browser's helpers too), SIGKILL if it lingers."""
-        if self.alive():
-            self._signal_group(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                print(f"  {self.name} still running after {STOP_TIMEOUT_S:.0f} s: killing it")
-                self._signal_group(signal.SIGKILL)
-                self.process.wait()
-        # Helpers left in its group (a browser's) go too.
-        self._signal_group(signal.SIGKILL)
-        return self.process.returncode
-
-    def _signal_group(self, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, sig)
-
-
 def start_child(demo: Demo, name: str, command: Sequence[str], *, required: bool = True) -> Child:
-    """A long-running child in its own session (Ctrl-C reaches only the demo, which then stops
-    the children in order), its output in logs/<name>.log."""
+    """A long-running child, its output in logs/<name>.log; stopped by `stop_children`."""
     demo.logs.mkdir(parents=True, exist_ok=True)
-    log_path = demo.logs / f"{name}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            list(command),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=child_env(),
-            start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
-    child = Child(name, process, log_path, required)
+    child = spawn(name, command, demo.logs / f"{name}.log", required=required)
     demo.children.append(child)
     return child
-
-
-def wait_until_ready(child: Child, url: str) -> None:
-    """Poll `url` until it answers 200; fail with the child's log when it dies or takes long."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if not child.alive():
-            raise DemoError(
-                f"{child.name} exited with code {child.process.returncode} before it was ready; "
-                f"the end of {shown_path(child.log_path)}:\n{child.log_tail()}"
-            )
-        with (
-            contextlib.suppress(OSError, urllib.error.URLError),
-            urllib.request.urlopen(url, timeout=2) as answer,
-        ):
-            if answer.status == 200:
-                return
-        time.sleep(0.2)
-    raise DemoError(f"{child.name} did not answer {url} within {READY_TIMEOUT_S:.0f} s")
 
 
 def stop_children(demo: Demo) -> None:
@@ -271,17 +167,6 @@ def make_central_instance(demo: Demo) -> None:
             f"listen_port = {demo.central_port}\n"
             f"repeat_window_s = {REPEAT_WINDOW_S}.0\n"
         )
-
-
-def write_sample_roster(path: Path) -> None:
-    rng = random.Random(20261129)
-    with path.open("w", encoding="gb18030", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(["编号", "姓名", "单位", "站点", "站点名称"])
-        for number in range(1, CADRES + 1):
-            site_id, site_name = SITES[(number - 1) % len(SITES)]
-            name = rng.choice(SURNAMES) + "".join(rng.choices(GIVEN, k=rng.choice((1, 2))))
-            writer.writerow([f"BJ{number:05d}", name, rng.choice(UNITS), site_id, site_name])
 
 
 def import_roster(demo: Demo) -> None:
@@ -369,57 +254,12 @@ def write_kiosk_settings(demo: Demo) -> None:
         print(f"  {line}")
 
 
-def read_badges(pdf: Path) -> list[str]:
-    """Every QR code on the sheets, read from the pages rendered at 150 dpi as a camera would."""
-    try:
-        import pypdfium2 as pdfium
-        import zxingcpp
-    except ImportError as exc:
-        raise DemoError(f"{exc.name} is missing; run `make demo`, which installs it") from exc
-    document = pdfium.PdfDocument(str(pdf))
-    try:
-        payloads = []
-        for page in document:
-            image = page.render(scale=150 / 72).to_pil()
-            codes = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
-            payloads += [code.text for code in codes]
-    finally:
-        document.close()
-    return payloads
-
-
-def badges_by_cadre(demo: Demo, pdf: Path) -> dict[str, str]:
-    """cadre id -> payload, each badge checked with the centre's public key as a kiosk does."""
-    from central.keys import public_keyring
-    from sync.badge_token import verify_token
-
-    keyring = public_keyring(demo.central_dir / "issuing_key.pem")
-    found = {}
-    for payload in read_badges(pdf):
-        check = verify_token(payload, keyring)
-        if check.valid and check.cadre_id:
-            found[check.cadre_id] = payload
-    return found
-
-
-def forge(payload: str) -> str:
-    """One character of the signature changed: what a photocopied-and-edited badge gives."""
-    middle = len(payload) // 2
-    return payload[:middle] + ("A" if payload[middle] != "A" else "B") + payload[middle + 1 :]
-
-
-@dataclass(frozen=True)
-class Shown:
-    payload: str
-    label: str
-
-
 def camera_script(demo: Demo, sheet: Path) -> list[Shown]:
     """What the demo camera shows, in a loop of about 55 s: cadres of the site come, one shows
     a badge twice (a repeat), and after the repeat window they leave; a visitor from another
     site, a forged badge, a foreign QR code and a revoked badge come in between."""
     step("7. The demo camera: badges read back from the printed sheet")
-    badges = badges_by_cadre(demo, sheet)
+    badges = badges_by_cadre(demo.central_dir / "issuing_key.pem", sheet)
     print(f"  read {len(badges)} badges from {shown_path(sheet)}")
     site = [f"BJ{n:05d}" for n in range(1, CADRES + 1, len(SITES))]
     missing = [cadre for cadre in site if cadre not in badges]
@@ -431,7 +271,7 @@ def camera_script(demo: Demo, sheet: Path) -> list[Shown]:
     run(demo, "central", "badges", "revoke", lost)
     reissued = demo.folder / f"reissued-{lost}.pdf"
     run(demo, "central", "badges", "print", "--cadre", lost, "--out", str(reissued))
-    new_badge = badges_by_cadre(demo, reissued)[lost]
+    new_badge = badges_by_cadre(demo.central_dir / "issuing_key.pem", reissued)[lost]
     s = [Shown(badges[c], c) for c in site]
     script = [
         s[0], s[1], s[2],
