@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 from flask import Flask
 
@@ -202,7 +203,7 @@ def create_app(
 
 
 def services_of(app: Flask) -> KioskServices:
-    return app.extensions["kiosk"]
+    return cast(KioskServices, app.extensions["kiosk"])
 
 
 def utc_now_ms(now: datetime) -> int:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import requests
 
@@ -267,11 +267,19 @@ def enroll(
 # --- the running kiosk's agent ---------------------------------------------------------------
 
 
+# A clock anchor's source -> how a clock sample names it.
+SAMPLE_SOURCES: dict[str, Literal["centre", "phone", "ntp"]] = {
+    "centre": "centre",
+    "lead_phone": "phone",
+    "ntp": "ntp",
+}
+
+
 def samples_of(keeper: TimeKeeper) -> list[ClockSample]:
     """Every boot's best known offset, for the centre to correct that boot's times."""
     samples = []
     for anchor in keeper.anchors():
-        source = {"centre": "centre", "lead_phone": "phone", "ntp": "ntp"}.get(anchor.source)
+        source = SAMPLE_SOURCES.get(anchor.source)
         if source is None:
             continue
         samples.append(

@@ -35,7 +35,7 @@ class CadreEntry(BaseModel):
 
     name: str = Field(max_length=100)
     unit: str = Field("", max_length=200)
-    site_id: str = Field("", max_length=64)
+    site_id: str = Field(default="", max_length=64)
 
 
 class RosterSnapshot(BaseModel):
@@ -43,8 +43,8 @@ class RosterSnapshot(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
 
-    version: int = Field(0, ge=0)
-    site_id: str = Field("", max_length=64)
+    version: int = Field(default=0, ge=0)
+    site_id: str = Field(default="", max_length=64)
     cadres: dict[str, CadreEntry] = Field(default_factory=dict)
     public_keys: dict[int, str] = Field(
         default_factory=dict, description="key id -> raw Ed25519 public key, base64"

@@ -35,7 +35,7 @@ def _error_title(code: int) -> str:
         501: _("Not available"),
         503: _("Not ready"),
     }
-    return titles.get(code, _("Something went wrong"))
+    return str(titles.get(code, _("Something went wrong")))
 
 
 class BodyJSONProvider(DefaultJSONProvider):

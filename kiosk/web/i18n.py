@@ -27,13 +27,14 @@ _ACCEPT_CHOICES = {"zh_CN": CHINESE, "zh": CHINESE, "en": ENGLISH}
 
 def setting_locale(app: Flask | None = None) -> str:
     app = app or current_app
-    return SETTING_TO_LOCALE[app.extensions["kiosk"].settings.language]
+    language: str = app.extensions["kiosk"].settings.language
+    return SETTING_TO_LOCALE[language]
 
 
 def select_locale() -> str:
     if not has_request_context():
         return setting_locale()
-    forced = g.get("page_locale")
+    forced: str | None = g.get("page_locale")
     if forced:
         return forced
     chosen = request.cookies.get(LANG_COOKIE)

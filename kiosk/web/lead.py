@@ -15,7 +15,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from flask import (
@@ -47,6 +47,7 @@ from sync.events import check_time_range
 bp = Blueprint("lead", __name__, url_prefix="/lead")
 
 PUBLIC_ENDPOINTS = frozenset({"lead.login"})
+MANUAL_KINDS: tuple[Literal["arrival", "departure"], ...] = ("arrival", "departure")
 MAX_EXPORT_DAYS = 92
 MAX_REASON = 200
 MAX_OPERATOR = 40
@@ -250,7 +251,7 @@ def manual() -> BaseResponse:
     cadre_id = request.form.get("cadre_id", "").strip()
     kind = request.form.get("kind")
     try:
-        if kind not in ("arrival", "departure"):
+        if kind not in MANUAL_KINDS:
             raise ValueError(_("Choose check-in or check-out."))
         if not cadre_id or len(cadre_id) > 64:
             raise ValueError(_("Choose a person."))
@@ -369,14 +370,14 @@ def export(fmt: str) -> Response:
     table = tabular.Table(
         columns=column_titles(), rows=export_rows(first, last), title=first.isoformat()
     )
-    data = tabular.to_bytes(table, fmt)  # type: ignore[arg-type]
+    data = tabular.to_bytes(table, fmt)
     site = tabular.file_name_part(kiosk.settings.site_id or kiosk.settings.kiosk_id)
     name = f"checkins-{site}-{first.isoformat()}"
     if last != first:
         name += f"-to-{last.isoformat()}"
     return send_file(
         io.BytesIO(data),
-        mimetype=tabular.MEDIA_TYPES[fmt],  # type: ignore[index]
+        mimetype=tabular.MEDIA_TYPES[fmt],
         as_attachment=True,
         download_name=f"{name}.{fmt}",
         max_age=0,

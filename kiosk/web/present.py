@@ -79,8 +79,8 @@ def duration(span: timedelta) -> str:
     minutes = max(0, int(span.total_seconds() // 60))
     hours, rest = divmod(minutes, 60)
     if hours == 0:
-        return _("%(minutes)d min", minutes=rest)
-    return _("%(hours)d h %(minutes)02d min", hours=hours, minutes=rest)
+        return str(_("%(minutes)d min", minutes=rest))
+    return str(_("%(hours)d h %(minutes)02d min", hours=hours, minutes=rest))
 
 
 def scan_message(outcome: ScanOutcome, previous_kind: str | None = None) -> dict[str, Any]:

@@ -120,7 +120,7 @@ def _camera_state_text(code: str) -> str:
         "stopped": _("Camera stopped"),
         "none": _("No camera configured"),
     }
-    return texts.get(code, _("Camera state unknown"))
+    return str(texts.get(code, _("Camera state unknown")))
 
 
 def camera_words(health: Mapping[str, Any]) -> dict[str, str]:
@@ -140,7 +140,7 @@ def banner_text(services: KioskServices) -> str:
     if services.store_problem:
         return reason_text(services.store_problem)
     if not services.roster.current.public_keys:
-        return _("This kiosk has no badge keys yet: every badge is refused. Enrol the kiosk.")
+        return str(_("This kiosk has no badge keys yet: every badge is refused. Enrol the kiosk."))
     return ""
 
 
@@ -171,12 +171,12 @@ def size_text(n: float) -> str:
 def age_text(seconds: float) -> str:
     seconds = max(0, int(seconds))
     if seconds < 90:
-        return _("%(n)d s ago", n=seconds)
+        return str(_("%(n)d s ago", n=seconds))
     if seconds < 90 * 60:
-        return _("%(n)d min ago", n=seconds // 60)
+        return str(_("%(n)d min ago", n=seconds // 60))
     if seconds < 48 * 3600:
-        return _("%(n)d h ago", n=seconds // 3600)
-    return _("%(n)d days ago", n=seconds // 86400)
+        return str(_("%(n)d h ago", n=seconds // 3600))
+    return str(_("%(n)d days ago", n=seconds // 86400))
 
 
 def _when_text(value: Any, now: datetime) -> str | None:

@@ -36,7 +36,9 @@ class ScreenWording:
 
     def mode_text(self, kind: ForcedKind) -> str:
         with i18n.in_locale(self._app, self._locale):
-            return _("Next badge: arrival") if kind == "arrival" else _("Next badge: departure")
+            return str(
+                _("Next badge: arrival") if kind == "arrival" else _("Next badge: departure")
+            )
 
     def status(self, services: KioskServices) -> dict[str, Any]:
         with i18n.in_locale(self._app, self._locale):
