@@ -37,8 +37,10 @@ if __package__ in (None, ""):
 
 from sqlalchemy import Engine, Index, Table, text
 
-from central import corrections, db, ingest, roster, users
+from central import users
 from central.app import create_app
+from central.db import schema as tables
+from central.db.engine import create_schema, make_engine
 from central.settings import CentralSettings
 from central.timefix import DayRule
 from central.web import indexes as staff_indexes  # noqa: F401  (its indexes join the tables)
@@ -47,9 +49,9 @@ ZONE = "Asia/Shanghai"
 DAY_START = "03:00"
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for DateTime on SQLite
 PASSWORD = "bench password 1"
-EVENT_COLUMNS = [c.name for c in ingest.events.columns]
-STAY_COLUMNS = [c.name for c in ingest.stays.columns if c.name != "stay_id"]
-BULK_TABLES = (ingest.events, ingest.stays, ingest.anomalies)
+EVENT_COLUMNS = [c.name for c in tables.events.columns]
+STAY_COLUMNS = [c.name for c in tables.stays.columns if c.name != "stay_id"]
+BULK_TABLES = (tables.events, tables.stays, tables.anomalies)
 
 
 @dataclass(frozen=True)
@@ -245,14 +247,14 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
-def _indexes(tables: Sequence[Table]) -> list[Index]:
-    return [index for table in tables for index in table.indexes]
+def _indexes(bulk_tables: Sequence[Table]) -> list[Index]:
+    return [index for table in bulk_tables for index in table.indexes]
 
 
 def load_sqlite(path: Path, size: Size, data: Generated, now: datetime) -> float:
     started = time.perf_counter()
-    engine = db.make_engine(f"sqlite:///{path}")
-    db.create_schema(engine)
+    engine = make_engine(f"sqlite:///{path}")
+    create_schema(engine)
     _small_tables(engine, size, data, now)
     engine.dispose()
     connection = sqlite3.connect(path)
@@ -272,7 +274,7 @@ def load_sqlite(path: Path, size: Size, data: Generated, now: datetime) -> float
     )
     connection.commit()
     connection.close()
-    engine = db.make_engine(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///{path}")
     for index in _indexes(BULK_TABLES):
         index.create(engine, checkfirst=True)
     with engine.begin() as conn:
@@ -284,14 +286,14 @@ def load_sqlite(path: Path, size: Size, data: Generated, now: datetime) -> float
 def _small_tables(engine: Engine, size: Size, data: Generated, now: datetime) -> None:
     with engine.begin() as conn:
         conn.execute(
-            roster.sites.insert(),
+            tables.sites.insert(),
             [
                 {"site_id": f"S{s:03d}", "name": f"站点{s:03d}", "change_version": 1}
                 for s in range(size.sites)
             ],
         )
         conn.execute(
-            roster.cadres.insert(),
+            tables.cadres.insert(),
             [
                 {
                     "cadre_id": f"C{c:05d}",
@@ -306,11 +308,11 @@ def _small_tables(engine: Engine, size: Size, data: Generated, now: datetime) ->
             ],
         )
         kiosks, status = kiosk_rows(size, now)
-        conn.execute(ingest.kiosks.insert(), kiosks)
-        conn.execute(ingest.kiosk_status.insert(), status)
+        conn.execute(tables.kiosks.insert(), kiosks)
+        conn.execute(tables.kiosk_status.insert(), status)
         if data.anomalies:
-            conn.execute(ingest.anomalies.insert(), data.anomalies)
-        conn.execute(corrections.corrections.insert(), data.corrections)
+            conn.execute(tables.anomalies.insert(), data.anomalies)
+        conn.execute(tables.corrections.insert(), data.corrections)
     users.add_user(engine, "bench", PASSWORD, "viewer")
 
 
@@ -318,13 +320,13 @@ def load_postgres(url: str, size: Size, data: Generated, now: datetime) -> tuple
     """Into a fresh schema of the database at `url`, with COPY."""
     started = time.perf_counter()
     schema = f"bench_{os.getpid()}"
-    admin = db.make_engine(url)
+    admin = make_engine(url)
     with admin.begin() as conn:
         conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     admin.dispose()
-    engine = db.make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    db.create_schema(engine)
+    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    create_schema(engine)
     _small_tables(engine, size, data, now)
     with engine.begin() as conn:
         for index in _indexes(BULK_TABLES):
@@ -349,7 +351,7 @@ def load_postgres(url: str, size: Size, data: Generated, now: datetime) -> tuple
 def drop_postgres(url: str, engine: Engine) -> None:
     schema = f"bench_{os.getpid()}"
     engine.dispose()
-    admin = db.make_engine(url)
+    admin = make_engine(url)
     with admin.begin() as conn:
         conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     admin.dispose()
@@ -447,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if path.exists():
         path.unlink()
     seconds = load_sqlite(path, size, data, now)
-    engine = db.make_engine(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///{path}")
     print(f"\nSQLite: loaded in {seconds:.1f} s ({count_rows(engine)})")
     time_pages(engine, folder / "instance-sqlite", data, now, args.runs)
     engine.dispose()

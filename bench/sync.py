@@ -40,10 +40,11 @@ import requests
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from central import db, kiosks, roster, stays
-from central.ingest import events as events_table
-from central.ingest import kiosks as kiosks_table
-from central.ingest import stays as stays_table
+from central import kiosks, roster, stays
+from central.db.engine import create_schema, make_engine
+from central.db.schema import events as events_table
+from central.db.schema import kiosks as kiosks_table
+from central.db.schema import stays as stays_table
 from central.roster import RosterRow
 from kiosk.store import DiskIO, EventLog, StoreConfig
 from sync.agent import AgentTuning, SyncAgent
@@ -77,7 +78,7 @@ def serve(instance: str, url: str, port: int, threads: int) -> None:
     from central.settings import CentralSettings
 
     settings = CentralSettings(database_url=url, server_threads=threads)
-    engine = db.make_engine(url, **({} if url.startswith("sqlite") else {"pool_size": threads}))
+    engine = make_engine(url, **({} if url.startswith("sqlite") else {"pool_size": threads}))
     app = create_app(instance, settings, engine=engine)
     waitress.serve(app, host="127.0.0.1", port=port, threads=threads, _quiet=True)
 
@@ -87,8 +88,8 @@ class Centre:
         self.url_db = url
         self.instance = workdir / "central"
         self.instance.mkdir(parents=True)
-        self.engine = db.make_engine(url)
-        db.create_schema(self.engine)
+        self.engine = make_engine(url)
+        create_schema(self.engine)
         port = _free_port()
         self.base = f"http://127.0.0.1:{port}/"
         self.process = subprocess.Popen(
@@ -371,7 +372,7 @@ def report(f: Figures) -> bool:
 
 def postgres_database(admin_url: str) -> tuple[str, Callable[[], None]] | None:
     name = f"cadre_bench_{os.getpid()}"
-    admin = db.make_engine(admin_url, isolation_level="AUTOCOMMIT")
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))

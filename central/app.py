@@ -19,8 +19,8 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import Engine
 
-from central import db
 from central import settings as central_settings
+from central.db.engine import create_schema, make_engine
 from central.settings import CentralSettings
 from central.stays import StayRefresher, StayRules
 from central.stays import queued as queued_stays
@@ -68,8 +68,8 @@ def create_app(
     if settings is None:
         settings = central_settings.load(instance)
     if engine is None:
-        engine = db.make_engine(settings.database_url_for(instance))
-    db.create_schema(engine)
+        engine = make_engine(settings.database_url_for(instance))
+    create_schema(engine)
 
     app = Flask("central", instance_path=str(instance), instance_relative_config=True)
     if config:

@@ -26,6 +26,7 @@ from fpdf.drawing import PathPaintRule
 from sqlalchemy import Engine, bindparam, select, update
 
 from central import roster
+from central.db import schema
 from central.fonts import FontSpec
 from sync.badge_token import BadgeCheck, issue_token, verify_token
 
@@ -82,14 +83,14 @@ def issue_badges(
     with engine.connect() as conn, conn.begin() as transaction:
         version = roster.next_version(conn)
         query = (
-            select(roster.cadres, roster.sites.c.name.label("site_name"))
-            .select_from(roster.cadres.outerjoin(roster.sites))
-            .order_by(roster.cadres.c.site_id, roster.cadres.c.cadre_id)
+            select(schema.cadres, schema.sites.c.name.label("site_name"))
+            .select_from(schema.cadres.outerjoin(schema.sites))
+            .order_by(schema.cadres.c.site_id, schema.cadres.c.cadre_id)
         )
         if site_id is not None:
-            query = query.where(roster.cadres.c.site_id == site_id)
+            query = query.where(schema.cadres.c.site_id == site_id)
         if cadre_ids:
-            query = query.where(roster.cadres.c.cadre_id.in_(list(cadre_ids)))
+            query = query.where(schema.cadres.c.cadre_id.in_(list(cadre_ids)))
         rows = [dict(r._mapping) for r in conn.execute(query)]
         found = {row["cadre_id"] for row in rows}
         for cadre_id in cadre_ids:
@@ -121,8 +122,8 @@ def issue_badges(
             transaction.rollback()  # nothing new issued: keep the roster version as it was
         else:
             conn.execute(
-                update(roster.cadres)
-                .where(roster.cadres.c.cadre_id == bindparam("b_cadre_id"))
+                update(schema.cadres)
+                .where(schema.cadres.c.cadre_id == bindparam("b_cadre_id"))
                 .values(
                     badge_serial=bindparam("b_serial"),
                     badge_issued=bindparam("b_issued"),

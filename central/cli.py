@@ -14,7 +14,8 @@ from sqlalchemy import Engine, inspect, select
 
 from central import badges, fonts, keys, roster
 from central import settings as central_settings
-from central.db import create_schema, make_engine
+from central.db import schema
+from central.db.engine import create_schema, make_engine
 from sync.cli_support import check_config, load_or_exit
 from sync.config import effective_toml
 
@@ -75,7 +76,7 @@ def _open_store(instance: Path) -> tuple[central_settings.CentralSettings, Engin
     if not instance.is_dir():
         raise click.ClickException(f"no instance folder {instance}; {hint}")
     engine = make_engine(settings.database_url_for(instance))
-    if not inspect(engine).has_table(roster.cadres.name):
+    if not inspect(engine).has_table(schema.cadres.name):
         raise click.ClickException(f"no roster tables in the database of {instance}; {hint}")
     return settings, engine
 
@@ -152,7 +153,7 @@ def badges_print_command(
     if site is not None:
         with engine.connect() as conn:
             known = conn.execute(
-                select(roster.sites.c.site_id).where(roster.sites.c.site_id == site)
+                select(schema.sites.c.site_id).where(schema.sites.c.site_id == site)
             ).first()
         if known is None:
             raise click.ClickException(f"no site {site!r} in the roster")

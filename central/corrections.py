@@ -24,46 +24,18 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from sqlalchemy import (
-    Column,
     Connection,
-    Date,
-    DateTime,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
     insert,
     select,
 )
 
-from central.db import metadata
+from central.db.schema import corrections
 
 Action = Literal["void", "replace", "add"]
 ACTIONS: tuple[str, ...] = ("void", "replace", "add")
 KINDS: tuple[str, ...] = ("arrival", "departure")
 REASON_MAX = 500
 STAFF_SOURCE = "staff"
-
-corrections = Table(
-    "corrections",
-    metadata,
-    Column("correction_id", Integer, primary_key=True, autoincrement=True),
-    Column("action", String(16), nullable=False),
-    Column("target_event_id", String(36)),  # void / replace: the record it changes
-    Column("new_event_id", String(36), unique=True),  # add: the id of the record it makes
-    Column("cadre_id", String(64), nullable=False),
-    Column("site_id", String(64), nullable=False),
-    Column("kind", String(16)),  # replace / add: arrival | departure
-    Column("event_time", DateTime),  # replace / add: naive UTC, like every time in the store
-    Column("service_day", Date, nullable=False),  # the one day whose stays it changes
-    Column("reason", Text, nullable=False),
-    Column("staff_user", String(64), nullable=False),
-    Column("created_at", DateTime, nullable=False),
-    Index("ix_corrections_cadre_day", "cadre_id", "service_day"),
-    Index("ix_corrections_target", "target_event_id"),
-    Index("ix_corrections_day", "service_day"),
-)
 
 
 class CorrectionError(ValueError):

@@ -17,8 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, and_, select
 
-from central import ingest, roster
-from central.corrections import corrections
+from central.db import schema
 from sync.tabular import Cell, Table, file_name_part
 
 What = Literal["stays", "events"]
@@ -121,19 +120,19 @@ def unknown_sites(engine: Engine, site_ids: Sequence[str]) -> list[str]:
     with engine.connect() as conn:
         known = set(
             conn.execute(
-                select(roster.sites.c.site_id).where(roster.sites.c.site_id.in_(list(site_ids)))
+                select(schema.sites.c.site_id).where(schema.sites.c.site_id.in_(list(site_ids)))
             ).scalars()
         )
         known |= set(
             conn.execute(
-                select(ingest.kiosks.c.site_id).where(ingest.kiosks.c.site_id.in_(list(site_ids)))
+                select(schema.kiosks.c.site_id).where(schema.kiosks.c.site_id.in_(list(site_ids)))
             ).scalars()
         )
     return sorted(set(site_ids) - known)
 
 
 def _stay_rows(engine: Engine, request: ExportRequest, zone: ZoneInfo) -> Iterator[list[Cell]]:
-    st, c, s = ingest.stays, roster.cadres, roster.sites
+    st, c, s = schema.stays, schema.cadres, schema.sites
     query = (
         select(
             st.c.service_day,
@@ -181,16 +180,16 @@ def _stay_rows(engine: Engine, request: ExportRequest, zone: ZoneInfo) -> Iterat
 
 def _latest_corrections(engine: Engine, request: ExportRequest) -> dict[str, dict[str, Any]]:
     query = (
-        select(corrections)
+        select(schema.corrections)
         .where(
-            corrections.c.service_day >= request.first_day,
-            corrections.c.service_day <= request.last_day,
-            corrections.c.target_event_id.is_not(None),
+            schema.corrections.c.service_day >= request.first_day,
+            schema.corrections.c.service_day <= request.last_day,
+            schema.corrections.c.target_event_id.is_not(None),
         )
-        .order_by(corrections.c.correction_id)
+        .order_by(schema.corrections.c.correction_id)
     )
     if request.site_ids:
-        query = query.where(corrections.c.site_id.in_(list(request.site_ids)))
+        query = query.where(schema.corrections.c.site_id.in_(list(request.site_ids)))
     with engine.connect() as conn:
         return {r.target_event_id: dict(r._mapping) for r in conn.execute(query)}
 
@@ -206,19 +205,19 @@ def _correction_text(correction: dict[str, Any] | None, zone: ZoneInfo) -> str:
 
 def _added_rows(engine: Engine, request: ExportRequest, zone: ZoneInfo) -> list[list[Cell]]:
     """Records staff added (no kiosk made them), shaped like kiosk records."""
-    c = roster.cadres
+    c = schema.cadres
     query = (
-        select(corrections, c.c.name)
-        .select_from(corrections.outerjoin(c, c.c.cadre_id == corrections.c.cadre_id))
+        select(schema.corrections, c.c.name)
+        .select_from(schema.corrections.outerjoin(c, c.c.cadre_id == schema.corrections.c.cadre_id))
         .where(
-            corrections.c.action == "add",
-            corrections.c.service_day >= request.first_day,
-            corrections.c.service_day <= request.last_day,
+            schema.corrections.c.action == "add",
+            schema.corrections.c.service_day >= request.first_day,
+            schema.corrections.c.service_day <= request.last_day,
         )
-        .order_by(corrections.c.correction_id)
+        .order_by(schema.corrections.c.correction_id)
     )
     if request.site_ids:
-        query = query.where(corrections.c.site_id.in_(list(request.site_ids)))
+        query = query.where(schema.corrections.c.site_id.in_(list(request.site_ids)))
     with engine.connect() as conn:
         added = [r._mapping for r in conn.execute(query)]
     later = _latest_corrections(engine, request)
@@ -261,7 +260,7 @@ def _event_rows(engine: Engine, request: ExportRequest, zone: ZoneInfo) -> Itera
 
 
 def _kiosk_rows(engine: Engine, request: ExportRequest, zone: ZoneInfo) -> Iterator[list[Cell]]:
-    e, c = ingest.events, roster.cadres
+    e, c = schema.events, schema.cadres
     corrected = _latest_corrections(engine, request)
     query = (
         select(e, c.c.name)

@@ -22,9 +22,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from central import roster
-from central.ingest import enrolment_codes, kiosks, pushed_settings
+from central.db.schema import cadres, enrolment_codes, kiosks, pushed_settings, sites
 from central.keys import KeyFileError, public_keyring
-from central.roster import cadres, sites
 from central.timefix import to_utc_naive
 from sync.badge_token import public_key_to_text
 from sync.protocol import KeysAnswer, PublicKey, RosterCadre, RosterDelta, SettingsAnswer

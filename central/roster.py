@@ -20,71 +20,28 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Connection,
-    Date,
-    DateTime,
     Engine,
-    ForeignKey,
-    Integer,
-    String,
-    Table,
     bindparam,
-    event,
     func,
     select,
     update,
 )
 
-from central.db import metadata
+from central.db.schema import (
+    NAME_MAX,
+    SITE_ID_MAX,
+    SITE_NAME_MAX,
+    UNIT_MAX,
+    cadres,
+    roster_counter,
+    sites,
+)
 from sync.badge_token import CADRE_ID_PATTERN
 
-NAME_MAX = 64
-UNIT_MAX = 128
-SITE_ID_MAX = 64  # the event record's site_id bound (sync/events.py)
-SITE_NAME_MAX = 128
 # A roster bigger than this is a wrong file (a whole HR export), not a roster.
 MAX_ROWS = 500_000
 WRITE_CHUNK = 2_000
-
-roster_counter = Table(
-    "roster_counter",
-    metadata,
-    # One row (id 1). Bumping it inside a change's transaction also serialises roster writers, so
-    # versions become visible in order and a kiosk's "since N" never skips a slower transaction.
-    Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("version", BigInteger, nullable=False),
-)
-
-sites = Table(
-    "sites",
-    metadata,
-    Column("site_id", String(SITE_ID_MAX), primary_key=True),
-    Column("name", String(SITE_NAME_MAX), nullable=False),
-    Column("change_version", BigInteger, nullable=False, index=True),
-)
-
-cadres = Table(
-    "cadres",
-    metadata,
-    Column("cadre_id", String(32), primary_key=True),
-    Column("name", String(NAME_MAX), nullable=False),
-    Column("unit", String(UNIT_MAX), nullable=False, default=""),
-    Column("site_id", String(SITE_ID_MAX), ForeignKey("sites.site_id"), nullable=True, index=True),
-    # The serial of the badge printed last; NULL until a badge is first printed.
-    Column("badge_serial", Integer, nullable=True),
-    Column("badge_issued", Date, nullable=True),
-    # Every badge with a serial <= this is refused; NULL: nothing revoked.
-    Column("revoked_through", Integer, nullable=True),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("change_version", BigInteger, nullable=False, index=True),
-)
-
-
-@event.listens_for(roster_counter, "after_create")
-def _seed_counter(target: Table, connection: Connection, **_kw: Any) -> None:
-    connection.execute(target.insert().values(id=1, version=0))
 
 
 def next_version(conn: Connection) -> int:

@@ -50,17 +50,18 @@ from sqlalchemy import (
 )
 
 from central import corrections as staff_corrections
-from central.ingest import (
+from central.db.schema import (
     anomalies,
-    bulk_insert,
+    cadres,
+    corrections,
     events,
     kiosk_status,
     kiosks,
+    sites,
     stays,
     stays_dirty,
-    write_transaction,
 )
-from central.roster import cadres, sites
+from central.ingest import bulk_insert, write_transaction
 from central.timefix import DayRule, to_utc_naive
 
 # Anomaly kinds the stays computation owns (rewritten whenever a (cadre, day) is recomputed).
@@ -346,7 +347,7 @@ def recompute(
     day_records: dict[tuple[str, date], list[dict[str, Any]]] = defaultdict(list)
     corrective: dict[str, list[dict[str, Any]]] = defaultdict(list)
     day_corrections: dict[tuple[str, date], list[dict[str, Any]]] = defaultdict(list)
-    corr = staff_corrections.corrections
+    corr = corrections
     for chunk in _chunks(cadre_ids):
         for row in conn.execute(
             select(*EVENT_COLUMNS).where(

@@ -15,13 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from sqlalchemy import (
-    Boolean,
-    Column,
-    DateTime,
     Engine,
-    Integer,
-    String,
-    Table,
     insert,
     select,
     update,
@@ -29,23 +23,12 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from central.db import metadata
+from central.db.schema import staff_users
 
 Role = Literal["admin", "viewer"]
 ROLES: tuple[str, ...] = get_args(Role)
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 MIN_PASSWORD_LENGTH = 10
-
-users = Table(
-    "staff_users",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("username", String(64), nullable=False, unique=True),
-    Column("password_hash", String(255), nullable=False),
-    Column("role", String(16), nullable=False),
-    Column("active", Boolean, nullable=False, default=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
 
 
 # Checked against when the name is unknown, so a wrong name costs as long as a wrong password and
@@ -105,7 +88,7 @@ def add_user(engine: Engine, username: str, password: str, role: str) -> User:
     try:
         with engine.begin() as conn:
             new_id = conn.execute(
-                insert(users).values(
+                insert(staff_users).values(
                     username=username,
                     password_hash=password_hash,
                     role=role,
@@ -129,8 +112,8 @@ def set_password(engine: Engine, username: str, password: str) -> None:
         raise UserError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
     with engine.begin() as conn:
         changed = conn.execute(
-            update(users)
-            .where(users.c.username == username)
+            update(staff_users)
+            .where(staff_users.c.username == username)
             .values(password_hash=generate_password_hash(password))
         ).rowcount
     if not changed:
@@ -140,7 +123,7 @@ def set_password(engine: Engine, username: str, password: str) -> None:
 def set_active(engine: Engine, username: str, active: bool) -> None:
     with engine.begin() as conn:
         changed = conn.execute(
-            update(users).where(users.c.username == username).values(active=active)
+            update(staff_users).where(staff_users.c.username == username).values(active=active)
         ).rowcount
     if not changed:
         raise UserError(f"no user {username!r}")
@@ -149,7 +132,7 @@ def set_active(engine: Engine, username: str, active: bool) -> None:
 def authenticate(engine: Engine, username: str, password: str) -> User | None:
     """The active user with this name and password, else None (same cost either way)."""
     with engine.connect() as conn:
-        row = conn.execute(select(users).where(users.c.username == username)).first()
+        row = conn.execute(select(staff_users).where(staff_users.c.username == username)).first()
     if row is None:
         check_password_hash(_dummy_hash(), password)
         return None
@@ -160,11 +143,11 @@ def authenticate(engine: Engine, username: str, password: str) -> User | None:
 
 def get_user(engine: Engine, user_id: int) -> User | None:
     with engine.connect() as conn:
-        row = conn.execute(select(users).where(users.c.id == user_id)).first()
+        row = conn.execute(select(staff_users).where(staff_users.c.id == user_id)).first()
     return None if row is None else _row_to_user(row)
 
 
 def list_users(engine: Engine) -> list[User]:
     with engine.connect() as conn:
-        rows = conn.execute(select(users).order_by(users.c.username)).all()
+        rows = conn.execute(select(staff_users).order_by(staff_users.c.username)).all()
     return [_row_to_user(r) for r in rows]

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, text
 
-from central import db
+from central.db.engine import create_schema, make_engine
 
 POSTGRES_ENV = "CADRE_TEST_POSTGRES_URL"
 REQUIRE_ENV = "CADRE_REQUIRE_POSTGRES"
@@ -37,7 +37,7 @@ def postgres_url() -> str:
             f"{POSTGRES_ENV} is not set (`make test` sets it by running "
             "scripts/start-test-postgres.sh)"
         )
-    engine = db.make_engine(url)
+    engine = make_engine(url)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -51,12 +51,12 @@ def postgres_url() -> str:
 def _postgres_engine(url: str) -> Iterator[Engine]:
     """A schema of its own per test, so test sessions running at once never meet."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = db.make_engine(url)
+    admin = make_engine(url)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = db.make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
     try:
-        db.create_schema(engine)
+        create_schema(engine)
         yield engine
     finally:
         engine.dispose()
@@ -69,8 +69,8 @@ def _postgres_engine(url: str) -> Iterator[Engine]:
 def central_engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
     """An engine on an empty central store with every table created."""
     if request.param == "sqlite":
-        engine = db.make_engine(f"sqlite:///{tmp_path / 'central.db'}")
-        db.create_schema(engine)
+        engine = make_engine(f"sqlite:///{tmp_path / 'central.db'}")
+        create_schema(engine)
         yield engine
         engine.dispose()
     else:

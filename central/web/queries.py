@@ -20,8 +20,8 @@ from typing import Any
 
 from sqlalchemy import Connection, case, or_, select
 
-from central import ingest, roster, stays
-from central.corrections import corrections as corrections_table
+from central import roster, stays
+from central.db import schema
 from central.stays import StayRules
 
 CHART_SLOT_MINUTES = 15
@@ -126,7 +126,7 @@ def site_names(conn: Connection) -> list[tuple[str, str]]:
     return [
         (r.site_id, r.name)
         for r in conn.execute(
-            select(roster.sites.c.site_id, roster.sites.c.name).order_by(roster.sites.c.site_id)
+            select(schema.sites.c.site_id, schema.sites.c.name).order_by(schema.sites.c.site_id)
         )
     ]
 
@@ -172,7 +172,7 @@ def site_page(
     ]
     if not summary.site_name and not summary.expected and not summary.arrived and not kiosks:
         return None
-    c, st = roster.cadres, ingest.stays
+    c, st = schema.cadres, schema.stays
     people = {
         r.cadre_id: CadreDay(r.cadre_id, r.name, r.unit or "", True)
         for r in conn.execute(
@@ -248,12 +248,12 @@ class Timeline:
 
 def timeline(conn: Connection, cadre_id: str, first_day: date, last_day: date) -> Timeline:
     """Everything about one cadre between two service days, newest first."""
-    a, corr = ingest.anomalies, corrections_table
+    a, corr = schema.anomalies, schema.corrections
     cadre = roster.get_cadre(conn, cadre_id)
     site = None
     if cadre and cadre["site_id"]:
         site = conn.execute(
-            select(roster.sites.c.name).where(roster.sites.c.site_id == cadre["site_id"])
+            select(schema.sites.c.name).where(schema.sites.c.site_id == cadre["site_id"])
         ).scalar_one_or_none()
     events = stays.events_for_cadre(conn, cadre_id, first_day, last_day)
     events.reverse()
@@ -314,7 +314,7 @@ def timeline(conn: Connection, cadre_id: str, first_day: date, last_day: date) -
 
 def find_cadres(conn: Connection, text: str, limit: int = 50) -> list[dict[str, Any]]:
     """Cadres whose id starts with, or whose name contains, `text`."""
-    c = roster.cadres
+    c = schema.cadres
     needle = text.strip()
     if not needle:
         return []
@@ -375,7 +375,7 @@ def anomalies(
 def _cadre_names(conn: Connection, cadre_ids: set[str]) -> dict[str, str]:
     if not cadre_ids:
         return {}
-    c = roster.cadres
+    c = schema.cadres
     names: dict[str, str] = {}
     ids = sorted(cadre_ids)
     for start in range(0, len(ids), 500):
@@ -390,10 +390,10 @@ def _cadre_names(conn: Connection, cadre_ids: set[str]) -> dict[str, str]:
 
 
 def recent_corrections(conn: Connection, limit: int = 200) -> list[dict[str, Any]]:
-    corr = corrections_table
+    corr = schema.corrections
     rows = conn.execute(
-        select(corr, roster.cadres.c.name.label("cadre_name"))
-        .select_from(corr.outerjoin(roster.cadres, roster.cadres.c.cadre_id == corr.c.cadre_id))
+        select(corr, schema.cadres.c.name.label("cadre_name"))
+        .select_from(corr.outerjoin(schema.cadres, schema.cadres.c.cadre_id == corr.c.cadre_id))
         .order_by(corr.c.correction_id.desc())
         .limit(limit)
     )
@@ -408,11 +408,11 @@ def recent_corrections(conn: Connection, limit: int = 200) -> list[dict[str, Any
 
 def event_row(conn: Connection, event_id: str) -> dict[str, Any] | None:
     """A kiosk record, or a record added by a correction, by id."""
-    e = ingest.events
+    e = schema.events
     row = conn.execute(select(e).where(e.c.event_id == event_id)).first()
     if row is not None:
         return dict(row._mapping)
-    corr = corrections_table
+    corr = schema.corrections
     added = conn.execute(select(corr).where(corr.c.new_event_id == event_id)).first()
     if added is None:
         return None

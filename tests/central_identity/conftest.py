@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from central.db import create_schema, make_engine
+from central.db.engine import create_schema, make_engine
 from central.fonts import DEFAULT_FONT_FILE, FontSpec, require_font
 from tests.pg import central_engine, postgres_url  # noqa: F401
 

@@ -10,6 +10,7 @@ from openpyxl import Workbook
 from sqlalchemy import Engine
 
 from central import roster
+from central.db import schema
 
 HEADER_ZH = "编号,姓名,单位,站点"
 
@@ -29,7 +30,7 @@ def snapshot(engine: Engine) -> tuple[list[dict], list[dict], int]:
         changes = roster.changes_since(conn, 0)
         every_cadre = [
             dict(r._mapping)
-            for r in conn.execute(roster.cadres.select().order_by(roster.cadres.c.cadre_id))
+            for r in conn.execute(schema.cadres.select().order_by(schema.cadres.c.cadre_id))
         ]
     return changes.sites, every_cadre, changes.version
 
@@ -226,7 +227,7 @@ def test_multiline_cell_reports_the_line_the_record_starts_on(tmp_path):
 def test_revoke_bumps_change_version_and_lists_revocation(central_engine, tmp_path):
     import_file(central_engine, write_csv(tmp_path / "a.csv", [HEADER_ZH, "C1,宋昕,东城区,S1"]))
     with central_engine.connect() as conn:
-        conn.execute(roster.cadres.update().values(badge_serial=2))
+        conn.execute(schema.cadres.update().values(badge_serial=2))
         conn.commit()
         version = roster.current_version(conn)
     assert roster.revoke_badge(central_engine, "C1", now=datetime(2026, 11, 29, tzinfo=UTC)) == 2

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from central.app import create_app
-from central.db import create_schema, make_engine
+from central.db.engine import create_schema, make_engine
 from central.settings import CentralSettings
 from tests.central_web.helpers import NOW, Clock, add_staff_accounts, log_in
 from tests.pg import central_engine, postgres_url  # noqa: F401

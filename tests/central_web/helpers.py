@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Connection, insert
 from werkzeug.security import generate_password_hash
 
-from central import users
+from central.db import schema
 
 PASSWORDS = {"admin": "admin password 1", "viewer": "viewer password 1"}
 # Noon in Shanghai on the test day: the pages' "today" is 2026-11-29.
@@ -20,7 +20,7 @@ def add_staff_accounts(conn: Connection) -> None:
     the same way without scrypt's deliberate cost in every test (test_users.py covers scrypt)."""
     for role, password in PASSWORDS.items():
         conn.execute(
-            insert(users.users).values(
+            insert(schema.staff_users).values(
                 username=role,
                 password_hash=generate_password_hash(password, method="pbkdf2:sha256:1"),
                 role=role,

@@ -7,7 +7,8 @@ import re
 
 from sqlalchemy import func, select
 
-from central import ingest, kiosks, roster, users
+from central import kiosks, users
+from central.db import schema
 from central.web.security import LoginThrottle
 from tests.central_web.helpers import PASSWORDS, csrf_from, csrf_of, log_in
 from tests.central_web.seed import ROSTER, seed
@@ -118,7 +119,7 @@ def test_throttle_counts_per_address_and_forgets_after_the_window():
 
 def test_posts_without_the_csrf_token_are_refused(app, admin, engine):
     seed(app)
-    before = _count(engine, roster.cadres)
+    before = _count(engine, schema.cadres)
     for url, data in [
         ("/staff/badges/revoke", {"cadre_id": "C001"}),
         ("/staff/logout", {}),
@@ -127,7 +128,7 @@ def test_posts_without_the_csrf_token_are_refused(app, admin, engine):
         assert admin.post(url, data=data).status_code == 400
         assert admin.post(url, data={**data, "csrf_token": "forged"}).status_code == 400
     assert admin.get("/staff/").status_code == 200, "still logged in: logout was refused"
-    assert _count(engine, roster.cadres) == before
+    assert _count(engine, schema.cadres) == before
 
 
 def test_login_form_needs_its_csrf_token(app):
@@ -149,9 +150,9 @@ def test_viewer_cannot_import_print_revoke_enrol_or_correct(app, viewer, engine)
     token = csrf_of(viewer)
     with engine.connect() as conn:
         revoked_before = conn.execute(
-            select(roster.cadres.c.revoked_through).where(roster.cadres.c.cadre_id == "C001")
+            select(schema.cadres.c.revoked_through).where(schema.cadres.c.cadre_id == "C001")
         ).scalar_one()
-    kiosks_before = _count(engine, ingest.kiosks)
+    kiosks_before = _count(engine, schema.kiosks)
     attempts = [
         (
             "/staff/roster/import",
@@ -167,12 +168,12 @@ def test_viewer_cannot_import_print_revoke_enrol_or_correct(app, viewer, engine)
     for url, data in attempts:
         response = viewer.post(url, data={**data, "csrf_token": token})
         assert response.status_code == 403, url
-    assert _count(engine, roster.cadres) == len(ROSTER)
-    assert _count(engine, ingest.kiosks) == kiosks_before
+    assert _count(engine, schema.cadres) == len(ROSTER)
+    assert _count(engine, schema.kiosks) == kiosks_before
     with engine.connect() as conn:
         assert (
             conn.execute(
-                select(roster.cadres.c.revoked_through).where(roster.cadres.c.cadre_id == "C001")
+                select(schema.cadres.c.revoked_through).where(schema.cadres.c.cadre_id == "C001")
             ).scalar_one()
             == revoked_before
         )

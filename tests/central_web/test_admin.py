@@ -8,7 +8,8 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from central import corrections, ingest, keys, kiosks, roster
+from central import corrections, keys, kiosks, roster
+from central.db import schema
 from tests.central_web.helpers import csrf_of
 from tests.central_web.seed import seed
 from tests.central_web.test_pages import text_of
@@ -20,7 +21,7 @@ def seeded(app):
 
 
 def _stays(engine, cadre_id: str) -> list[tuple]:
-    st = ingest.stays
+    st = schema.stays
     with engine.connect() as conn:
         return [
             (r.state, r.arrival_event_id, r.departure_event_id)
@@ -78,8 +79,8 @@ def test_voiding_a_record_and_changing_one_are_appended_never_edited(app, seeded
             select(corrections.corrections).order_by(corrections.corrections.c.correction_id)
         ).all()
         kiosk_record = conn.execute(
-            select(ingest.events.c.kind, ingest.events.c.corrected_time).where(
-                ingest.events.c.event_id == departure
+            select(schema.events.c.kind, schema.events.c.corrected_time).where(
+                schema.events.c.event_id == departure
             )
         ).one()
     assert [r.action for r in rows] == ["void", "replace"]
@@ -131,7 +132,7 @@ def test_roster_upload_imports_and_a_bad_file_changes_nothing(app, admin, engine
     assert "未导入任何内容" in text
     assert "2 缺少姓名" in text and "4 编号 C101 重复（首次出现在第 3 行）" in text
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(roster.cadres)).scalar() == 2
+        assert conn.execute(select(func.count()).select_from(schema.cadres)).scalar() == 2
 
 
 def test_roster_upload_refuses_other_files_with_a_reason(app, admin):
@@ -160,7 +161,7 @@ def test_badges_print_as_pdf_and_revoke(app, seeded, admin, engine):
     assert "attachment" in response.headers["Content-Disposition"]
     with engine.connect() as conn:
         serial = conn.execute(
-            select(roster.cadres.c.badge_serial).where(roster.cadres.c.cadre_id == "C001")
+            select(schema.cadres.c.badge_serial).where(schema.cadres.c.cadre_id == "C001")
         ).scalar_one()
     assert serial == 1
     response = admin.post(

@@ -6,13 +6,15 @@ import pytest
 from sqlalchemy import select
 
 from central import users
-from central.db import make_engine, metadata
+from central.db import schema
+from central.db.engine import make_engine
+from central.db.schema import metadata
 
 
 @pytest.fixture
 def engine(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'users.db'}")
-    metadata.create_all(engine, tables=[users.users])
+    metadata.create_all(engine, tables=[schema.staff_users])
     yield engine
     engine.dispose()
 
@@ -20,7 +22,7 @@ def engine(tmp_path):
 def test_password_is_stored_hashed_and_checked(engine):
     users.add_user(engine, "lin", "correct horse battery", "admin")
     with engine.connect() as conn:
-        stored = conn.execute(select(users.users.c.password_hash)).scalar_one()
+        stored = conn.execute(select(schema.staff_users.c.password_hash)).scalar_one()
     assert "correct horse" not in stored
     assert stored.startswith(("scrypt:", "pbkdf2:"))
     assert users.authenticate(engine, "lin", "correct horse battery").role == "admin"

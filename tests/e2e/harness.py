@@ -176,7 +176,7 @@ class Centre:
     @cached_property
     def engine(self) -> Engine:
         """The centre's own database, for looking (the serving process writes it)."""
-        from central.db import make_engine
+        from central.db.engine import make_engine
 
         return make_engine(self.settings.database_url_for(self.instance))
 
@@ -526,7 +526,7 @@ class CentreView:
 
     @classmethod
     def read(cls, engine: Engine, kiosk_id: str) -> CentreView:
-        from central.ingest import anomalies, events, kiosk_status, kiosks, rejected_events
+        from central.db.schema import anomalies, events, kiosk_status, kiosks, rejected_events
 
         with engine.connect() as conn:
             rows = conn.execute(
@@ -562,7 +562,7 @@ class CentreView:
 
 def chain_head(engine: Engine, kiosk_id: str) -> tuple[int, int, int | None, datetime | None]:
     """(chain_seq, max_seq, queue length of the last heartbeat, when it came) at the centre."""
-    from central.ingest import kiosk_status, kiosks
+    from central.db.schema import kiosk_status, kiosks
 
     with engine.connect() as conn:
         head = conn.execute(

@@ -10,7 +10,7 @@ import requests
 from sqlalchemy import func, select
 
 from central.app import central_of, create_app
-from central.ingest import events
+from central.db.schema import events
 from sync.agent import AgentTuning, SyncAgent
 from sync.client import CentralClient
 from sync.protocol import PushAnswer

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from central import ingest, keys, roster
 from central import kiosks as central_kiosks
 from central.app import create_app
-from central.ingest import events, kiosk_status
+from central.db.schema import events, kiosk_status
 from central.roster import RosterRow
 from central.settings import CentralSettings
 from central.stays import kiosk_health

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from central.app import central_of, create_app
-from central.ingest import events, kiosks
+from central.db.schema import events, kiosks
 from sync.agent import AgentTuning, SyncAgent
 from sync.client import CentralClient
 from tests.fakes.faulty_proxy import FAULTS, FaultPlan, FaultyProxy

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from central.ingest import _hash_matches, anomalies, events, ingest_events, kiosks, rejected_events
-from sync.events import Event, seal
+from central.db.schema import anomalies, events, kiosks, rejected_events
+from central.ingest import _hash_matches, ingest_events
+from sync.events import GENESIS_HASH, Event, seal
 from tests.sync.helpers import RULES, T0, MemoryLog, enrolled, load_roster
 
 
@@ -167,3 +168,8 @@ def test_hash_check_agrees_with_the_reference_on_awkward_text():
     assert _hash_matches(event) and event.hash_is_valid()
     tampered = Event.model_validate(dict(event.wire(), reason="忘带工牌"))
     assert not _hash_matches(tampered)
+
+
+def test_a_new_kiosks_chain_starts_at_the_genesis_hash() -> None:
+    # The table cannot import sync.events, so its default is spelled out; it must be the same.
+    assert kiosks.c.chain_hash.default.arg == GENESIS_HASH  # type: ignore[union-attr]

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from central import kiosks, stays
 from central.app import central_of, create_app
-from central.ingest import events, kiosk_status
+from central.db.schema import events, kiosk_status
 from kiosk import enrolment
 from kiosk.clock import TimeKeeper
 from kiosk.roster import RosterStore

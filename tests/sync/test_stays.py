@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from central import corrections, ingest, stays
-from central.ingest import anomalies, ingest_events
+from central.db.schema import anomalies
+from central.ingest import ingest_events
 from tests.sync.helpers import RULES, T0, MemoryLog, enrolled, load_roster
 
 DAY = date(2026, 12, 1)  # the service day of T0 (06:00 in Shanghai)

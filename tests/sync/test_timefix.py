@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from central import stays
-from central.ingest import anomalies, events, ingest_events, record_heartbeat
+from central.db.schema import anomalies, events
+from central.ingest import ingest_events, record_heartbeat
 from central.timefix import DayRule
 from sync.client import Timing
 from sync.protocol import CameraReport, ClockReport, ClockSample, Heartbeat

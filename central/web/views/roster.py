@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from central import badges, fonts, keys, roster
+from central.db import schema
 from central.web import roster_messages
 from central.web.auth import admin_required
 from central.web.blueprint import staff
@@ -29,13 +30,13 @@ def _site_counts() -> list[dict[str, object]]:
     with state().engine.connect() as conn:
         rows = conn.execute(
             select(
-                roster.sites.c.site_id,
-                roster.sites.c.name,
-                func.count(roster.cadres.c.cadre_id).label("cadres"),
+                schema.sites.c.site_id,
+                schema.sites.c.name,
+                func.count(schema.cadres.c.cadre_id).label("cadres"),
             )
-            .select_from(roster.sites.outerjoin(roster.cadres))
-            .group_by(roster.sites.c.site_id, roster.sites.c.name)
-            .order_by(roster.sites.c.site_id)
+            .select_from(schema.sites.outerjoin(schema.cadres))
+            .group_by(schema.sites.c.site_id, schema.sites.c.name)
+            .order_by(schema.sites.c.site_id)
         )
         return [dict(r._mapping) for r in rows]
 

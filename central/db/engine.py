@@ -1,19 +1,16 @@
-"""The central store's engine and the one MetaData every central table is declared on.
+"""The central store's engine, and making its tables.
 
-Tables are declared next to the code that owns them (central/roster.py, central/ingest.py, ...)
-on `metadata`; `create_schema` makes them all. SQLite (WAL) by default, PostgreSQL by URL.
+SQLite (WAL) by default, PostgreSQL by URL. Every table is declared in central/db/schema.py;
+`create_schema` makes the ones missing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, create_engine, event
 
-metadata = MetaData()
-
-# Modules that declare tables on `metadata`; importing them registers their tables.
-TABLE_MODULES = ["central.roster", "central.users", "central.ingest", "central.corrections"]
+from central.db.schema import metadata
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -36,8 +33,4 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    import importlib
-
-    for name in TABLE_MODULES:
-        importlib.import_module(name)
     metadata.create_all(engine)

@@ -1,0 +1,321 @@
+"""Every table of the central store, on one MetaData, and nothing else.
+
+A table is the most-imported thing in a database application, so it lives here, in a module that
+imports nothing of the application: any module may import a table without pulling in the code
+that writes it. `central.db.engine.create_schema` makes them all.
+
+Every time in these tables is a naive datetime in UTC (SQLite has no time zone type, and one
+convention on both stores keeps comparisons honest), except the roster's and the staff accounts'
+`DateTime(timezone=True)` columns. `central.timefix.to_utc_naive` converts; pages turn times into
+local time with the `timezone` setting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+)
+
+metadata = MetaData()
+
+# The prev_hash of a kiosk's first event (sync.events.GENESIS_HASH; a test holds them equal).
+CHAIN_START = "0" * 64
+
+# --- kiosks and enrolment --------------------------------------------------------------------
+
+kiosks = Table(
+    "kiosks",
+    metadata,
+    Column("kiosk_id", String(64), primary_key=True),
+    Column("site_id", String(64), nullable=False, index=True),
+    Column("name", String(200), nullable=False, default=""),
+    # sha256 hex of the bearer token; NULL until the kiosk has enrolled.
+    Column("token_hash", String(64), unique=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", String(200), nullable=False, default=""),
+    Column("enrolled_at", DateTime),
+    Column("revoked_at", DateTime),
+    Column("revoked_by", String(200)),
+    # The verified head of the kiosk's hash chain: events 1..chain_seq are all stored and linked.
+    Column("chain_seq", BigInteger, nullable=False, default=0),
+    Column("chain_hash", String(64), nullable=False, default=CHAIN_START),
+    Column("max_seq", BigInteger, nullable=False, default=0),
+    Column("last_push_at", DateTime),
+)
+
+enrolment_codes = Table(
+    "enrolment_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),  # sha256 hex of the one-time code
+    Column("kiosk_id", String(64), ForeignKey("kiosks.kiosk_id"), nullable=False, index=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("used_at", DateTime),
+)
+
+# --- events ----------------------------------------------------------------------------------
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("kiosk_id", String(64), nullable=False),
+    Column("site_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("cadre_id", String(64), nullable=False),
+    Column("badge_serial", Integer),
+    Column("kind", String(16), nullable=False),  # arrival | departure | void (the kiosk's word)
+    Column("source", String(16), nullable=False),  # camera | wedge | manual
+    Column("device_time", DateTime, nullable=False),  # as the kiosk's clock said, in UTC
+    Column("device_utc_offset_min", Integer, nullable=False),  # the offset it was written with
+    Column("boot_id", String(64), nullable=False),
+    Column("monotonic_ns", BigInteger, nullable=False),
+    Column("clock_trusted", Boolean, nullable=False),
+    Column("operator", String(200)),
+    Column("reason", String(200)),
+    Column("corrects", String(36)),
+    Column("flags", Text, nullable=False, default="[]"),  # JSON list of the kiosk's flags
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    # The centre's best estimate of when it happened; see central/timefix.py.
+    Column("corrected_time", DateTime, nullable=False),
+    Column("time_status", String(16), nullable=False),  # trusted | corrected | uncorrected
+    Column("service_day", Date, nullable=False),  # of corrected_time, in the central time zone
+    Column("received_at", DateTime, nullable=False),
+    Index("ix_events_kiosk_seq", "kiosk_id", "seq"),
+    Index("ix_events_kiosk_boot", "kiosk_id", "boot_id"),
+    Index("ix_events_cadre_day", "cadre_id", "service_day"),
+    Index("ix_events_site_time", "site_id", "corrected_time"),
+    Index("ix_events_cadre_corrects", "cadre_id", "corrects"),
+)
+
+rejected_events = Table(
+    "rejected_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kiosk_id", String(64), nullable=False, index=True),  # of the token that sent it
+    Column("received_at", DateTime, nullable=False),
+    Column("event_id", String(64)),
+    Column("seq", BigInteger),
+    Column("reason", Text, nullable=False),
+    Column("body", Text, nullable=False),  # the event as sent, cut at 8 kB
+)
+
+# --- clocks ----------------------------------------------------------------------------------
+
+boots = Table(
+    "boots",
+    metadata,
+    Column("kiosk_id", String(64), primary_key=True),
+    Column("boot_id", String(64), primary_key=True),
+    Column("first_seen_at", DateTime, nullable=False),
+    # The anchor: true UTC time at monotonic_ns = anchor_mono_ns. NULL: no offset known yet.
+    Column("anchor_mono_ns", BigInteger),
+    Column("anchor_time", DateTime),
+    Column("anchor_offset_s", Float),  # centre minus kiosk clock at the anchor
+    Column("anchor_rtt_s", Float),
+    Column("anchor_source", String(16)),
+    Column("samples", Integer, nullable=False, default=0),
+)
+
+clock_samples = Table(
+    "clock_samples",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kiosk_id", String(64), nullable=False),
+    Column("boot_id", String(64), nullable=False),
+    Column("monotonic_ns", BigInteger, nullable=False),
+    Column("device_time", DateTime, nullable=False),
+    Column("offset_s", Float, nullable=False),
+    Column("rtt_s", Float),
+    Column("source", String(16), nullable=False),  # centre | phone | ntp
+    Column("received_at", DateTime, nullable=False),
+    Index("ux_clock_samples", "kiosk_id", "boot_id", "monotonic_ns", "source", unique=True),
+)
+
+# --- kiosk health ----------------------------------------------------------------------------
+
+kiosk_status = Table(
+    "kiosk_status",
+    metadata,
+    Column("kiosk_id", String(64), primary_key=True),
+    Column("received_at", DateTime, nullable=False),
+    Column("app_version", String(64), nullable=False, default=""),
+    Column("queue_length", Integer, nullable=False, default=0),
+    Column("last_scan_at", DateTime),
+    Column("camera_ok", Boolean, nullable=False, default=False),
+    Column("camera_detail", String(200), nullable=False, default=""),
+    Column("clock_trusted", Boolean, nullable=False, default=False),
+    Column("clock_offset_s", Float),
+    Column("boot_id", String(64), nullable=False, default=""),
+    Column("disk_free_bytes", BigInteger),
+    Column("ready", Boolean, nullable=False, default=False),
+    Column("ready_detail", String(200), nullable=False, default=""),
+    Column("report", Text, nullable=False, default="{}"),  # the whole heartbeat, JSON
+)
+
+# --- what the centre makes of it -------------------------------------------------------------
+
+anomalies = Table(
+    "anomalies",
+    metadata,
+    Column("anomaly_id", Integer, primary_key=True, autoincrement=True),
+    # chain_gap | chain_fork | event_conflict | rejected_event | uncorrected_time |
+    # two_sites | no_arrival | no_departure | overlong_stay | kiosk_disagrees
+    Column("kind", String(40), nullable=False),
+    Column("kiosk_id", String(64)),
+    Column("site_id", String(64)),
+    Column("cadre_id", String(64)),
+    Column("service_day", Date),
+    Column("event_id", String(36)),
+    Column("seq", BigInteger),
+    Column("boot_id", String(64)),
+    Column("detail", Text, nullable=False, default=""),
+    Column("detected_at", DateTime, nullable=False),
+    Column("resolved_at", DateTime),
+    Index("ix_anomalies_day_kind", "service_day", "kind"),
+    Index("ix_anomalies_kiosk_kind", "kiosk_id", "kind"),
+    Index("ix_anomalies_cadre_day", "cadre_id", "service_day"),
+)
+
+stays = Table(
+    "stays",
+    metadata,
+    Column("stay_id", Integer, primary_key=True, autoincrement=True),
+    Column("cadre_id", String(64), nullable=False),
+    Column("site_id", String(64), nullable=False),
+    Column("service_day", Date, nullable=False),
+    Column("arrival_time", DateTime),  # NULL: a departure nobody saw arrive
+    Column("departure_time", DateTime),  # NULL: still present, or never left (see state)
+    Column("arrival_event_id", String(36)),
+    Column("departure_event_id", String(36)),
+    Column("arrival_kiosk_id", String(64)),
+    Column("departure_kiosk_id", String(64)),
+    Column("duration_s", Integer),
+    Column("state", String(16), nullable=False),  # open | closed | no_departure | no_arrival
+    Column("flags", Text, nullable=False, default="[]"),  # JSON list, see central/stays/pairing.py
+    Index("ix_stays_site_day", "site_id", "service_day"),
+    Index("ix_stays_cadre_day", "cadre_id", "service_day"),
+    Index("ix_stays_day", "service_day"),
+)
+
+# (cadre, service day) pairs whose stays must be recomputed (central.stays.store.refresh). `mark`
+# changes each time a pair is marked, so a refresh only clears what it has seen.
+stays_dirty = Table(
+    "stays_dirty",
+    metadata,
+    Column("cadre_id", String(64), primary_key=True),
+    Column("service_day", Date, primary_key=True),
+    Column("mark", BigInteger, nullable=False),
+)
+
+# Settings the centre hands to kiosks on pull. scope: "*" (every kiosk), "site:<id>" or
+# "kiosk:<id>"; the narrower scope wins. `version` rises with every change.
+pushed_settings = Table(
+    "pushed_settings",
+    metadata,
+    Column("scope", String(80), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),  # JSON
+    Column("version", BigInteger, nullable=False),
+    Column("changed_at", DateTime, nullable=False),
+    Column("changed_by", String(200), nullable=False, default=""),
+)
+
+# --- the roster ------------------------------------------------------------------------------
+
+NAME_MAX = 64
+UNIT_MAX = 128
+SITE_ID_MAX = 64  # the event record's site_id bound (sync/events.py)
+SITE_NAME_MAX = 128
+
+roster_counter = Table(
+    "roster_counter",
+    metadata,
+    # One row (id 1). Bumping it inside a change's transaction also serialises roster writers, so
+    # versions become visible in order and a kiosk's "since N" never skips a slower transaction.
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+)
+
+sites = Table(
+    "sites",
+    metadata,
+    Column("site_id", String(SITE_ID_MAX), primary_key=True),
+    Column("name", String(SITE_NAME_MAX), nullable=False),
+    Column("change_version", BigInteger, nullable=False, index=True),
+)
+
+cadres = Table(
+    "cadres",
+    metadata,
+    Column("cadre_id", String(32), primary_key=True),
+    Column("name", String(NAME_MAX), nullable=False),
+    Column("unit", String(UNIT_MAX), nullable=False, default=""),
+    Column("site_id", String(SITE_ID_MAX), ForeignKey("sites.site_id"), nullable=True, index=True),
+    # The serial of the badge printed last; NULL until a badge is first printed.
+    Column("badge_serial", Integer, nullable=True),
+    Column("badge_issued", Date, nullable=True),
+    # Every badge with a serial <= this is refused; NULL: nothing revoked.
+    Column("revoked_through", Integer, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("change_version", BigInteger, nullable=False, index=True),
+)
+
+
+# The counter's one row is made with the table.
+@event.listens_for(roster_counter, "after_create")
+def _seed_counter(target: Table, connection: Connection, **_kw: Any) -> None:
+    connection.execute(target.insert().values(id=1, version=0))
+
+
+# --- staff -----------------------------------------------------------------------------------
+
+# Staff accounts (central/users.py): passwords as scrypt hashes only.
+staff_users = Table(
+    "staff_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Staff corrections (central/corrections.py): append-only, each with a reason and who made it.
+corrections = Table(
+    "corrections",
+    metadata,
+    Column("correction_id", Integer, primary_key=True, autoincrement=True),
+    Column("action", String(16), nullable=False),
+    Column("target_event_id", String(36)),  # void / replace: the record it changes
+    Column("new_event_id", String(36), unique=True),  # add: the id of the record it makes
+    Column("cadre_id", String(64), nullable=False),
+    Column("site_id", String(64), nullable=False),
+    Column("kind", String(16)),  # replace / add: arrival | departure
+    Column("event_time", DateTime),  # replace / add: naive UTC, like every time in the store
+    Column("service_day", Date, nullable=False),  # the one day whose stays it changes
+    Column("reason", Text, nullable=False),
+    Column("staff_user", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_corrections_cadre_day", "cadre_id", "service_day"),
+    Index("ix_corrections_target", "target_event_id"),
+    Index("ix_corrections_day", "service_day"),
+)
