@@ -14,8 +14,10 @@ from flask import Blueprint, Response, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from central import ingest, kiosks
+from central import kiosks
 from central.app import Central, central_of
+from central.ingest.heartbeat import record_heartbeat
+from central.ingest.push import ingest_events
 from central.kiosks import EnrolmentRefused, KioskIdentity
 from sync.protocol import (
     API_PREFIX,
@@ -158,7 +160,7 @@ def push_events() -> Response:
             [FieldProblem(field="kiosk_id", reason="not the kiosk of the token")],
         )
     with central.stays.ingesting():
-        answer = ingest.ingest_events(
+        answer = ingest_events(
             central.engine, kiosk, batch.events, central.now(), central.rules, defer_stays=True
         )
     if answer.stored:
@@ -191,5 +193,5 @@ def heartbeat() -> Response:
     central = central_of()
     kiosk = _kiosk(central)
     beat = _body(Heartbeat)
-    ingest.record_heartbeat(central.engine, kiosk, beat, central.now(), central.rules)
+    record_heartbeat(central.engine, kiosk, beat, central.now(), central.rules)
     return _json(HeartbeatAnswer(server_time=central.now()))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 import time
 from collections import defaultdict
@@ -50,6 +51,7 @@ from sqlalchemy import (
 )
 
 from central import corrections as staff_corrections
+from central.db.bulk import bulk_insert, chunks, write_transaction
 from central.db.schema import (
     anomalies,
     cadres,
@@ -61,13 +63,11 @@ from central.db.schema import (
     stays,
     stays_dirty,
 )
-from central.ingest import bulk_insert, write_transaction
 from central.timefix import DayRule, to_utc_naive
 
 # Anomaly kinds the stays computation owns (rewritten whenever a (cadre, day) is recomputed).
 STAY_ANOMALIES = ("two_sites", "no_arrival", "no_departure", "overlong_stay", "kiosk_disagrees")
 EXPLICIT_SOURCES = frozenset({"manual", staff_corrections.STAFF_SOURCE})
-CHUNK = 500
 # Key of the PostgreSQL advisory lock that serialises stay recomputation (any constant will do).
 PG_STAYS_LOCK = 0x5741_5953
 
@@ -312,11 +312,6 @@ EVENT_COLUMNS = (
 )
 
 
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def lock_for_stays(conn: Connection) -> None:
     """Serialise stay recomputation on PostgreSQL until the transaction ends.
 
@@ -326,6 +321,19 @@ def lock_for_stays(conn: Connection) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_STAYS_LOCK})
+
+
+def mark_dirty(conn: Connection, keys: set[tuple[str, date]]) -> None:
+    """Queue (cadre, service day) pairs for `refresh`."""
+    if not keys:
+        return
+    mark = secrets.randbits(62)
+    bulk_insert(
+        conn,
+        stays_dirty,
+        [{"cadre_id": c, "service_day": d, "mark": mark} for c, d in sorted(keys)],
+        tail=' ON CONFLICT ("cadre_id", "service_day") DO UPDATE SET "mark" = excluded."mark"',
+    )
 
 
 def recompute(
@@ -348,7 +356,7 @@ def recompute(
     corrective: dict[str, list[dict[str, Any]]] = defaultdict(list)
     day_corrections: dict[tuple[str, date], list[dict[str, Any]]] = defaultdict(list)
     corr = corrections
-    for chunk in _chunks(cadre_ids):
+    for chunk in chunks(cadre_ids):
         for row in conn.execute(
             select(*EVENT_COLUMNS).where(
                 events.c.cadre_id.in_(chunk), events.c.service_day.in_(days)
@@ -390,7 +398,7 @@ def recompute(
             for f in findings
         )
 
-    for chunk in _chunks(cadre_ids):
+    for chunk in chunks(cadre_ids):
         conn.execute(
             delete(stays).where(stays.c.cadre_id.in_(chunk), stays.c.service_day.in_(days))
         )
@@ -434,7 +442,7 @@ def refresh(
                 stays_dirty.c.service_day == bindparam("b_day"),
                 stays_dirty.c.mark == bindparam("b_mark"),
             ),
-            # In the order ingest marks them (central.ingest.mark_dirty), so the two never wait
+            # In the order ingest marks them (`mark_dirty`), so the two never wait
             # for each other's rows in opposite orders on PostgreSQL.
             [
                 {"b_cadre": r.cadre_id, "b_day": r.service_day, "b_mark": r.mark}
@@ -549,7 +557,7 @@ def rebuild(
         query = query.where(events.c.service_day == day)
     keys = [(r[0], r[1]) for r in conn.execute(query)]
     written = 0
-    for chunk in _chunks(keys, 5000):
+    for chunk in chunks(keys, 5000):
         written += recompute(conn, chunk, rules, now)
     return written
 

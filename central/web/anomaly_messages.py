@@ -1,4 +1,4 @@
-"""Anomaly details (written in English, UTC, by central/stays.py and central/ingest.py) said in
+"""Anomaly details (written in English, UTC, by central/stays/ and central/ingest/) said in
 the page's language and time zone.
 
 A detail no pattern knows is shown as stored rather than hidden.

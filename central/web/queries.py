@@ -5,7 +5,7 @@ this module calls it and adds what only the pages need: a site's list of cadres 
 status, a cadre's timeline with corrections and anomalies, searches. Each function is a few
 indexed queries: the all-sites page must render in 300 ms and a cadre's timeline in 100 ms with
 40,000 cadres, 500 sites and a million events (bench/central.py). Times in the store are naive
-UTC (central/ingest.py); they are returned aware, in UTC, and templates show them in the
+UTC (central/db/schema.py); they are returned aware, in UTC, and templates show them in the
 centre's time zone.
 """
 

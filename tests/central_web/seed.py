@@ -17,7 +17,9 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import Engine
 
-from central import ingest, kiosks, roster, stays
+from central import kiosks, roster, stays
+from central.ingest.heartbeat import record_heartbeat
+from central.ingest.push import ingest_events
 from central.roster import RosterRow
 from sync.events import GENESIS_HASH, Event, seal
 from sync.protocol import CameraReport, ClockReport, Heartbeat
@@ -89,7 +91,7 @@ def enrol(engine: Engine, site_id: str, now: datetime) -> FakeKiosk:
 def push(engine: Engine, kiosk: FakeKiosk, events: list[Event], now: datetime, app: Flask) -> None:
     central = app.extensions["central"]
     rules = stays.StayRules.from_settings(central.settings)
-    answer = ingest.ingest_events(engine, kiosk.identity, [e.wire() for e in events], now, rules)
+    answer = ingest_events(engine, kiosk.identity, [e.wire() for e in events], now, rules)
     assert all(r.status == "stored" for r in answer.results), answer
     # Ingest may leave the pairing to a background refresher: do its work now, as it would.
     refresher = getattr(central, "stays", None)
@@ -106,7 +108,7 @@ def heartbeat(engine: Engine, kiosk: FakeKiosk, at: datetime, app: Flask, **chan
         clock=ClockReport(trusted=True, boot_id=kiosk.boot_id),
         ready=True,
     )
-    ingest.record_heartbeat(engine, kiosk.identity, beat, at, rules)
+    record_heartbeat(engine, kiosk.identity, beat, at, rules)
 
 
 def seed(app: Flask) -> Seeded:

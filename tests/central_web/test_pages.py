@@ -154,13 +154,13 @@ def test_pages_send_no_store_and_a_strict_content_security_policy(seeded, viewer
 
 
 def test_records_not_yet_paired_are_announced_not_hidden(app, seeded, viewer):
-    from central import ingest
+    from central.ingest.push import ingest_events
 
     central = app.extensions["central"]
     east = seeded.kiosks["S01"]
     late = east.event("C003", "arrival", local(8, 30))
     # As the kiosk API stores a push: pairing is left to the refresher.
-    ingest.ingest_events(
+    ingest_events(
         central.engine,
         east.identity,
         [late.wire()],

@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from central import ingest, keys, roster
+from central import api as central_api
+from central import keys, roster
 from central import kiosks as central_kiosks
 from central.app import create_app
 from central.db.schema import events, kiosk_status
@@ -222,7 +223,7 @@ def test_a_failure_inside_the_centre_is_a_json_500(client, central_engine, monke
     def broken(*_args, **_kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(ingest, "ingest_events", broken)
+    monkeypatch.setattr(central_api, "ingest_events", broken)
     log = MemoryLog(kiosk_id, "S01")
     answer = push(client, token, kiosk_id, [log.record("C1", "arrival", T0)])
     assert answer.status_code == 500 and answer.json["error"] == "internal"

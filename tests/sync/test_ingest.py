@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from central.db.schema import anomalies, events, kiosks, rejected_events
-from central.ingest import _hash_matches, ingest_events
+from central.ingest.push import _hash_matches, ingest_events
 from sync.events import GENESIS_HASH, Event, seal
 from tests.sync.helpers import RULES, T0, MemoryLog, enrolled, load_roster
 

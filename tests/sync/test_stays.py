@@ -7,9 +7,9 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from central import corrections, ingest, stays
+from central import corrections, stays
 from central.db.schema import anomalies
-from central.ingest import ingest_events
+from central.ingest.push import ingest_events
 from tests.sync.helpers import RULES, T0, MemoryLog, enrolled, load_roster
 
 DAY = date(2026, 12, 1)  # the service day of T0 (06:00 in Shanghai)
@@ -193,7 +193,7 @@ def test_api_pushes_queue_stays_and_the_refresher_works_through_them(site, monke
 
     def recompute_while_a_kiosk_pushes(conn, keys, rules, now=None):
         written = original(conn, keys, rules, now)
-        ingest.mark_dirty(conn, {("C2", DAY)})
+        stays.mark_dirty(conn, {("C2", DAY)})
         return written
 
     monkeypatch.setattr(stays, "recompute", recompute_while_a_kiosk_pushes)

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from central import stays
 from central.db.schema import anomalies, events
-from central.ingest import ingest_events, record_heartbeat
+from central.ingest.heartbeat import record_heartbeat
+from central.ingest.push import ingest_events
 from central.timefix import DayRule
 from sync.client import Timing
 from sync.protocol import CameraReport, ClockReport, ClockSample, Heartbeat

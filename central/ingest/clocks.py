@@ -1,0 +1,212 @@
+"""Kiosk clocks: the samples kiosks send, each boot's anchor, and correcting a boot's times.
+
+A Pi has no hardware clock, so each event keeps its kiosk's wall time, boot id and monotonic time
+(central/timefix.py does the arithmetic). A clock sample ties one boot's monotonic time to true
+time; the latest becomes the boot's anchor. Events of a boot that arrived before any anchor keep
+the kiosk's time, marked "uncorrected" and flagged as an anomaly, until a sample comes: then they
+are placed on true time and their stays recomputed. Both values are kept.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, update
+
+from central.anomalies import anomaly_row
+from central.db.bulk import dialect_insert
+from central.db.schema import anomalies, boots, clock_samples, events
+from central.kiosks import KioskIdentity
+from central.stays import StayRules, recompute
+from central.timefix import Anchor, anchor_of, correct, newer_anchor, to_utc_naive, usable
+from sync.protocol import ClockSample
+
+
+def anchors_of(conn: Connection, kiosk_id: str, boot_ids: set[str]) -> dict[str, Anchor | None]:
+    found: dict[str, Anchor | None] = {}
+    if not boot_ids:
+        return found
+    for row in conn.execute(
+        select(boots).where(boots.c.kiosk_id == kiosk_id, boots.c.boot_id.in_(sorted(boot_ids)))
+    ):
+        found[row.boot_id] = (
+            Anchor(
+                row.anchor_mono_ns,
+                row.anchor_time,
+                row.anchor_offset_s,
+                row.anchor_rtt_s,
+                row.anchor_source or "",
+            )
+            if row.anchor_mono_ns is not None
+            else None
+        )
+    return found
+
+
+def flag_uncorrected(
+    conn: Connection, kiosk: KioskIdentity, rows: list[dict[str, Any]], now: datetime
+) -> list[dict[str, Any]]:
+    first_of_boot: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["time_status"] == "uncorrected":
+            first_of_boot.setdefault(r["boot_id"], r)
+    if not first_of_boot:
+        return []
+    flagged = set(
+        conn.execute(
+            select(anomalies.c.boot_id).where(
+                anomalies.c.kind == "uncorrected_time",
+                anomalies.c.kiosk_id == kiosk.kiosk_id,
+                anomalies.c.boot_id.in_(sorted(first_of_boot)),
+                anomalies.c.resolved_at.is_(None),
+            )
+        ).scalars()
+    )
+    return [
+        anomaly_row(
+            "uncorrected_time",
+            now,
+            kiosk_id=kiosk.kiosk_id,
+            site_id=kiosk.site_id,
+            boot_id=boot_id,
+            event_id=r["event_id"],
+            seq=r["seq"],
+            service_day=r["service_day"],
+            detail=f"boot {boot_id}: clock not synchronised and no offset known; "
+            "times as the kiosk's clock showed them",
+        )
+        for boot_id, r in first_of_boot.items()
+        if boot_id not in flagged
+    ]
+
+
+def apply_clock_samples(
+    conn: Connection,
+    kiosk: KioskIdentity,
+    samples: Sequence[ClockSample],
+    now: datetime,
+    rules: StayRules,
+) -> int:
+    """Store a kiosk's clock samples and move each boot's anchor to its latest one.
+
+    Events of a boot that arrived before the boot had any anchor (time_status "uncorrected")
+    are placed on true time now, their stays recomputed and the boot's anomaly resolved.
+    Returns the number of events corrected.
+    """
+    now_utc = to_utc_naive(now)
+    good = [s for s in samples if usable(s)]
+    if not good:
+        return 0
+    conn.execute(
+        dialect_insert(conn, clock_samples).on_conflict_do_nothing(),
+        [
+            {
+                "kiosk_id": kiosk.kiosk_id,
+                "boot_id": s.boot_id,
+                "monotonic_ns": s.monotonic_ns,
+                "device_time": to_utc_naive(s.device_time),
+                "offset_s": s.offset_s,
+                "rtt_s": s.rtt_s,
+                "source": s.source,
+                "received_at": now_utc,
+            }
+            for s in good
+        ],
+    )
+    latest: dict[str, Anchor] = {}
+    counts: dict[str, int] = defaultdict(int)
+    for s in good:
+        candidate = anchor_of(s)
+        counts[s.boot_id] += 1
+        if newer_anchor(latest.get(s.boot_id), candidate):
+            latest[s.boot_id] = candidate
+    current = anchors_of(conn, kiosk.kiosk_id, set(latest))
+    corrected = 0
+    for boot_id, anchor in sorted(latest.items()):
+        values = {
+            "anchor_mono_ns": anchor.mono_ns,
+            "anchor_time": anchor.true_time,
+            "anchor_offset_s": anchor.offset_s,
+            "anchor_rtt_s": anchor.rtt_s,
+            "anchor_source": anchor.source,
+        }
+        if boot_id not in current:
+            conn.execute(
+                dialect_insert(conn, boots).on_conflict_do_nothing(),
+                {
+                    "kiosk_id": kiosk.kiosk_id,
+                    "boot_id": boot_id,
+                    "first_seen_at": now_utc,
+                    "samples": counts[boot_id],
+                    **values,
+                },
+            )
+        else:
+            move = newer_anchor(current[boot_id], anchor)
+            conn.execute(
+                update(boots)
+                .where(boots.c.kiosk_id == kiosk.kiosk_id, boots.c.boot_id == boot_id)
+                .values(samples=boots.c.samples + counts[boot_id], **(values if move else {}))
+            )
+        corrected += _correct_boot(conn, kiosk, boot_id, anchor, now_utc, rules)
+    return corrected
+
+
+def _correct_boot(
+    conn: Connection,
+    kiosk: KioskIdentity,
+    boot_id: str,
+    anchor: Anchor,
+    now: datetime,
+    rules: StayRules,
+) -> int:
+    pending = conn.execute(
+        select(
+            events.c.event_id,
+            events.c.monotonic_ns,
+            events.c.device_time,
+            events.c.cadre_id,
+            events.c.service_day,
+        ).where(
+            events.c.kiosk_id == kiosk.kiosk_id,
+            events.c.boot_id == boot_id,
+            events.c.time_status == "uncorrected",
+        )
+    ).all()
+    if not pending:
+        return 0
+    changes = []
+    keys: set[tuple[str, date]] = set()
+    for row in pending:
+        corrected_time, status = correct(row.device_time, row.monotonic_ns, False, anchor)
+        day = rules.day.service_day(corrected_time)
+        changes.append(
+            {"b_event_id": row.event_id, "b_time": corrected_time, "b_day": day, "b_status": status}
+        )
+        keys.add((row.cadre_id, row.service_day))
+        keys.add((row.cadre_id, day))
+    conn.execute(
+        update(events)
+        .where(events.c.event_id == bindparam("b_event_id"))
+        .values(
+            corrected_time=bindparam("b_time"),
+            service_day=bindparam("b_day"),
+            time_status=bindparam("b_status"),
+        ),
+        changes,
+    )
+    conn.execute(
+        update(anomalies)
+        .where(
+            anomalies.c.kind == "uncorrected_time",
+            anomalies.c.kiosk_id == kiosk.kiosk_id,
+            anomalies.c.boot_id == boot_id,
+            anomalies.c.resolved_at.is_(None),
+        )
+        .values(resolved_at=now)
+    )
+    recompute(conn, keys, rules, now)
+    return len(changes)

@@ -1,0 +1,296 @@
+"""A kiosk's push: every event checked, the new ones stored, an answer for each.
+
+Events are stored idempotently on `event_id`. Each kiosk's hash chain is checked as events arrive
+(central/ingest/chain.py); gaps, forks and reused ids become rows of `anomalies`. Events that fail
+a check are not thrown away: they go to `rejected_events` with the reason, so the kiosk may move
+on and staff can look.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pydantic_core
+from pydantic import ValidationError
+from sqlalchemy import Engine, insert, select, update
+
+from central.anomalies import anomaly_row
+from central.db.bulk import bulk_insert, chunks, dialect_insert, write_transaction
+from central.db.schema import anomalies, boots, events, kiosks, rejected_events
+from central.ingest.chain import check_chain
+from central.ingest.clocks import anchors_of, flag_uncorrected
+from central.kiosks import KioskIdentity
+from central.stays import StayRules, mark_dirty, recompute
+from central.timefix import Anchor, correct, to_utc_naive
+from sync.events import INT64_MAX, Event
+from sync.protocol import EventResult, PushAnswer, field_problems
+
+BODY_KEEP = 8192
+
+
+@dataclass
+class _Rejection:
+    index: int
+    event_id: str | None
+    seq: int | None
+    reason: str
+    raw: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        # What a kiosk sent is kept for staff, but PostgreSQL text holds no NUL character
+        # (a reason names the fields, keys included, of what was sent).
+        self.reason = self.reason.replace("\x00", "\ufffd")
+        if self.event_id is not None:
+            self.event_id = self.event_id.replace("\x00", "\ufffd")
+
+
+def _identity_of(raw: dict[str, Any]) -> tuple[str | None, int | None]:
+    event_id = raw.get("event_id")
+    seq = raw.get("seq")
+    return (
+        # A UUID's 36 characters: the anomaly naming the rejection keeps no more (PostgreSQL
+        # refuses a longer value where SQLite stores it); the whole body is kept apart.
+        str(event_id)[:36] if isinstance(event_id, str) else None,
+        # Kept for staff to see only when the column can hold it (a rejected seq may be huge).
+        seq
+        if isinstance(seq, int) and not isinstance(seq, bool) and -INT64_MAX <= seq <= INT64_MAX
+        else None,
+    )
+
+
+def check_event(raw: dict[str, Any], kiosk: KioskIdentity) -> tuple[Event | None, str | None]:
+    """(event, None) when it may be stored; (None or event, reason) when it is refused."""
+    try:
+        event = Event.model_validate(raw)
+    except ValidationError as exc:
+        return None, "; ".join(f"{p.field}: {p.reason}" for p in field_problems(exc))
+    except ValueError as exc:  # model_post_init's own checks
+        return None, str(exc)
+    if event.kiosk_id != kiosk.kiosk_id:
+        return event, f"kiosk_id {event.kiosk_id!r} is not the sending kiosk {kiosk.kiosk_id!r}"
+    if event.site_id != kiosk.site_id:
+        return event, f"site_id {event.site_id!r} is not this kiosk's site {kiosk.site_id!r}"
+    if not _hash_matches(event):
+        return event, "hash does not match the event's fields (altered or damaged)"
+    return event, None
+
+
+def _hash_matches(event: Event) -> bool:
+    """event.hash_is_valid(), quicker: pydantic's JSON writer gives the same canonical bytes
+    for these fields as sync.events' json.dumps, in a third of the time. Only a match is taken
+    from it; a mismatch is judged by the reference."""
+    wire = event.wire()
+    claimed = wire.pop("hash")
+    quick = hashlib.sha256(pydantic_core.to_json({k: wire[k] for k in sorted(wire)})).hexdigest()
+    return quick == claimed or event.hash_is_valid()
+
+
+def event_row(
+    event: Event, anchor: Anchor | None, rules: StayRules, now: datetime, event_id: str = ""
+) -> dict:
+    device = to_utc_naive(event.device_time)
+    offset = event.device_time.utcoffset()
+    corrected, status = correct(device, event.monotonic_ns, event.clock_trusted, anchor)
+    return {
+        "event_id": event_id or str(event.event_id),
+        "kiosk_id": event.kiosk_id,
+        "site_id": event.site_id,
+        "seq": event.seq,
+        "cadre_id": event.cadre_id,
+        "badge_serial": event.badge_serial,
+        "kind": event.kind,
+        "source": event.source,
+        "device_time": device,
+        "device_utc_offset_min": int(offset.total_seconds() // 60) if offset else 0,
+        "boot_id": event.boot_id,
+        "monotonic_ns": event.monotonic_ns,
+        "clock_trusted": event.clock_trusted,
+        "operator": event.operator,
+        "reason": event.reason,
+        "corrects": str(event.corrects) if event.corrects else None,
+        "flags": json.dumps(event.flags, ensure_ascii=False) if event.flags else "[]",
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+        "corrected_time": corrected,
+        "time_status": status,
+        "service_day": rules.day.service_day(corrected),
+        "received_at": now,
+    }
+
+
+def ingest_events(
+    engine: Engine,
+    kiosk: KioskIdentity,
+    raw_events: Sequence[dict[str, Any]],
+    now: datetime,
+    rules: StayRules,
+    defer_stays: bool = False,
+) -> PushAnswer:
+    """Check and store one pushed batch; answer for every event, in order.
+
+    Idempotent on event_id: sending a batch again stores nothing twice. A bad event is answered
+    "rejected" (and kept in rejected_events) without holding back the good ones. The stays of
+    the cadres concerned are recomputed in the same transaction, or with `defer_stays` only
+    queued for central.stays.refresh (the API does that, so a kiosk's answer never waits for
+    pairing).
+    """
+    now_utc = to_utc_naive(now)
+    results: list[EventResult | None] = [None] * len(raw_events)
+    rejections: list[_Rejection] = []
+    accepted: dict[str, tuple[int, Event]] = {}
+    for index, raw in enumerate(raw_events):
+        event, reason = check_event(raw, kiosk)
+        if reason is not None:
+            event_id, seq = _identity_of(raw)
+            rejections.append(_Rejection(index, event_id, seq, reason, dict(raw)))
+            continue
+        assert event is not None
+        key = str(event.event_id)
+        earlier = accepted.get(key)
+        if earlier is not None:
+            if earlier[1].hash == event.hash:
+                results[index] = EventResult(
+                    index=index, event_id=key, seq=event.seq, status="duplicate"
+                )
+            else:
+                rejections.append(
+                    _Rejection(index, key, event.seq, "event_id twice in one batch", dict(raw))
+                )
+            continue
+        accepted[key] = (index, event)
+
+    found: list[dict[str, Any]] = []
+    with write_transaction(engine) as conn:
+        head = conn.execute(
+            select(kiosks.c.chain_seq, kiosks.c.chain_hash, kiosks.c.max_seq)
+            .where(kiosks.c.kiosk_id == kiosk.kiosk_id)
+            .with_for_update()
+        ).one()
+        boot_ids = {event.boot_id for _, event in accepted.values()}
+        anchors = anchors_of(conn, kiosk.kiosk_id, boot_ids)
+        new_boots = sorted(boot_ids - set(anchors))
+        if new_boots:
+            conn.execute(
+                dialect_insert(conn, boots).on_conflict_do_nothing(),
+                [
+                    {"kiosk_id": kiosk.kiosk_id, "boot_id": b, "first_seen_at": now_utc}
+                    for b in new_boots
+                ],
+            )
+        # The kiosk's row is locked (or, on SQLite, every writer of this process waits), so
+        # what is not stored yet cannot be stored by anyone else before this transaction ends:
+        # the new rows go in with a plain INSERT (COPY on PostgreSQL). Only another kiosk
+        # reusing these very event ids at the same instant could collide; that push then fails
+        # whole and is sent again, and is answered by the conflict check below.
+        stored_hash: dict[str, str] = {}
+        for chunk in chunks(list(accepted)):
+            for row in conn.execute(
+                select(events.c.event_id, events.c.hash).where(events.c.event_id.in_(chunk))
+            ):
+                stored_hash[row.event_id] = row.hash
+        rows = [
+            event_row(event, anchors.get(event.boot_id), rules, now_utc, key)
+            for key, (_, event) in accepted.items()
+            if key not in stored_hash
+        ]
+        bulk_insert(conn, events, rows)
+        inserted = {r["event_id"] for r in rows}
+        for key, (index, event) in accepted.items():
+            if key in inserted:
+                results[index] = EventResult(
+                    index=index, event_id=key, seq=event.seq, status="stored"
+                )
+            elif stored_hash.get(key) == event.hash:
+                results[index] = EventResult(
+                    index=index, event_id=key, seq=event.seq, status="duplicate"
+                )
+            else:
+                reason = "event_id already used by a different event"
+                rejections.append(_Rejection(index, key, event.seq, reason, event.wire()))
+                found.append(
+                    anomaly_row(
+                        "event_conflict",
+                        now_utc,
+                        kiosk_id=kiosk.kiosk_id,
+                        site_id=kiosk.site_id,
+                        event_id=key,
+                        seq=event.seq,
+                        detail=f"seq {event.seq}: {reason}",
+                    )
+                )
+        for rejection in rejections:
+            results[rejection.index] = EventResult(
+                index=rejection.index,
+                event_id=rejection.event_id,
+                seq=rejection.seq,
+                status="rejected",
+                reason=rejection.reason,
+            )
+        if rejections:
+            conn.execute(
+                insert(rejected_events),
+                [
+                    {
+                        "kiosk_id": kiosk.kiosk_id,
+                        "received_at": now_utc,
+                        "event_id": r.event_id,
+                        "seq": r.seq,
+                        "reason": r.reason,
+                        "body": json.dumps(r.raw, ensure_ascii=False, default=str)[:BODY_KEEP],
+                    }
+                    for r in rejections
+                ],
+            )
+            found.extend(
+                anomaly_row(
+                    "rejected_event",
+                    now_utc,
+                    kiosk_id=kiosk.kiosk_id,
+                    site_id=kiosk.site_id,
+                    event_id=r.event_id,
+                    seq=r.seq,
+                    detail=f"seq {r.seq}: {r.reason}"[:2000],
+                )
+                for r in rejections
+                if r.reason != "event_id already used by a different event"
+            )
+
+        new_rows = [r for r in rows if r["event_id"] in inserted]
+        chain_values: dict[str, Any] = {}
+        if new_rows:
+            chain_values, chain_found = check_chain(conn, kiosk, head, new_rows, now_utc)
+            found.extend(chain_found)
+            found.extend(flag_uncorrected(conn, kiosk, new_rows, now_utc))
+        if found:
+            conn.execute(insert(anomalies), found)
+        keys = {(r["cadre_id"], r["service_day"]) for r in new_rows}
+        targets = sorted({r["corrects"] for r in new_rows if r["corrects"]})
+        for chunk in chunks(targets):
+            for row in conn.execute(
+                select(events.c.cadre_id, events.c.service_day).where(events.c.event_id.in_(chunk))
+            ):
+                keys.add((row.cadre_id, row.service_day))
+        if defer_stays:
+            mark_dirty(conn, keys)
+        else:
+            recompute(conn, keys, rules, now_utc)
+        conn.execute(
+            update(kiosks)
+            .where(kiosks.c.kiosk_id == kiosk.kiosk_id)
+            .values(last_push_at=now_utc, **chain_values)
+        )
+
+    final = [r for r in results if r is not None]
+    assert len(final) == len(raw_events)
+    return PushAnswer(
+        server_time=now,
+        results=final,
+        stored=sum(r.status == "stored" for r in final),
+        duplicates=sum(r.status == "duplicate" for r in final),
+        rejected=sum(r.status == "rejected" for r in final),
+    )
