@@ -15,10 +15,10 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from central import kiosks
-from central.app import Central, central_of
 from central.ingest.heartbeat import record_heartbeat
 from central.ingest.push import ingest_events
 from central.kiosks import EnrolmentRefused, KioskIdentity
+from central.services import Central, central_of
 from sync.protocol import (
     API_PREFIX,
     EnrolAnswer,

@@ -1,8 +1,9 @@
 """The central server's Flask application factory.
 
-Everything a request handler needs hangs off `app.extensions["central"]` (a `Central`), reached
-with `central_of()`: the settings, the engine, the clock, the stay rules and the stays refresher.
-Blueprints register here: the ingest API (central/api.py) and the staff pages.
+Everything a request handler needs hangs off `app.extensions["central"]` (a `Central`, defined in
+central/services.py), reached with `central_of()`: the settings, the engine, the clock, the stay
+rules and the stays refresher. Blueprints register here: the ingest API (central/api.py) and the
+staff pages (central/web/).
 
 With TESTING set, the stays refresher runs no thread of its own: a test that pushes through the
 API calls `central_of(app).stays.drain()` before it looks at stays.
@@ -11,39 +12,21 @@ API calls `central_of(app).stays.drain()` before it looks at stays.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from sqlalchemy import Engine
 
 from central import settings as central_settings
+from central.api import api
 from central.db.engine import create_schema, make_engine
+from central.services import Central, utc_now
 from central.settings import CentralSettings
 from central.stays import StayRefresher, StayRules
 from central.stays import queued as queued_stays
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class Central:
-    """What the centre's code needs at request time."""
-
-    instance: Path
-    settings: CentralSettings
-    engine: Engine
-    now: Callable[[], datetime]  # aware UTC; a seam so tests can move time
-    rules: StayRules  # how records pair into stays (from the settings)
-    stays: StayRefresher  # recomputes queued stays behind the ingest API
-
-
-def central_of(app: Flask | None = None) -> Central:
-    return (app or current_app).extensions["central"]
+from central.web import init_app as init_staff_pages
 
 
 def create_app(
@@ -89,10 +72,6 @@ def create_app(
         if queued_stays(conn):  # left over from before a restart
             refresher.poke()
 
-    from central.api import api
-
     app.register_blueprint(api)
-    from central.web import init_app as init_staff_pages
-
     init_staff_pages(app)
     return app

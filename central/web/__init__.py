@@ -10,17 +10,18 @@ from __future__ import annotations
 from flask import Flask, redirect, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from central.services import central_of
+from central.web import i18n
+from central.web.blueprint import staff
+from central.web.context import new_state
+from central.web.indexes import ensure_indexes
+from central.web.security import SECRET_FILE, load_or_create_secret
+from central.web.views import load_views
+
 __all__ = ["init_app"]
 
 
 def init_app(app: Flask) -> None:
-    from central.web import i18n
-    from central.web.blueprint import staff
-    from central.web.context import central_of, new_state
-    from central.web.indexes import ensure_indexes
-    from central.web.security import SECRET_FILE, load_or_create_secret
-    from central.web.views import load_views
-
     load_views()
     central = central_of(app)
     settings = central.settings

@@ -1,6 +1,6 @@
 """What the staff pages need from the application: the store, the settings, the clock.
 
-The centre's shared state is `central.app.Central` on `app.extensions["central"]`; the staff
+The centre's shared state is `central.services.Central` on `app.extensions["central"]`; the staff
 pages add their own (the login throttle) on `app.extensions["staff"]`. Views reach both through
 `state()` instead of module globals, as tests build many apps in one process.
 """
@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import Engine
 
-from central.app import Central, central_of
+from central.services import Central
 from central.settings import CentralSettings
 from central.stays import StayRules
 from central.web.security import LoginThrottle
@@ -68,4 +68,4 @@ def new_state(app_central: Central) -> StaffState:
     )
 
 
-__all__ = ["StaffState", "central_of", "new_state", "state"]
+__all__ = ["StaffState", "new_state", "state"]

@@ -9,8 +9,9 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from central.app import central_of, create_app
+from central.app import create_app
 from central.db.schema import events
+from central.services import central_of
 from sync.agent import AgentTuning, SyncAgent
 from sync.client import CentralClient
 from sync.protocol import PushAnswer

@@ -14,8 +14,9 @@ from PIL import Image
 
 from central import cli as central_cli
 from central import kiosks, roster
-from central.app import central_of, create_app
+from central.app import create_app
 from central.roster import RosterRow
+from central.services import central_of
 from kiosk import cli as kiosk_cli
 from kiosk import enrolment
 from kiosk import settings as kiosk_settings

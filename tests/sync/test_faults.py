@@ -6,8 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from central.app import central_of, create_app
+from central.app import create_app
 from central.db.schema import events, kiosks
+from central.services import central_of
 from sync.agent import AgentTuning, SyncAgent
 from sync.client import CentralClient
 from tests.fakes.faulty_proxy import FAULTS, FaultPlan, FaultyProxy

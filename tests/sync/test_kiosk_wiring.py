@@ -12,8 +12,9 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 
 from central import kiosks, stays
-from central.app import central_of, create_app
+from central.app import create_app
 from central.db.schema import events, kiosk_status
+from central.services import central_of
 from kiosk import enrolment
 from kiosk.clock import TimeKeeper
 from kiosk.roster import RosterStore

@@ -1,0 +1,40 @@
+"""What the centre's request handlers need, on `app.extensions["central"]`: a `Central`.
+
+Defined below both the application factory (central/app.py) and what it registers (the kiosk API,
+central/api.py, and the staff pages, central/web/), so those import this module and never the
+factory. `central_of()` reaches it from a request, or from an app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flask import Flask, current_app
+from sqlalchemy import Engine
+
+from central.settings import CentralSettings
+from central.stays import StayRefresher, StayRules
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Central:
+    """What the centre's code needs at request time."""
+
+    instance: Path
+    settings: CentralSettings
+    engine: Engine
+    now: Callable[[], datetime]  # aware UTC; a seam so tests can move time
+    rules: StayRules  # how records pair into stays (from the settings)
+    stays: StayRefresher  # recomputes queued stays behind the ingest API
+
+
+def central_of(app: Flask | None = None) -> Central:
+    central: Central = (app or current_app).extensions["central"]
+    return central
