@@ -40,12 +40,13 @@ import requests
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from central import kiosks, roster, stays
+from central import kiosks, roster
 from central.db.engine import create_schema, make_engine
 from central.db.schema import events as events_table
 from central.db.schema import kiosks as kiosks_table
 from central.db.schema import stays as stays_table
-from central.roster import RosterRow
+from central.roster_file import RosterRow
+from central.stays import store as stay_store
 from kiosk.store import DiskIO, EventLog, StoreConfig
 from sync.agent import AgentTuning, SyncAgent
 from sync.client import CentralClient
@@ -264,7 +265,7 @@ def wait_for_stays(centre: Centre, since: float, limit_s: float = 600) -> float:
     """Seconds from `since` until the centre's stays queue is empty."""
     while True:
         with centre.engine.connect() as conn:
-            if not stays.queued(conn):
+            if not stay_store.queued(conn):
                 return time.perf_counter() - since
         if time.perf_counter() - since > limit_s:
             return float("inf")

@@ -1,13 +1,20 @@
 """Anomalies: what the centre's checks find, as rows of the `anomalies` table.
 
 Ingest (central/ingest/) writes chain gaps and forks, reused event ids, rejected events and
-uncorrected clocks; the stays code (central/stays/) writes what pairing finds.
+uncorrected clocks; the stays code (central/stays/) writes what pairing finds. `anomaly_list`
+reads them back for the anomalies page.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
 from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select
+
+from central.db.schema import anomalies, stays
+from central.stays.pairing import StayRules
 
 
 def anomaly_row(kind: str, now: datetime, **values: Any) -> dict[str, Any]:
@@ -26,3 +33,65 @@ def anomaly_row(kind: str, now: datetime, **values: Any) -> dict[str, Any]:
     }
     row.update(values)
     return row
+
+
+def anomaly_list(
+    conn: Connection,
+    start: date,
+    end: date,
+    now: datetime,
+    rules: StayRules,
+    kinds: Sequence[str] | None = None,
+    site_id: str | None = None,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """Anomalies of service days [start, end] (and kiosk ones without a day), newest first.
+
+    Besides the stored rows, a stay still open on a day that is over is listed as
+    "no_departure" (it is only known once the day ends).
+    """
+    now = now.replace(tzinfo=None) if now.tzinfo else now
+    query = select(anomalies).where(
+        or_(
+            and_(anomalies.c.service_day >= start, anomalies.c.service_day <= end),
+            anomalies.c.service_day.is_(None),
+        )
+    )
+    if kinds:
+        query = query.where(anomalies.c.kind.in_(kinds))
+    if site_id is not None:
+        query = query.where(anomalies.c.site_id == site_id)
+    rows = [
+        dict(r._mapping)
+        for r in conn.execute(query.order_by(anomalies.c.anomaly_id.desc()).limit(limit))
+    ]
+    if not kinds or "no_departure" in kinds:
+        today = rules.day.service_day(now)
+        last_closed_day = min(end, today - timedelta(days=1))
+        if last_closed_day >= start:
+            open_query = select(stays).where(
+                stays.c.state == "open",
+                stays.c.service_day >= start,
+                stays.c.service_day <= last_closed_day,
+            )
+            if site_id is not None:
+                open_query = open_query.where(stays.c.site_id == site_id)
+            for stay in conn.execute(open_query.limit(limit)):
+                rows.append(
+                    {
+                        "anomaly_id": None,
+                        "kind": "no_departure",
+                        "kiosk_id": stay.arrival_kiosk_id,
+                        "site_id": stay.site_id,
+                        "cadre_id": stay.cadre_id,
+                        "service_day": stay.service_day,
+                        "event_id": stay.arrival_event_id,
+                        "seq": None,
+                        "boot_id": None,
+                        "detail": f"arrival at {stay.arrival_time:%Y-%m-%d %H:%M:%S} UTC "
+                        "has no departure",
+                        "detected_at": None,
+                        "resolved_at": None,
+                    }
+                )
+    return rows[:limit]

@@ -24,8 +24,9 @@ from central.api import api
 from central.db.engine import create_schema, make_engine
 from central.services import Central, utc_now
 from central.settings import CentralSettings
-from central.stays import StayRefresher, StayRules
-from central.stays import queued as queued_stays
+from central.stays.pairing import StayRules
+from central.stays.refresher import StayRefresher
+from central.stays.store import queued as queued_stays
 from central.web import init_app as init_staff_pages
 
 

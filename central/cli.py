@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import click
 from sqlalchemy import Engine, inspect, select
 
-from central import badges, fonts, keys, roster
+from central import badges, fonts, keys, roster, roster_file
 from central import settings as central_settings
 from central.db import schema
 from central.db.engine import create_schema, make_engine
@@ -102,8 +102,8 @@ def roster_import_command(instance: Path, file: Path) -> None:
             def set_total(rows: int) -> None:
                 bar.length = max(rows, 1)
 
-            parsed = roster.read_roster_file(file, progress=bar.update, on_total=set_total)
-    except roster.RosterFileError as exc:
+            parsed = roster_file.read_roster_file(file, progress=bar.update, on_total=set_total)
+    except roster_file.RosterFileError as exc:
         raise click.ClickException(str(exc)) from exc
     if parsed.ignored_columns:
         click.echo(f"note: ignored columns: {', '.join(parsed.ignored_columns)}", err=True)

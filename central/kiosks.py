@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from central import roster
-from central.db.schema import cadres, enrolment_codes, kiosks, pushed_settings, sites
+from central.db.schema import cadres, enrolment_codes, kiosk_status, kiosks, pushed_settings, sites
 from central.keys import KeyFileError, public_keyring
 from central.timefix import to_utc_naive
 from sync.badge_token import public_key_to_text
@@ -237,8 +237,48 @@ def list_kiosks(conn: Connection) -> list[dict[str, Any]]:
 
 # --- what a kiosk pulls ----------------------------------------------------------------------
 
+
 # A delta bigger than this (a whole roster re-imported) is sent as a full roster of the site
 # instead: it is smaller than listing every other site's changed cadre as "removed".
+def kiosk_health(conn: Connection, now: datetime, dead_after_s: int) -> list[dict[str, Any]]:
+    """Every kiosk with its latest heartbeat; `dead`: enrolled, not revoked, silent too long."""
+    now = now.replace(tzinfo=None) if now.tzinfo else now
+    rows = conn.execute(
+        select(
+            kiosks.c.kiosk_id,
+            kiosks.c.site_id,
+            kiosks.c.name,
+            kiosks.c.enrolled_at,
+            kiosks.c.revoked_at,
+            kiosks.c.last_push_at,
+            kiosks.c.chain_seq,
+            kiosks.c.max_seq,
+            kiosk_status.c.received_at.label("last_heartbeat_at"),
+            kiosk_status.c.app_version,
+            kiosk_status.c.queue_length,
+            kiosk_status.c.last_scan_at,
+            kiosk_status.c.camera_ok,
+            kiosk_status.c.camera_detail,
+            kiosk_status.c.clock_trusted,
+            kiosk_status.c.clock_offset_s,
+            kiosk_status.c.disk_free_bytes,
+            kiosk_status.c.ready,
+            kiosk_status.c.ready_detail,
+        )
+        .select_from(kiosks.outerjoin(kiosk_status, kiosk_status.c.kiosk_id == kiosks.c.kiosk_id))
+        .order_by(kiosks.c.site_id, kiosks.c.kiosk_id)
+    )
+    result = []
+    for row in rows:
+        data = dict(row._mapping)
+        last = data["last_heartbeat_at"]
+        active = data["enrolled_at"] is not None and data["revoked_at"] is None
+        data["dead"] = active and (last is None or (now - last).total_seconds() > dead_after_s)
+        data["silent_s"] = None if last is None else int((now - last).total_seconds())
+        result.append(data)
+    return result
+
+
 FULL_ROSTER_AFTER = 500
 
 

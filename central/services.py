@@ -16,7 +16,8 @@ from flask import Flask, current_app
 from sqlalchemy import Engine
 
 from central.settings import CentralSettings
-from central.stays import StayRefresher, StayRules
+from central.stays.pairing import StayRules
+from central.stays.refresher import StayRefresher
 
 
 def utc_now() -> datetime:

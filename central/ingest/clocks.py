@@ -20,7 +20,8 @@ from central.anomalies import anomaly_row
 from central.db.bulk import dialect_insert
 from central.db.schema import anomalies, boots, clock_samples, events
 from central.kiosks import KioskIdentity
-from central.stays import StayRules, recompute
+from central.stays.pairing import StayRules
+from central.stays.store import recompute
 from central.timefix import Anchor, anchor_of, correct, newer_anchor, to_utc_naive, usable
 from sync.protocol import ClockSample
 

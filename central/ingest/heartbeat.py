@@ -10,7 +10,7 @@ from central.db.bulk import dialect_insert, write_transaction
 from central.db.schema import kiosk_status
 from central.ingest.clocks import apply_clock_samples
 from central.kiosks import KioskIdentity
-from central.stays import StayRules
+from central.stays.pairing import StayRules
 from central.timefix import to_utc_naive
 from sync.protocol import Heartbeat
 

@@ -25,7 +25,8 @@ from central.db.schema import anomalies, boots, events, kiosks, rejected_events
 from central.ingest.chain import check_chain
 from central.ingest.clocks import anchors_of, flag_uncorrected
 from central.kiosks import KioskIdentity
-from central.stays import StayRules, mark_dirty, recompute
+from central.stays.pairing import StayRules
+from central.stays.store import mark_dirty, recompute
 from central.timefix import Anchor, correct, to_utc_naive
 from sync.events import INT64_MAX, Event
 from sync.protocol import EventResult, PushAnswer, field_problems
@@ -136,7 +137,7 @@ def ingest_events(
     Idempotent on event_id: sending a batch again stores nothing twice. A bad event is answered
     "rejected" (and kept in rejected_events) without holding back the good ones. The stays of
     the cadres concerned are recomputed in the same transaction, or with `defer_stays` only
-    queued for central.stays.refresh (the API does that, so a kiosk's answer never waits for
+    queued for central.stays.store.refresh (the API does that, so a kiosk's answer never waits for
     pairing).
     """
     now_utc = to_utc_naive(now)

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from central.services import Central
 from central.settings import CentralSettings
-from central.stays import StayRules
+from central.stays.pairing import StayRules
 from central.web.security import LoginThrottle
 
 

@@ -1,6 +1,6 @@
 """What the staff pages read from the store, shaped for the templates.
 
-Counting and pairing belong to central/stays.py (one definition of "present", "absent", ...);
+Counting and pairing belong to central/stays/ (one definition of "present", "absent", ...);
 this module calls it and adds what only the pages need: a site's list of cadres with their
 status, a cadre's timeline with corrections and anomalies, searches. Each function is a few
 indexed queries: the all-sites page must render in 300 ms and a cadre's timeline in 100 ms with
@@ -20,9 +20,14 @@ from typing import Any
 
 from sqlalchemy import Connection, case, or_, select
 
-from central import roster, stays
+from central import roster
+from central.anomalies import anomaly_list
 from central.db import schema
-from central.stays import StayRules
+from central.kiosks import kiosk_health
+from central.stays import queries as stay_queries
+from central.stays import store as stay_store
+from central.stays.pairing import StayRules
+from central.stays.queries import SiteDay
 
 CHART_SLOT_MINUTES = 15
 ANOMALY_ROWS = 500
@@ -64,7 +69,7 @@ def _flags(value: str | list[Any] | None) -> list[str]:
 
 
 def kiosk_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A row of stays.kiosk_health with its times made aware for the templates."""
+    """A row of central.kiosks.kiosk_health with its times made aware for the templates."""
     for name in ("last_heartbeat_at", "last_scan_at", "enrolled_at", "revoked_at", "last_push_at"):
         if name in row:
             row[name] = aware(row[name])
@@ -73,7 +78,7 @@ def kiosk_row(row: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class SiteRow:
-    summary: stays.SiteDay
+    summary: SiteDay
     kiosks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -85,7 +90,7 @@ class SiteRow:
 class Overview:
     day: date
     sites: list[SiteRow]
-    totals: stays.SiteDay
+    totals: SiteDay
     kiosks: list[dict[str, Any]]
     pending: int = 0  # (cadre, day) pairs whose stays the refresher has not paired yet
 
@@ -94,8 +99,8 @@ class Overview:
         return [k for k in self.kiosks if k["dead"]]
 
 
-def _totals(rows: Sequence[stays.SiteDay]) -> stays.SiteDay:
-    return stays.SiteDay(
+def _totals(rows: Sequence[SiteDay]) -> SiteDay:
+    return SiteDay(
         site_id="",
         site_name="",
         expected=sum(r.expected for r in rows),
@@ -111,15 +116,15 @@ def _totals(rows: Sequence[stays.SiteDay]) -> stays.SiteDay:
 def overview(
     conn: Connection, day: date, now: datetime, rules: StayRules, dead_after_s: int
 ) -> Overview:
-    summaries = stays.all_sites_summary(conn, day, now, rules)
-    health = [kiosk_row(k) for k in stays.kiosk_health(conn, now, dead_after_s)]
+    summaries = stay_queries.all_sites_summary(conn, day, now, rules)
+    health = [kiosk_row(k) for k in kiosk_health(conn, now, dead_after_s)]
     rows = {s.site_id: SiteRow(s) for s in summaries}
     for kiosk in health:
         if kiosk["site_id"] not in rows:
-            rows[kiosk["site_id"]] = SiteRow(stays.SiteDay(kiosk["site_id"], "", 0, 0, 0, 0, 0, 0))
+            rows[kiosk["site_id"]] = SiteRow(SiteDay(kiosk["site_id"], "", 0, 0, 0, 0, 0, 0))
         rows[kiosk["site_id"]].kiosks.append(kiosk)
     ordered = [rows[site_id] for site_id in sorted(rows)]
-    return Overview(day, ordered, _totals(summaries), health, stays.queued(conn))
+    return Overview(day, ordered, _totals(summaries), health, stay_store.queued(conn))
 
 
 def site_names(conn: Connection) -> list[tuple[str, str]]:
@@ -154,7 +159,7 @@ class SitePage:
     name: str
     day: date
     cadres: list[CadreDay]
-    summary: stays.SiteDay
+    summary: SiteDay
     arrivals_per_slot: list[tuple[datetime, int]]
     kiosks: list[dict[str, Any]]
 
@@ -166,9 +171,9 @@ def site_page(
     conn: Connection, site_id: str, day: date, now: datetime, rules: StayRules, dead_after_s: int
 ) -> SitePage | None:
     """The site's cadres (its roster, and anyone else seen there) and their status on `day`."""
-    summary = stays.site_day_summary(conn, site_id, day, now, rules)
+    summary = stay_queries.site_day_summary(conn, site_id, day, now, rules)
     kiosks = [
-        kiosk_row(k) for k in stays.kiosk_health(conn, now, dead_after_s) if k["site_id"] == site_id
+        kiosk_row(k) for k in kiosk_health(conn, now, dead_after_s) if k["site_id"] == site_id
     ]
     if not summary.site_name and not summary.expected and not summary.arrived and not kiosks:
         return None
@@ -190,7 +195,7 @@ def site_page(
             people[r.cadre_id] = CadreDay(r.cadre_id, r.name, r.unit or "", False)
         for cadre_id in visitors:
             people.setdefault(cadre_id, CadreDay(cadre_id, "", "", False))
-    present = {r["cadre_id"] for r in stays.present_cadres(conn, site_id, day, now, rules)}
+    present = {r["cadre_id"] for r in stay_queries.present_cadres(conn, site_id, day, now, rules)}
     for stay in stay_rows:
         person = people[stay.cadre_id]
         person.stays += 1
@@ -213,7 +218,7 @@ def site_page(
         else:
             person.status = "departed" if person.status == "absent" else person.status
     ordered = sorted(people.values(), key=lambda p: (STATUS_ORDER.get(p.status, 5), p.cadre_id))
-    histogram = stays.arrivals_histogram(conn, site_id, day, rules, CHART_SLOT_MINUTES)
+    histogram = stay_queries.arrivals_histogram(conn, site_id, day, rules, CHART_SLOT_MINUTES)
     busy = [i for i, (_, count) in enumerate(histogram) if count]
     slots = (
         [(aware(start), count) for start, count in histogram[busy[0] : busy[-1] + 1]]
@@ -255,9 +260,9 @@ def timeline(conn: Connection, cadre_id: str, first_day: date, last_day: date) -
         site = conn.execute(
             select(schema.sites.c.name).where(schema.sites.c.site_id == cadre["site_id"])
         ).scalar_one_or_none()
-    events = stays.events_for_cadre(conn, cadre_id, first_day, last_day)
+    events = stay_queries.events_for_cadre(conn, cadre_id, first_day, last_day)
     events.reverse()
-    stay_rows = stays.stays_for_cadre(conn, cadre_id, first_day, last_day)
+    stay_rows = stay_queries.stays_for_cadre(conn, cadre_id, first_day, last_day)
     stay_rows.reverse()
     correction_rows = [
         dict(r._mapping)
@@ -360,7 +365,7 @@ def anomalies(
     site_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], Counter[str]]:
     """Anomalies of the days (newest first, at most ANOMALY_ROWS) and how many of each kind."""
-    found = stays.anomaly_list(
+    found = anomaly_list(
         conn, first_day, last_day, now, rules, site_id=site_id, limit=20 * ANOMALY_ROWS
     )
     counts = Counter(row["kind"] for row in found)

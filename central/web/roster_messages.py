@@ -1,5 +1,5 @@
-"""The roster reader's problems (central/roster.py, English for the command line) in the page's
-language.
+"""The roster reader's problems (central/roster_file.py, English for the command line) in the
+page's language.
 
 Each reason the reader writes is matched by a pattern and said again through gettext, with the
 values it carries. A reason no pattern knows is shown as it is rather than hidden; a test feeds

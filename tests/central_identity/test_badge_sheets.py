@@ -11,7 +11,7 @@ import pytest
 import zxingcpp
 from pyzbar import pyzbar
 
-from central import badges, fonts, roster
+from central import badges, fonts, roster, roster_file
 from sync.badge_token import verify_token
 
 PRINT_DPI = 150
@@ -28,7 +28,7 @@ CADRES = [
 
 def fill(engine):
     rows = [
-        roster.RosterRow(line, cadre_id, name, unit, site, None)
+        roster_file.RosterRow(line, cadre_id, name, unit, site, None)
         for line, (cadre_id, name, unit, site) in enumerate(CADRES, start=2)
     ]
     roster.import_roster(engine, rows)

@@ -9,7 +9,7 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import Engine
 
-from central import roster
+from central import roster, roster_file
 from central.db import schema
 
 HEADER_ZH = "编号,姓名,单位,站点"
@@ -21,7 +21,7 @@ def write_csv(path: Path, lines: list[str], encoding: str = "utf-8") -> Path:
 
 
 def import_file(engine: Engine, path: Path) -> roster.ImportResult:
-    return roster.import_parsed(engine, roster.read_roster_file(path))
+    return roster.import_parsed(engine, roster_file.read_roster_file(path))
 
 
 def snapshot(engine: Engine) -> tuple[list[dict], list[dict], int]:
@@ -66,7 +66,7 @@ def test_utf8_bom_csv_with_padded_english_headers(central_engine, tmp_path):
 
 def test_utf8_without_bom_and_unknown_columns_ignored(central_engine, tmp_path):
     path = write_csv(tmp_path / "r.csv", ["姓名,电话,编号", "宋昕,13800000000,X1"])
-    parsed = roster.read_roster_file(path)
+    parsed = roster_file.read_roster_file(path)
     assert parsed.ignored_columns == ["电话"]
     roster.import_roster(central_engine, parsed.rows)
     assert cadre(central_engine, "X1")["name"] == "宋昕"
@@ -108,7 +108,7 @@ def test_every_bad_row_is_reported_with_its_line_and_nothing_changes(central_eng
             "C5," + "长" * 65 + ",x,S1",
         ],
     )
-    parsed = roster.read_roster_file(path)
+    parsed = roster_file.read_roster_file(path)
     reasons = {(p.line, p.reason.split(" ")[0]) for p in parsed.problems}
     assert reasons == {
         (4, "missing"),
@@ -128,7 +128,7 @@ def test_failure_while_writing_rolls_everything_back(central_engine, tmp_path):
     import_file(central_engine, write_csv(tmp_path / "a.csv", [HEADER_ZH, "C1,宋昕,东城区,S1"]))
     before = snapshot(central_engine)
     rows = [f"N{i:05d},姓名{i},单位,S{i % 3}" for i in range(5000)]
-    parsed = roster.read_roster_file(
+    parsed = roster_file.read_roster_file(
         write_csv(tmp_path / "b.csv", [HEADER_ZH, "C1,改名,x,S9", *rows])
     )
 
@@ -184,7 +184,7 @@ def test_untrusted_text_is_stored_literally_or_refused_with_a_reason(central_eng
             "C4,宋昕,东城区," + "站" * 65,
         ],
     )
-    parsed = roster.read_roster_file(path)
+    parsed = roster_file.read_roster_file(path)
     assert {p.line: p.reason for p in parsed.problems} == {
         3: "name contains a control or invisible character (U+202E)",
         4: "unit contains a control or invisible character (U+0007)",
@@ -197,27 +197,27 @@ def test_untrusted_text_is_stored_literally_or_refused_with_a_reason(central_eng
 
 
 def test_file_level_problems(tmp_path):
-    with pytest.raises(roster.RosterFileError, match="required columns"):
-        roster.read_roster_file(write_csv(tmp_path / "a.csv", ["单位,站点", "x,y"]))
-    with pytest.raises(roster.RosterFileError, match="two columns for name"):
-        roster.read_roster_file(write_csv(tmp_path / "b.csv", ["编号,姓名,name", "1,a,b"]))
+    with pytest.raises(roster_file.RosterFileError, match="required columns"):
+        roster_file.read_roster_file(write_csv(tmp_path / "a.csv", ["单位,站点", "x,y"]))
+    with pytest.raises(roster_file.RosterFileError, match="two columns for name"):
+        roster_file.read_roster_file(write_csv(tmp_path / "b.csv", ["编号,姓名,name", "1,a,b"]))
     invalid = tmp_path / "c.csv"
     invalid.write_bytes(b"id,name\n1,\xff\xfe\xff\n")
-    with pytest.raises(roster.RosterFileError, match="neither UTF-8 nor GB18030"):
-        roster.read_roster_file(invalid)
+    with pytest.raises(roster_file.RosterFileError, match="neither UTF-8 nor GB18030"):
+        roster_file.read_roster_file(invalid)
     empty = tmp_path / "d.csv"
     empty.write_bytes(b"\n\n")
-    with pytest.raises(roster.RosterFileError, match="empty"):
-        roster.read_roster_file(empty)
+    with pytest.raises(roster_file.RosterFileError, match="empty"):
+        roster_file.read_roster_file(empty)
     not_a_workbook = tmp_path / "e.xlsx"
     not_a_workbook.write_bytes(b"id,name\n")
-    with pytest.raises(roster.RosterFileError, match="XLSX"):
-        roster.read_roster_file(not_a_workbook)
+    with pytest.raises(roster_file.RosterFileError, match="XLSX"):
+        roster_file.read_roster_file(not_a_workbook)
 
 
 def test_multiline_cell_reports_the_line_the_record_starts_on(tmp_path):
     path = write_csv(tmp_path / "a.csv", [HEADER_ZH, 'C1,"宋', '昕",x,S1', ",无编号,x,S1"])
-    problems = roster.read_roster_file(path).problems
+    problems = roster_file.read_roster_file(path).problems
     assert [(p.line, p.reason) for p in problems] == [
         (2, "name contains a control or invisible character (U+000D)"),  # CR of the CRLF
         (4, "missing id"),

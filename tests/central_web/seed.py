@@ -17,10 +17,11 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import Engine
 
-from central import kiosks, roster, stays
+from central import kiosks, roster
 from central.ingest.heartbeat import record_heartbeat
 from central.ingest.push import ingest_events
-from central.roster import RosterRow
+from central.roster_file import RosterRow
+from central.stays import pairing
 from sync.events import GENESIS_HASH, Event, seal
 from sync.protocol import CameraReport, ClockReport, Heartbeat
 
@@ -90,7 +91,7 @@ def enrol(engine: Engine, site_id: str, now: datetime) -> FakeKiosk:
 
 def push(engine: Engine, kiosk: FakeKiosk, events: list[Event], now: datetime, app: Flask) -> None:
     central = app.extensions["central"]
-    rules = stays.StayRules.from_settings(central.settings)
+    rules = pairing.StayRules.from_settings(central.settings)
     answer = ingest_events(engine, kiosk.identity, [e.wire() for e in events], now, rules)
     assert all(r.status == "stored" for r in answer.results), answer
     # Ingest may leave the pairing to a background refresher: do its work now, as it would.
@@ -100,7 +101,7 @@ def push(engine: Engine, kiosk: FakeKiosk, events: list[Event], now: datetime, a
 
 
 def heartbeat(engine: Engine, kiosk: FakeKiosk, at: datetime, app: Flask, **changes: Any) -> None:
-    rules = stays.StayRules.from_settings(app.extensions["central"].settings)
+    rules = pairing.StayRules.from_settings(app.extensions["central"].settings)
     beat = Heartbeat(
         app_version="1.0",
         queue_length=changes.get("queue_length", 0),

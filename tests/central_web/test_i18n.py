@@ -75,9 +75,9 @@ def test_compiled_catalogue_matches_the_po():
 
 
 def test_every_row_problem_the_roster_reader_reports_is_translated(tmp_path):
-    from central import roster
+    from central import roster_file
 
-    long_name = "长" * (roster.NAME_MAX + 1)
+    long_name = "长" * (roster_file.NAME_MAX + 1)
     rows = [
         "编号,姓名,单位,站点,站点名称",
         ",无编号,,,",
@@ -92,7 +92,7 @@ def test_every_row_problem_the_roster_reader_reports_is_translated(tmp_path):
     ]
     path = tmp_path / "bad.csv"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    parsed = roster.read_roster_file(path)
+    parsed = roster_file.read_roster_file(path)
     assert len(parsed.problems) >= 8
     unknown = [
         p.reason for p in parsed.problems if not roster_messages.is_known_row_problem(p.reason)

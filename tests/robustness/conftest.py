@@ -78,7 +78,7 @@ def enrol_kiosk(app: Flask, site_id: str) -> tuple[str, str]:
 def seeded_centre(instance: Path, engine: Engine | None = None) -> Centre:
     """A centre with one site, one cadre and an enrolled kiosk, an admin logged in."""
     from central import roster
-    from central.roster import RosterRow
+    from central.roster_file import RosterRow
 
     app = make_centre(instance, engine)
     roster.import_roster(

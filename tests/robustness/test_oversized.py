@@ -121,7 +121,7 @@ def test_the_kiosk_server_refuses_a_huge_body_as_it_arrives(tmp_path, issuing_ke
 @pytest.fixture
 def small_centre(tmp_path: Path):
     from central import roster
-    from central.roster import RosterRow
+    from central.roster_file import RosterRow
 
     app = make_centre(
         tmp_path / "central",

@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 
 from central import kiosks, roster
 from central.kiosks import KioskIdentity
-from central.roster import RosterRow
-from central.stays import StayRules
+from central.roster_file import RosterRow
+from central.stays.pairing import StayRules
 from central.timefix import DayRule
 from sync.events import GENESIS_HASH, Event, seal
 

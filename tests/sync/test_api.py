@@ -13,9 +13,9 @@ from central import keys, roster
 from central import kiosks as central_kiosks
 from central.app import create_app
 from central.db.schema import events, kiosk_status
-from central.roster import RosterRow
+from central.kiosks import kiosk_health
+from central.roster_file import RosterRow
 from central.settings import CentralSettings
-from central.stays import kiosk_health
 from sync.protocol import EnrolAnswer, PullAnswer, PushAnswer
 from tests.sync.helpers import T0, MemoryLog, enrolled, load_roster
 

@@ -15,7 +15,7 @@ from PIL import Image
 from central import cli as central_cli
 from central import kiosks, roster
 from central.app import create_app
-from central.roster import RosterRow
+from central.roster_file import RosterRow
 from central.services import central_of
 from kiosk import cli as kiosk_cli
 from kiosk import enrolment

@@ -11,10 +11,11 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 
-from central import kiosks, stays
+from central import kiosks
 from central.app import create_app
 from central.db.schema import events, kiosk_status
 from central.services import central_of
+from central.stays import queries as stay_queries
 from kiosk import enrolment
 from kiosk.clock import TimeKeeper
 from kiosk.roster import RosterStore
@@ -97,7 +98,7 @@ def test_power_cut_kiosk_is_corrected_by_the_centre(tmp_path):
 
     central_of(app).stays.drain()
     with engine.connect() as conn:
-        present = stays.present_cadres(
+        present = stay_queries.present_cadres(
             conn, "S01", date(2026, 12, 1), centre_time["now"], central_of(app).rules
         )
     assert {p["cadre_id"] for p in present} == {"C1", "C2"}

@@ -7,9 +7,14 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from central import corrections, stays
+from central import corrections
+from central.anomalies import anomaly_list
 from central.db.schema import anomalies
 from central.ingest.push import ingest_events
+from central.stays import pairing
+from central.stays import queries as stay_queries
+from central.stays import store as stay_store
+from central.stays.refresher import StayRefresher
 from tests.sync.helpers import RULES, T0, MemoryLog, enrolled, load_roster
 
 DAY = date(2026, 12, 1)  # the service day of T0 (06:00 in Shanghai)
@@ -28,7 +33,7 @@ def push(engine, log: MemoryLog, batch) -> None:
 
 def stays_of(engine, cadre_id: str) -> list[dict]:
     with engine.connect() as conn:
-        return stays.stays_for_cadre(conn, cadre_id, DAY, DAY)
+        return stay_queries.stays_for_cadre(conn, cadre_id, DAY, DAY)
 
 
 def anomaly_kinds(engine, cadre_id: str) -> list[str]:
@@ -133,7 +138,7 @@ def test_staff_correction_feeds_the_stays(site):
             ),
             T0,
         )
-        stays.recompute(conn, [("C1", DAY)], RULES, T0)
+        stay_store.recompute(conn, [("C1", DAY)], RULES, T0)
     [stay] = stays_of(site, "C1")
     assert stay["state"] == "closed" and stay["duration_s"] == 7 * 3600
 
@@ -160,10 +165,10 @@ def test_summaries_count_expected_arrived_present_departed_absent(site):
     push(site, gate, [visitor_log.record("C9", "arrival", T0 + timedelta(minutes=5))])
     now = T0 + timedelta(hours=9)
     with site.connect() as conn:
-        summary = stays.site_day_summary(conn, "S01", DAY, now, RULES)
-        everything = stays.all_sites_summary(conn, DAY, now, RULES)
-        present = stays.present_cadres(conn, "S01", DAY, now, RULES)
-        chart = stays.arrivals_histogram(conn, "S01", DAY, RULES)
+        summary = stay_queries.site_day_summary(conn, "S01", DAY, now, RULES)
+        everything = stay_queries.all_sites_summary(conn, DAY, now, RULES)
+        present = stay_queries.present_cadres(conn, "S01", DAY, now, RULES)
+        chart = stay_queries.arrivals_histogram(conn, "S01", DAY, RULES)
     assert (summary.expected, summary.arrived, summary.present, summary.departed) == (3, 3, 2, 1)
     assert (summary.absent, summary.visitors) == (1, 1)  # C3 absent, C9 from S02
     assert [s.site_id for s in everything] == ["S01", "S02"]
@@ -172,8 +177,8 @@ def test_summaries_count_expected_arrived_present_departed_absent(site):
     assert len(chart) == 96 and sum(count for _, count in chart) == 3
     later = T0 + timedelta(days=1)
     with site.connect() as conn:
-        next_day = stays.site_day_summary(conn, "S01", DAY, later, RULES)
-        left_open = stays.anomaly_list(conn, DAY, DAY, later, RULES, kinds=["no_departure"])
+        next_day = stay_queries.site_day_summary(conn, "S01", DAY, later, RULES)
+        left_open = anomaly_list(conn, DAY, DAY, later, RULES, kinds=["no_departure"])
     assert next_day.present == 0  # the day is over: nobody is still present
     # C2 was seen leaving; C1 and C9 never were: they are "no departure", not "departed".
     assert (next_day.departed, next_day.no_departure) == (1, 2)
@@ -185,26 +190,26 @@ def test_api_pushes_queue_stays_and_the_refresher_works_through_them(site, monke
     batch = [gate.record("C1", "arrival", T0), gate.record("C2", "arrival", T0)]
     ingest_events(site, gate.identity, [e.wire() for e in batch], T0, RULES, defer_stays=True)
     with site.connect() as conn:
-        assert stays.queued(conn) == 2
+        assert stay_store.queued(conn) == 2
     assert stays_of(site, "C1") == []
 
     # A pair queued again while a refresh works on it must stay queued for the next one.
-    original = stays.recompute
+    original = stay_store.recompute
 
     def recompute_while_a_kiosk_pushes(conn, keys, rules, now=None):
         written = original(conn, keys, rules, now)
-        stays.mark_dirty(conn, {("C2", DAY)})
+        stay_store.mark_dirty(conn, {("C2", DAY)})
         return written
 
-    monkeypatch.setattr(stays, "recompute", recompute_while_a_kiosk_pushes)
-    assert stays.refresh(site, RULES, T0) == 2
-    monkeypatch.setattr(stays, "recompute", original)
+    monkeypatch.setattr(stay_store, "recompute", recompute_while_a_kiosk_pushes)
+    assert stay_store.refresh(site, RULES, T0) == 2
+    monkeypatch.setattr(stay_store, "recompute", original)
     with site.connect() as conn:
-        assert stays.queued(conn) == 1
-    refresher = stays.StayRefresher(site, RULES, chunk=1, autostart=False)
+        assert stay_store.queued(conn) == 1
+    refresher = StayRefresher(site, RULES, chunk=1, autostart=False)
     assert refresher.drain() == 1
     with site.connect() as conn:
-        assert stays.queued(conn) == 0
+        assert stay_store.queued(conn) == 0
     assert [s["state"] for s in stays_of(site, "C1") + stays_of(site, "C2")] == ["open", "open"]
 
 
@@ -224,7 +229,7 @@ def test_staff_added_departure_is_not_a_departure_at_another_kiosk():
         "source": corrections.STAFF_SOURCE,
     }
     other_kiosk = dict(staff_departure, event_id="e2", kiosk_id="K2", source="camera")
-    (by_staff,), _ = stays.pair_site("C1", "S01", DAY, [arrival, staff_departure], RULES)
-    (across,), _ = stays.pair_site("C1", "S01", DAY, [arrival, other_kiosk], RULES)
+    (by_staff,), _ = pairing.pair_site("C1", "S01", DAY, [arrival, staff_departure], RULES)
+    (across,), _ = pairing.pair_site("C1", "S01", DAY, [arrival, other_kiosk], RULES)
     assert by_staff.state == "closed" and "cross_kiosk" not in by_staff.flags
     assert "cross_kiosk" in across.flags

@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from central import stays
 from central.db.schema import anomalies, events
 from central.ingest.heartbeat import record_heartbeat
 from central.ingest.push import ingest_events
+from central.stays import queries as stay_queries
 from central.timefix import DayRule
 from sync.client import Timing
 from sync.protocol import CameraReport, ClockReport, ClockSample, Heartbeat
@@ -84,7 +84,7 @@ def test_boot_without_offset_is_flagged_then_corrected_when_one_comes(site):
         resolved = conn.execute(
             select(anomalies.c.resolved_at).where(anomalies.c.kind == "uncorrected_time")
         ).scalar_one()
-        [stay] = stays.stays_for_cadre(conn, "C1", date(2026, 11, 30), date(2026, 12, 1))
+        [stay] = stay_queries.stays_for_cadre(conn, "C1", date(2026, 11, 30), date(2026, 12, 1))
     assert resolved is not None
     assert stay["service_day"] == date(2026, 12, 1) and stay["duration_s"] == 8 * 3600
     assert "uncorrected_time" not in stay["flags"]

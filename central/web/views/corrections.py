@@ -9,7 +9,8 @@ from flask_babel import gettext
 from sqlalchemy import Connection
 from werkzeug.wrappers import Response
 
-from central import corrections, stays
+from central import corrections
+from central.stays import store as stay_store
 from central.web import queries
 from central.web.auth import admin_required, current_user
 from central.web.blueprint import staff
@@ -44,7 +45,7 @@ def _local_time(text: str) -> datetime | None:
 
 def refresh_stays(conn: Connection, cadre_id: str, day: date) -> int:
     """Pair the stays of (cadre, day) again, now with the new correction, in this transaction."""
-    return stays.recompute(conn, [(cadre_id, day)], state().rules, state().now())
+    return stay_store.recompute(conn, [(cadre_id, day)], state().rules, state().now())
 
 
 @staff.route("/corrections", methods=["POST"])

@@ -13,7 +13,6 @@ from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from central import kiosks as central_kiosks
-from central import stays
 from central.web import queries
 from central.web.auth import admin_required, current_user
 from central.web.blueprint import staff
@@ -23,7 +22,9 @@ from sync.protocol import enrolment_qr_text
 
 def _page(status: int = 200, **extra: object) -> tuple[str, int]:
     with state().engine.connect() as conn:
-        health = stays.kiosk_health(conn, state().now(), state().settings.kiosk_dead_after_s)
+        health = central_kiosks.kiosk_health(
+            conn, state().now(), state().settings.kiosk_dead_after_s
+        )
         sites = queries.site_names(conn)
     page = render_template(
         "kiosks.html",

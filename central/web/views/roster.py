@@ -13,7 +13,7 @@ from flask_babel import gettext
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
-from central import badges, fonts, keys, roster
+from central import badges, fonts, keys, roster, roster_file
 from central.db import schema
 from central.web import roster_messages
 from central.web.auth import admin_required
@@ -75,8 +75,8 @@ def roster_import() -> tuple[str, int] | Response:
         path = Path(folder) / f"upload{suffix}"
         upload.save(path)
         try:
-            parsed = roster.read_roster_file(path)
-        except roster.RosterFileError as exc:
+            parsed = roster_file.read_roster_file(path)
+        except roster_file.RosterFileError as exc:
             return _render(400, import_error=roster_messages.file_problem(str(exc)))
     if parsed.problems:
         return _render(
