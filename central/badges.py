@@ -22,7 +22,7 @@ import qrcode
 import qrcode.constants
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from fpdf import FPDF
-from fpdf.drawing import PathPaintRule
+from fpdf.enums import PathPaintRule
 from sqlalchemy import Engine, bindparam, select, update
 
 from central import roster

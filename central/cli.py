@@ -332,7 +332,8 @@ def _show_enrolment_code(instance: Path, settings: Any, new: Any, qr_out: Path |
     zone = ZoneInfo(settings.timezone)
     expires = new.expires_at.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone)
     path = qr_out or instance / f"enrol-{new.kiosk_id}.png"
-    qrcode.make(enrolment_qr_text(new.code, url)).save(path)
+    with path.open("wb") as png:
+        qrcode.make(enrolment_qr_text(new.code, url)).save(png)
     click.echo(f"kiosk {new.kiosk_id} of site {new.site_id}")
     click.echo(f"one-time code: {new.code}  (valid until {expires:%Y-%m-%d %H:%M %Z}, once)")
     click.echo(f"on the kiosk:  kiosk enroll {url} {new.code}")

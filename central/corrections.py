@@ -90,7 +90,9 @@ def add_correction(conn: Connection, new: NewCorrection, now: datetime) -> dict[
         "staff_user": new.staff_user,
         "created_at": now.replace(tzinfo=None) if now.tzinfo else now,
     }
-    correction_id = conn.execute(insert(corrections).values(**values)).inserted_primary_key[0]
+    result = conn.execute(insert(corrections).values(**values))
+    assert result.inserted_primary_key is not None  # a single-row INSERT always has one
+    correction_id = result.inserted_primary_key[0]
     return {"correction_id": correction_id, **values}
 
 

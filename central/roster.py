@@ -30,15 +30,14 @@ def next_version(conn: Connection) -> int:
         .where(roster_counter.c.id == 1)
         .values(version=roster_counter.c.version + 1)
     )
-    return conn.execute(
-        select(roster_counter.c.version).where(roster_counter.c.id == 1)
-    ).scalar_one()
+    return current_version(conn)
 
 
 def current_version(conn: Connection) -> int:
-    return conn.execute(
+    version: int = conn.execute(
         select(roster_counter.c.version).where(roster_counter.c.id == 1)
     ).scalar_one()
+    return version
 
 
 def utc_now() -> datetime:
@@ -327,7 +326,8 @@ def revoke_badge(engine: Engine, cadre_id: str, now: datetime | None = None) -> 
             .where(cadres.c.cadre_id == cadre_id)
             .values(revoked_through=row.badge_serial, updated_at=now, change_version=version)
         )
-        return row.badge_serial
+        serial: int = row.badge_serial
+        return serial
 
 
 def count_rows(conn: Connection) -> dict[str, int]:

@@ -87,7 +87,7 @@ def add_user(engine: Engine, username: str, password: str, role: str) -> User:
     password_hash = generate_password_hash(password)
     try:
         with engine.begin() as conn:
-            new_id = conn.execute(
+            result = conn.execute(
                 insert(staff_users).values(
                     username=username,
                     password_hash=password_hash,
@@ -95,7 +95,9 @@ def add_user(engine: Engine, username: str, password: str, role: str) -> User:
                     active=True,
                     created_at=datetime.now(UTC),
                 )
-            ).inserted_primary_key[0]
+            )
+            assert result.inserted_primary_key is not None  # a single-row INSERT has one
+            new_id = result.inserted_primary_key[0]
     except IntegrityError as exc:
         raise UserError(f"user {username!r} already exists") from exc
     return User(

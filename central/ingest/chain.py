@@ -77,13 +77,13 @@ def check_chain(
         )
     if head.chain_seq < head.max_seq:
         # Events after a gap were stored earlier without being walked: walk them now too.
-        for row in conn.execute(
+        for stored in conn.execute(
             select(events.c.seq, events.c.event_id, events.c.hash, events.c.prev_hash)
             .where(events.c.kiosk_id == kiosk.kiosk_id, events.c.seq > head.chain_seq)
             .order_by(events.c.seq)
         ):
-            if row.event_id not in new_ids:
-                by_seq[row.seq].append(_Link(row.event_id, row.hash, row.prev_hash))
+            if stored.event_id not in new_ids:
+                by_seq[stored.seq].append(_Link(stored.event_id, stored.hash, stored.prev_hash))
     seq, link_hash = head.chain_seq, head.chain_hash
     while by_seq.get(seq + 1):
         candidates = by_seq[seq + 1]

@@ -93,7 +93,7 @@ def _hash_matches(event: Event) -> bool:
 
 def event_row(
     event: Event, anchor: Anchor | None, rules: StayRules, now: datetime, event_id: str = ""
-) -> dict:
+) -> dict[str, Any]:
     device = to_utc_naive(event.device_time)
     offset = event.device_time.utcoffset()
     corrected, status = correct(device, event.monotonic_ns, event.clock_trusted, anchor)
