@@ -19,6 +19,8 @@ setup-demo: $(VENV)/.installed-demo
 # the reason when it cannot start; as root, as in CI, it must start or the tests fail).
 test: setup-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	url=$$(scripts/start-test-postgres.sh) || url=""; \
 	if [ "$$(id -u)" -eq 0 ]; then export CADRE_REQUIRE_POSTGRES=1; fi; \
 	CADRE_TEST_POSTGRES_URL="$${CADRE_TEST_POSTGRES_URL:-$$url}" $(VENV)/bin/python -m pytest -q
@@ -29,6 +31,8 @@ demo: setup-demo
 
 lint: setup-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(VENV)/bin/ruff format --check .
 
 clean:

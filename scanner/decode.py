@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -115,7 +115,8 @@ def _load_zbar() -> Callable[[np.ndarray], list[Any]] | None:
     symbols = [pyzbar.ZBarSymbol.QRCODE]
 
     def decode(image: np.ndarray) -> list[Any]:
-        return pyzbar.decode(image, symbols=symbols)
+        found: list[Any] = pyzbar.decode(image, symbols=symbols)
+        return found
 
     return decode
 
@@ -209,7 +210,8 @@ class QrDecoder:
         try:
             barcodes = zxingcpp.read_barcodes(
                 image,
-                formats=_QR,
+                # One format converts implicitly at run time (zxing-cpp 2.x has no BarcodeFormats).
+                formats=_QR,  # type: ignore[arg-type]
                 text_mode=zxingcpp.TextMode.Plain,
                 binarizer=binarizer,
                 try_downscale=try_downscale,
@@ -435,7 +437,7 @@ def _has_finder(crop: np.ndarray) -> bool:
     return any(b < 1.6 * a for a, b in pairwise(sides))
 
 
-def _squarish(box: tuple[int, int, int, int], area: float) -> bool:
+def _squarish(box: Sequence[int], area: float) -> bool:
     """A filled, roughly square blob (a square seen at up to about 45 degrees of tilt)."""
     _, _, w, h = box
     return max(w, h) <= 1.6 * min(w, h) and area >= 0.55 * w * h

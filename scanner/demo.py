@@ -239,7 +239,7 @@ class DemoScene:
             )
 
         if app.defocus_sigma > 0.3:
-            image = cv2.GaussianBlur(image, (0, 0), app.defocus_sigma)
+            image = np.asarray(cv2.GaussianBlur(image, (0, 0), app.defocus_sigma), np.float32)
         noise = self._noise[index % _NOISE_BANK]
         shift = int(rng.integers(0, self.width))
         image += np.roll(noise, shift, axis=1) * app.noise_sigma
@@ -270,8 +270,9 @@ class DemoScene:
             modules = qr_modules(payload)
             n = modules.shape[0]
             code = np.where(modules, 25.0, 235.0).astype(np.float32)
-            code = cv2.resize(
-                code, (n * _MODULE_PX, n * _MODULE_PX), interpolation=cv2.INTER_NEAREST
+            code = np.asarray(
+                cv2.resize(code, (n * _MODULE_PX, n * _MODULE_PX), interpolation=cv2.INTER_NEAREST),
+                np.float32,
             )
             side = code.shape[0]
             card_h = int(side * 1.55)
@@ -359,7 +360,7 @@ def _project(
     distance = 3.0 * float(np.abs(points).max() * scale)
     factor = distance / (distance + xyz[:, 2])
     projected = xyz[:, :2] * factor[:, None] + np.array(centre)
-    return projected.astype(np.float32)
+    return np.asarray(projected, np.float32)
 
 
 def _motion_kernel(speed: tuple[float, float]) -> np.ndarray:
@@ -374,7 +375,7 @@ def _motion_kernel(speed: tuple[float, float]) -> np.ndarray:
         (round(c + dx), round(c + dy)),
         1.0,
     )
-    return kernel / kernel.sum()
+    return np.asarray(kernel / kernel.sum(), np.float32)
 
 
 def _room_background(width: int, height: int, seed: int) -> np.ndarray:
@@ -411,4 +412,4 @@ def _room_background(width: int, height: int, seed: int) -> np.ndarray:
     room = canvas.astype(np.float32)
     texture = rng.normal(0.0, 6.0, size=(height // 4 + 1, width // 4 + 1)).astype(np.float32)
     room += cv2.resize(texture, (width, height), interpolation=cv2.INTER_CUBIC)[:height, :width]
-    return np.clip(room, 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(room, 0, 255), np.uint8)

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
@@ -347,7 +348,7 @@ class ScanLoop:
             item = self._deliveries.get()
             if item is _STOP:
                 return
-            payload, frame_time_ns = item  # type: ignore[misc]
+            payload, frame_time_ns = cast(tuple[str, int], item)
             try:
                 self.on_payload(payload, frame_time_ns)
             except Exception:

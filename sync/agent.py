@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sync.client import Refused, Reply, SyncError, Unauthorized
 from sync.events import Event
@@ -360,7 +360,7 @@ class SyncAgent:
             self._samples = [s for s in self._samples if s not in mine]
         self._took_time(reply)
 
-    def _took_time(self, reply: Reply) -> None:
+    def _took_time(self, reply: Reply[Any]) -> None:
         sample = reply.timing.sample(reply.answer.server_time, self._boot_id)
         with self._lock:
             self._state = replace(self._state, clock_offset_s=sample.offset_s)
@@ -374,7 +374,7 @@ class SyncAgent:
 
     def backoff_delay(self, failures: int) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2^(failures-1))]."""
-        ceiling = min(
+        ceiling: float = min(
             self._tuning.backoff_cap_s,
             self._tuning.backoff_base_s * (2 ** min(failures - 1, 30)),
         )

@@ -107,7 +107,7 @@ def write_xlsx(table: Table, out: BinaryIO) -> int:
     sheet = workbook.create_sheet(title=_sheet_title(table.title))
     header = []
     for name in table.columns:
-        cell = WriteOnlyCell(sheet, value=_xlsx_cell(name))
+        cell = WriteOnlyCell(sheet, value=str(_xlsx_cell(name)))
         cell.font = Font(bold=True)
         header.append(cell)
     sheet.append(header)
@@ -156,7 +156,7 @@ def write_file(table: Table, path: Path, fmt: Format | None = None) -> int:
 def format_for(path: Path) -> Format:
     suffix = path.suffix.lower().lstrip(".")
     if suffix in FORMATS:
-        return suffix  # type: ignore[return-value]
+        return suffix
     raise ValueError(f"cannot tell the format from {path.name!r}; name it .csv or .xlsx")
 
 
