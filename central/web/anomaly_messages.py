@@ -24,7 +24,7 @@ def _local(text: str) -> str:
 
 
 def _kind(word: str) -> str:
-    return {"arrival": gettext("arrival"), "departure": gettext("departure")}.get(word, word)
+    return str({"arrival": gettext("arrival"), "departure": gettext("departure")}.get(word, word))
 
 
 Say = Callable[[re.Match[str]], str]

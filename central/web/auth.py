@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from flask import abort, g, jsonify, redirect, request, session, url_for
@@ -34,7 +34,7 @@ def wants_json() -> bool:
 
 
 def current_user() -> users.User | None:
-    return g.get("staff_user")
+    return cast("users.User | None", g.get("staff_user"))
 
 
 def load_user() -> users.User | None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -57,7 +58,7 @@ class StaffState:
 
 
 def state() -> StaffState:
-    return current_app.extensions["staff"]
+    return cast(StaffState, current_app.extensions["staff"])
 
 
 def new_state(app_central: Central) -> StaffState:

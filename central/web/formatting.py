@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from flask import Blueprint
@@ -37,27 +38,27 @@ def duration(value: timedelta | float | None) -> str:
     minutes = max(0, round(seconds / 60))
     hours, minutes = divmod(minutes, 60)
     if hours:
-        return gettext("%(h)d h %(m)d min", h=hours, m=minutes)
-    return gettext("%(m)d min", m=minutes)
+        return str(gettext("%(h)d h %(m)d min", h=hours, m=minutes))
+    return str(gettext("%(m)d min", m=minutes))
 
 
 def age(value: datetime | None, now: datetime | None = None) -> str:
     """How long ago, coarsely: "3 h ago", "never"."""
     if value is None:
-        return gettext("never")
+        return str(gettext("never"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     seconds = ((now or datetime.now(UTC)) - value).total_seconds()
     if seconds < 60:
-        return gettext("just now")
+        return str(gettext("just now"))
     if seconds < 3600:
         minutes = int(seconds // 60)
-        return ngettext("%(num)d min ago", "%(num)d min ago", minutes)
+        return str(ngettext("%(num)d min ago", "%(num)d min ago", minutes))
     if seconds < 86400 * 2:
         hours = int(seconds // 3600)
-        return ngettext("%(num)d h ago", "%(num)d h ago", hours)
+        return str(ngettext("%(num)d h ago", "%(num)d h ago", hours))
     days = int(seconds // 86400)
-    return ngettext("%(num)d days ago", "%(num)d days ago", days)
+    return str(ngettext("%(num)d days ago", "%(num)d days ago", days))
 
 
 def iso_day(value: date) -> str:
@@ -65,11 +66,12 @@ def iso_day(value: date) -> str:
 
 
 def register(blueprint: Blueprint) -> None:
-    for name, function in {
+    filters: dict[str, Callable[..., str]] = {
         "hhmm": hhmm,
         "day_time": day_time,
         "duration": duration,
         "age": age,
         "iso_day": iso_day,
-    }.items():
+    }
+    for name, function in filters.items():
         blueprint.add_app_template_filter(function, name)

@@ -49,7 +49,7 @@ def select_locale() -> str:
     from_browser = normalise(browser)
     if from_browser:
         return from_browser
-    return current_app.config.get("STAFF_DEFAULT_LOCALE", "zh_CN")
+    return str(current_app.config.get("STAFF_DEFAULT_LOCALE", "zh_CN"))
 
 
 def short_name(locale: object) -> str:

@@ -387,7 +387,7 @@ def _cadre_names(conn: Connection, cadre_ids: set[str]) -> dict[str, str]:
         chunk = ids[start : start + 500]
         names.update(
             conn.execute(select(c.c.cadre_id, c.c.name).where(c.c.cadre_id.in_(chunk))).all()
-        )  # type: ignore[arg-type]
+        )
     return names
 
 

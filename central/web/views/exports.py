@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from datetime import timedelta
+from typing import Literal
 
 from flask import render_template, request, send_file
 from flask_babel import get_locale, gettext
@@ -57,7 +58,9 @@ def exports_download() -> Response | tuple[str, int]:
         if missing:
             raise exports.ExportError(", ".join(missing))
         export = exports.ExportRequest(first, last, site_ids, what)  # type: ignore[arg-type]
-        language = "en" if i18n.short_name(get_locale()) == "en" else "zh-CN"
+        language: Literal["zh-CN", "en"] = (
+            "en" if i18n.short_name(get_locale()) == "en" else "zh-CN"
+        )
         table = exports.build_table(state().engine, export, state().zone, language)
     except exports.ExportError:
         return _form_page(400, gettext("The days or sites chosen are not valid."))
@@ -67,7 +70,7 @@ def exports_download() -> Response | tuple[str, int]:
     spool.seek(0)
     return send_file(
         spool,
-        mimetype=tabular.MEDIA_TYPES[fmt],  # type: ignore[index]
+        mimetype=tabular.MEDIA_TYPES[fmt],
         as_attachment=True,
         download_name=f"{export.file_stem()}.{fmt}",
     )

@@ -10,6 +10,7 @@ import qrcode
 import qrcode.constants
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext
+from qrcode.image.pil import PilImage
 from werkzeug.wrappers import Response
 
 from central import kiosks as central_kiosks
@@ -53,7 +54,7 @@ def qr_png_data_uri(text: str) -> str:
     code.add_data(text)
     code.make(fit=True)
     buffer = io.BytesIO()
-    code.make_image().save(buffer, format="PNG")
+    code.make_image(image_factory=PilImage).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
