@@ -343,6 +343,7 @@ def make_sync_agent(
         session=session,
         wall_clock=keeper.clock.now,
         monotonic_ns=keeper.clock.monotonic_ns,
+        boot_id=keeper.clock.boot_id(),
     )
     applier = PullApplier(instance, roster)
 

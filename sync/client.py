@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from sync.events import Event
 from sync.protocol import (
     API_PREFIX,
+    CLOCK_HEADER,
     ClockSample,
     EnrolAnswer,
     EnrolRequest,
@@ -31,6 +32,7 @@ from sync.protocol import (
     PullRequest,
     PushAnswer,
     check_central_url,
+    clock_header,
 )
 
 T = TypeVar("T", bound=BaseModel)
@@ -102,13 +104,17 @@ class CentralClient:
         session: requests.Session | None = None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic_ns: Callable[[], int] = time.monotonic_ns,
+        boot_id: str = "",
     ):
+        """boot_id: this boot's id, sent with the clocks' readings on every request
+        (CLOCK_HEADER) so the centre can measure this boot's clock itself."""
         self.base_url = check_central_url(base_url).rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
         self.session = session or requests.Session()
         self._wall = wall_clock
         self._mono = monotonic_ns
+        self.boot_id = boot_id
 
     @staticmethod
     def encode_push(kiosk_id: str, events: Sequence[Event]) -> bytes:
@@ -117,7 +123,7 @@ class CentralClient:
             b'{"kiosk_id":'
             + json.dumps(kiosk_id).encode()
             + b',"events":['
-            + b",".join(e.model_dump_json().encode() for e in events)
+            + b",".join(e.wire_json() for e in events)
             + b"]}"
         )
 
@@ -145,6 +151,8 @@ class CentralClient:
             headers["Authorization"] = f"Bearer {self.token}"
         url = f"{self.base_url}{API_PREFIX}{path}"
         sent_wall, sent_mono = self._wall(), self._mono()
+        if self.boot_id:
+            headers[CLOCK_HEADER] = clock_header(self.boot_id, sent_mono, sent_wall)
         try:
             response = self.session.post(url, data=body, headers=headers, timeout=self.timeout_s)
             content = response.content  # reads the whole body: a cut-off one raises here

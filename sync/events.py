@@ -41,6 +41,13 @@ def check_time_range(value: datetime) -> datetime:
 Kind = Literal["arrival", "departure", "void"]
 Source = Literal["camera", "wedge", "manual"]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
+# A badge token as read (sync/badge_token.py): 130 characters for a 20-character cadre id, 170
+# for the longest id. Judged by the centre (central/ingest/proofs.py), not by the schema, so a
+# record with a bad proof is kept and shown rather than refused.
+BadgeToken = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+# Fields added after the first release: left out of the wire form (and so of the hash) while
+# they hold None, so the events of logs written before them keep their hashes.
+LATER_FIELDS = ("badge_token",)
 Ident = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
 ]
@@ -75,6 +82,9 @@ class Event(BaseModel):
     )
     prev_hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
     hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    # The proof of a camera or wedge record: the badge token it was read from, whole. The
+    # centre counts such a record only when this verifies for the record's cadre and serial.
+    badge_token: BadgeToken | None = None
 
     @field_validator("device_time")
     @classmethod
@@ -83,7 +93,7 @@ class Event(BaseModel):
             raise ValueError("device_time needs a UTC offset")
         return check_time_range(value)
 
-    @field_validator("site_id", "boot_id", "operator", "reason")
+    @field_validator("site_id", "boot_id", "operator", "reason", "badge_token")
     @classmethod
     def _no_nul(cls, value: str | None) -> str | None:
         return refuse_nul(value)
@@ -103,7 +113,17 @@ class Event(BaseModel):
             raise ValueError("a void names the event it cancels in `corrects`")
 
     def wire(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """The JSON form: what the hash covers and what travels (later fields only when set)."""
+        fields = self.model_dump(mode="json")
+        for name in LATER_FIELDS:
+            if fields[name] is None:
+                del fields[name]
+        return fields
+
+    def wire_json(self) -> bytes:
+        """`wire()` as JSON bytes, written by pydantic (the push body, the kiosk's journal)."""
+        unset = {name for name in LATER_FIELDS if getattr(self, name) is None}
+        return self.model_dump_json(exclude=unset or None).encode()
 
     def hash_is_valid(self) -> bool:
         return self.hash == compute_hash(self.wire())
@@ -114,8 +134,13 @@ def canonical_bytes(fields: dict[str, Any]) -> bytes:
 
 
 def compute_hash(wire_fields: dict[str, Any]) -> str:
-    """sha256 over the canonical JSON of every field but `hash` itself."""
-    body = {k: v for k, v in wire_fields.items() if k != "hash"}
+    """sha256 over the canonical JSON of every field but `hash` itself (later fields only when
+    set, as `Event.wire` has them)."""
+    body = {
+        k: v
+        for k, v in wire_fields.items()
+        if k != "hash" and not (v is None and k in LATER_FIELDS)
+    }
     return hashlib.sha256(canonical_bytes(body)).hexdigest()
 
 

@@ -143,6 +143,36 @@ class ClockSample(Message):
     _check_time = field_validator("device_time")(_aware)
 
 
+# --- the kiosk's clocks at sending ------------------------------------------------------------
+
+# On every request a kiosk says which boot it is in and what its two clocks read as the request
+# left. The centre notes the time the request arrived by its own clock: that ties the boot's
+# monotonic clock to true time without taking the kiosk's word for the offset (central/ingest/
+# timeclaims.py). A header, so an older centre ignores it and a body encoded ahead of time does
+# not carry a stale reading.
+CLOCK_HEADER = "X-Kiosk-Clock"
+
+
+class ClockReading(Message):
+    boot_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    monotonic_ns: int = Field(ge=0, le=INT64_MAX)
+    device_time: datetime
+
+    _check_time = field_validator("device_time")(_aware)
+
+
+def clock_header(boot_id: str, monotonic_ns: int, device_time: datetime) -> str:
+    return f"boot_id={boot_id}; monotonic_ns={monotonic_ns}; device_time={device_time.isoformat()}"
+
+
+def parse_clock_header(text: str) -> ClockReading:
+    """The reading of a CLOCK_HEADER value; ValueError (pydantic's included) when malformed."""
+    parts = dict(part.strip().partition("=")[::2] for part in text.split(";") if part.strip())
+    if set(parts) != {"boot_id", "monotonic_ns", "device_time"}:
+        raise ValueError("expected boot_id, monotonic_ns and device_time")
+    return ClockReading.model_validate(parts)
+
+
 # --- push ------------------------------------------------------------------------------------
 
 

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
 
-from sync.events import GENESIS_HASH, Event, is_chained, seal
+from sync.events import GENESIS_HASH, Event, canonical_bytes, is_chained, seal
 
 CST = timezone(timedelta(hours=8))
 
@@ -67,3 +69,29 @@ def test_void_names_its_target():
 def test_unknown_field_refused():
     with pytest.raises(ValidationError):
         Event.model_validate(dict(seal(fields(1, GENESIS_HASH)).wire(), extra_field=1))
+
+
+def test_a_log_line_from_before_the_badge_proof_keeps_its_hash():
+    """Old logs load and verify: the hash leaves out later fields that are not set."""
+    old = seal(fields(1, GENESIS_HASH)).wire()
+    assert "badge_token" not in old
+    line = json.dumps(old)  # as a log written before the field existed holds it
+    again = Event.model_validate_json(line)
+    assert again.badge_token is None and again.hash_is_valid()
+    assert (
+        again.hash
+        == hashlib.sha256(
+            canonical_bytes({k: v for k, v in old.items() if k != "hash"})
+        ).hexdigest()
+    )
+    assert json.loads(again.wire_json()) == old
+
+
+def test_the_badge_proof_is_covered_by_the_hash():
+    proven = seal(fields(1, GENESIS_HASH, badge_token="CB1AAAA"))
+    assert proven.wire()["badge_token"] == "CB1AAAA" and proven.hash_is_valid()
+    assert json.loads(proven.wire_json()) == proven.wire()
+    swapped = Event.model_validate(dict(proven.wire(), badge_token="CB1BBBB"))
+    assert not swapped.hash_is_valid()
+    dropped = Event.model_validate({k: v for k, v in proven.wire().items() if k != "badge_token"})
+    assert not dropped.hash_is_valid()

@@ -115,7 +115,7 @@ class CheckIn:
                     cadre_id=check.cadre_id if check.reason == "revoked" else None,
                 )
             assert check.cadre_id is not None
-            return self._toggle(check.cadre_id, check.serial, source, now, roster, kind)
+            return self._toggle(check.cadre_id, check.serial, source, now, roster, kind, payload)
 
     def scan_wedge(self, typed: str) -> ScanOutcome:
         """A payload typed by a keyboard-wedge barcode scanner, through the same rules."""
@@ -129,7 +129,9 @@ class CheckIn:
         now: TimeReading,
         roster: RosterSnapshot,
         chosen: Literal["arrival", "departure"] | None = None,
+        token: str | None = None,
     ) -> ScanOutcome:
+        """`token`: the badge as read, kept on the event as its proof for the centre."""
         entry = roster.entry(cadre_id)
         name = entry.name if entry else None
         unit = entry.unit if entry else None
@@ -177,7 +179,7 @@ class CheckIn:
                 flags.append(FLAG_NO_ARRIVAL)
         elif unclosed:
             flags.append(FLAG_OPEN_ARRIVAL)
-        fields = self._fields(cadre_id, serial, kind, source, now, flags)
+        fields = self._fields(cadre_id, serial, kind, source, now, flags, badge_token=token)
         try:
             event = self.log.append(fields)
         except (StoreWriteError, StoreError) as exc:

@@ -378,3 +378,22 @@ def test_kind_chosen_on_screen_replaces_the_toggle(kiosk):
     twice = kiosk.rules.scan(badge, kind="arrival")
     assert twice.result == "arrival"
     assert "previous_arrival_without_departure" in twice.flags
+
+
+def test_every_scan_record_carries_the_badge_it_was_read_from(kiosk, tmp_path):
+    """The token travels with the record so the centre can check it; the lead's entries, voids
+    and corrections carry none (they are the lead's word, counted apart)."""
+    camera = kiosk.scan("C0001").event
+    assert camera.badge_token == kiosk.badge("C0001")
+    kiosk.clock.advance(minutes=5)
+    typed = "\x02" + kiosk.badge("C0004").lower() + "\r\n"
+    wedge = kiosk.rules.scan_wedge(typed).event
+    assert wedge.source == "wedge" and wedge.badge_token == kiosk.badge("C0004")
+    manual = kiosk.rules.manual("C0005", "arrival", operator="lead", reason="no badge").event
+    void = kiosk.rules.void(camera.event_id, operator="lead", reason="scanned by mistake")
+    assert (manual.badge_token, void.badge_token) == (None, None)
+    # Kept on disk with the record, covered by its hash.
+    shutil.copytree(kiosk.log.directory, tmp_path / "copy")
+    with EventLog(tmp_path / "copy") as reopened:
+        stored = reopened.event(camera.seq)
+    assert stored.badge_token == camera.badge_token and stored.hash_is_valid()
