@@ -7,7 +7,7 @@ from flask_babel import get_locale
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from central.web import anomaly_messages, auth, formatting, i18n
+from central.web import anomaly_messages, auth, formatting, i18n, labels
 from central.web.context import state
 from central.web.security import check_csrf, csrf_token
 
@@ -85,6 +85,7 @@ def _layout_values() -> dict[str, object]:
         "current_user": auth.current_user(),
         "html_lang": i18n.html_lang(locale),
         "locale": i18n.short_name(locale),
+        "zone_note": formatting.zone_note(),
     }
 
 
@@ -99,6 +100,7 @@ for _code in (400, 403, 404, 405, 413):
     staff.register_error_handler(_code, _error_page)
 
 formatting.register(staff)
+staff.add_app_template_global(labels.label, "label")
 staff.add_app_template_filter(anomaly_messages.explain, "explain")
 staff.add_app_template_global(anomaly_messages.kind_label, "anomaly_label")
 staff.add_app_template_global(anomaly_messages.kind_class, "anomaly_class")

@@ -61,6 +61,17 @@ def age(value: datetime | None, now: datetime | None = None) -> str:
     return str(ngettext("%(num)d days ago", "%(num)d days ago", days))
 
 
+def zone_note() -> str:
+    """The page's one time zone and its offset now, said once per page ("Asia/Shanghai
+    UTC+08:00")."""
+    zone = state().zone
+    offset = datetime.now(UTC).astimezone(zone).utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{zone.key} UTC{sign}{hours:02d}:{rest:02d}"
+
+
 def iso_day(value: date) -> str:
     return value.isoformat()
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, case, or_, select
+from sqlalchemy import Connection, case, func, or_, select
 
 from central import roster
 from central.anomalies import anomaly_list
@@ -41,12 +41,6 @@ def aware(value: datetime | None) -> datetime | None:
 
 def naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def utc_offset_text(minutes: int) -> str:
-    sign = "-" if minutes < 0 else "+"
-    hours, rest = divmod(abs(minutes), 60)
-    return f"{sign}{hours:02d}:{rest:02d}"
 
 
 def service_day_of(moment: datetime, rules: StayRules) -> date:
@@ -218,7 +212,7 @@ def site_page(
         else:
             person.status = "departed" if person.status == "absent" else person.status
     ordered = sorted(people.values(), key=lambda p: (STATUS_ORDER.get(p.status, 5), p.cadre_id))
-    histogram = stay_queries.arrivals_histogram(conn, site_id, day, rules, CHART_SLOT_MINUTES)
+    histogram = people_arriving(conn, site_id, day, rules, CHART_SLOT_MINUTES)
     busy = [i for i, (_, count) in enumerate(histogram) if count]
     slots = (
         [(aware(start), count) for start, count in histogram[busy[0] : busy[-1] + 1]]
@@ -234,6 +228,26 @@ def site_page(
         arrivals_per_slot=slots,  # type: ignore[arg-type]
         kiosks=kiosks,
     )
+
+
+def people_arriving(
+    conn: Connection, site_id: str, day: date, rules: StayRules, slot_minutes: int
+) -> list[tuple[datetime, int]]:
+    """(slot start as naive UTC, people) for every slot of the service day: each person counts
+    once, in the slot of their first arrival at the site that day. A cadre who came and went
+    three times is one person arriving, not three (the chart says "people")."""
+    start, end = rules.day.bounds(day)
+    width = timedelta(minutes=slot_minutes)
+    st = schema.stays
+    counts: Counter[int] = Counter()
+    for (first,) in conn.execute(
+        select(func.min(st.c.arrival_time))
+        .where(st.c.site_id == site_id, st.c.service_day == day, st.c.arrival_time.is_not(None))
+        .group_by(st.c.cadre_id)
+    ):
+        counts[int((first - start) / width)] += 1
+    slots = int((end - start) / width)
+    return [(start + i * width, counts.get(i, 0)) for i in range(slots)]
 
 
 # --- one cadre -------------------------------------------------------------------------------
@@ -293,14 +307,11 @@ def timeline(conn: Connection, cadre_id: str, first_day: date, last_day: date) -
         if correction["target_event_id"]:
             corrected[correction["target_event_id"]] = correction
     for event in events:
-        offset = event["device_utc_offset_min"]
+        # The kiosk's clock reading (UTC in the store) is shown in the page's one time zone, as
+        # every other time: the offset the kiosk wrote with stays in the store and the exports.
         event["device_time"] = aware(event["device_time"])
         event["corrected_time"] = aware(event["corrected_time"])
         event["flags"] = _flags(event["flags"])
-        event["device_local"] = (event["device_time"] + timedelta(minutes=offset)).replace(
-            tzinfo=None
-        )
-        event["device_offset"] = utc_offset_text(offset)
         event["staff_correction"] = corrected.get(event["event_id"])
     for stay in stay_rows:
         stay["arrival_time"] = aware(stay["arrival_time"])
@@ -312,6 +323,7 @@ def timeline(conn: Connection, cadre_id: str, first_day: date, last_day: date) -
         correction["staff_correction"] = corrected.get(correction["new_event_id"] or "")
     for anomaly in anomaly_rows:
         anomaly["detected_at"] = aware(anomaly["detected_at"])
+    name_targets(conn, correction_rows)
     return Timeline(
         cadre, site, first_day, last_day, events, stay_rows, correction_rows, anomaly_rows
     )
@@ -394,6 +406,40 @@ def _cadre_names(conn: Connection, cadre_ids: set[str]) -> dict[str, str]:
 # --- corrections -----------------------------------------------------------------------------
 
 
+def name_targets(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Give each correction row the record it voids or changes (`target`: time, kind, kiosk and
+    number), so a page names it as staff know it instead of by its id."""
+    wanted = sorted({r["target_event_id"] for r in rows if r.get("target_event_id")})
+    found: dict[str, dict[str, Any]] = {}
+    e, corr = schema.events, schema.corrections
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        for kiosk_record in conn.execute(
+            select(e.c.event_id, e.c.kind, e.c.corrected_time, e.c.kiosk_id, e.c.seq).where(
+                e.c.event_id.in_(chunk)
+            )
+        ):
+            found[kiosk_record.event_id] = {
+                "kind": kiosk_record.kind,
+                "time": aware(kiosk_record.corrected_time),
+                "kiosk_id": kiosk_record.kiosk_id,
+                "seq": kiosk_record.seq,
+            }
+        for added in conn.execute(
+            select(corr.c.new_event_id, corr.c.kind, corr.c.event_time).where(
+                corr.c.new_event_id.in_(chunk)
+            )
+        ):
+            found[added.new_event_id] = {
+                "kind": added.kind,
+                "time": aware(added.event_time),
+                "kiosk_id": None,
+                "seq": None,
+            }
+    for row in rows:
+        row["target"] = found.get(row.get("target_event_id") or "")
+
+
 def recent_corrections(conn: Connection, limit: int = 200) -> list[dict[str, Any]]:
     corr = schema.corrections
     rows = conn.execute(
@@ -408,6 +454,7 @@ def recent_corrections(conn: Connection, limit: int = 200) -> list[dict[str, Any
         item["event_time"] = aware(item["event_time"])
         item["created_at"] = aware(item["created_at"])
         result.append(item)
+    name_targets(conn, result)
     return result
 
 
