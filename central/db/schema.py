@@ -319,3 +319,17 @@ corrections = Table(
     Index("ix_corrections_target", "target_event_id"),
     Index("ix_corrections_day", "service_day"),
 )
+
+# One-time form tokens of the staff pages (central/web/once.py): a form sent twice (a double
+# click, a reload of the answer, a resend after a timeout) is done once; the second send is led
+# to where the first one ended. Rows older than a few days are pruned.
+form_submissions = Table(
+    "form_submissions",
+    metadata,
+    Column("token", String(64), primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("endpoint", String(80), nullable=False),
+    Column("claimed_at", DateTime, nullable=False, index=True),
+    Column("done", Boolean, nullable=False, default=False),
+    Column("result_url", String(2000)),  # where the first send's answer led
+)

@@ -7,7 +7,7 @@ from flask_babel import get_locale
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from central.web import anomaly_messages, auth, formatting, i18n, labels
+from central.web import anomaly_messages, auth, formatting, i18n, labels, once
 from central.web.context import state
 from central.web.security import check_csrf, csrf_token
 
@@ -54,11 +54,15 @@ def _before() -> Response | None:
     if denied is not None:
         return denied
     check_csrf()
+    user = auth.current_user()
+    if user is not None:
+        return once.claim(user.username)
     return None
 
 
 @staff.after_request
 def _after(response: Response) -> Response:
+    response = once.settle(response)
     # Pages show personal data: never cached by a shared proxy, never framed by another site.
     if request.endpoint != "staff.static":
         response.headers.setdefault("Cache-Control", "no-store")
@@ -76,6 +80,10 @@ def _after(response: Response) -> Response:
 @staff.app_template_global()
 def staff_csrf_token() -> str:
     return csrf_token()
+
+
+staff.add_app_template_global(once.form_fields, "staff_form_fields")
+staff.teardown_request(once.give_back)
 
 
 @staff.context_processor

@@ -191,7 +191,8 @@ def test_kiosk_enrolment_shows_a_working_one_time_code_and_revoke_shuts_it_out(
         "/staff/kiosks/enrol",
         data={"site_id": "S02", "name": "back gate", "csrf_token": csrf_of(admin)},
     )
-    assert response.status_code == 200
+    assert response.status_code == 303
+    response = admin.get(response.headers["Location"])
     html = response.get_data(as_text=True)
     code = re.search(r'<p class="code-box">([A-Z2-7-]+)</p>', html)[1]
     assert 'src="data:image/png;base64,' in html

@@ -1,12 +1,33 @@
-/* Asks before a form that cannot be undone is sent (revoking a kiosk or a badge). Served from
+/* Asks before a form that cannot be undone is sent (revoking a kiosk or a badge), and prints. Served from
    this server; inline handlers are not allowed by the pages' Content-Security-Policy. */
 (function () {
   "use strict";
+  document.addEventListener("click", function (event) {
+    var target = event.target;
+    if (target && target.hasAttribute && target.hasAttribute("data-print")) {
+      window.print();
+    }
+  });
+  window.addEventListener("pageshow", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("button[type=submit]"), function (b) {
+      b.disabled = false;
+    });
+  });
   document.addEventListener("submit", function (event) {
     var form = event.target;
     var question = form.getAttribute && form.getAttribute("data-confirm");
     if (question && !window.confirm(question)) {
       event.preventDefault();
+      return;
+    }
+    // The server does a form once whatever happens (its one-time token); this only spares a
+    // second request from a double click.
+    if ((form.method || "").toLowerCase() === "post") {
+      setTimeout(function () {
+        Array.prototype.forEach.call(form.querySelectorAll("button[type=submit]"), function (b) {
+          b.disabled = true;
+        });
+      }, 0);
     }
   });
 })();

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import base64
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import qrcode
 import qrcode.constants
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext
 from qrcode.image.pil import PilImage
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from central import kiosks as central_kiosks
+from central.db import schema
 from central.web import queries
 from central.web.auth import admin_required, current_user
 from central.web.blueprint import staff
@@ -58,15 +61,75 @@ def qr_png_data_uri(text: str) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _show_code(new: central_kiosks.NewCode) -> tuple[str, int]:
-    payload = enrolment_qr_text(new.code, centre_url())
-    # The code is shown once, in this answer only; the store keeps its hash.
-    return _page(
-        new_code=new,
-        qr=qr_png_data_uri(payload),
-        central_url=centre_url(),
-        expires_at=queries.aware(new.expires_at),
-    )
+# The one-time code is shown after a redirect (post/redirect/get): reloading the page that shows
+# it must never make another kiosk or another code. The clear code waits in this staff member's
+# session until the code is used or expires; the store keeps only its hash.
+SESSION_CODES = "enrolment_codes"
+
+
+def _remember_code(new: central_kiosks.NewCode) -> Response:
+    codes = dict(session.get(SESSION_CODES) or {})
+    codes[new.kiosk_id] = {"code": new.code, "expires_at": new.expires_at.isoformat()}
+    session[SESSION_CODES] = codes
+    return redirect(url_for("staff.kiosk_enrolment", kiosk_id=new.kiosk_id), code=303)
+
+
+def _unused(code: str) -> bool:
+    codes = schema.enrolment_codes
+    digest = central_kiosks.hash_secret(central_kiosks.normalise_code(code))
+    with state().engine.connect() as conn:
+        used_at = conn.execute(
+            select(codes.c.used_at).where(codes.c.code_hash == digest)
+        ).first()
+    return used_at is not None and used_at[0] is None
+
+
+def _code_in_session(kiosk_id: str) -> dict[str, Any] | None:
+    """The clear code of `kiosk_id` this session made, while it can still be used."""
+    codes = dict(session.get(SESSION_CODES) or {})
+    held = codes.get(kiosk_id)
+    if not isinstance(held, dict):
+        return None
+    expires_at = datetime.fromisoformat(str(held.get("expires_at")))
+    usable = expires_at > queries.naive_utc(state().now()) and _unused(str(held.get("code")))
+    if not usable:
+        codes.pop(kiosk_id, None)
+        session[SESSION_CODES] = codes
+        return None
+    return {"code": str(held["code"]), "expires_at": expires_at}
+
+
+def _code_view(kiosk_id: str, template: str) -> tuple[str, int]:
+    with state().engine.connect() as conn:
+        kiosk = next(
+            (k for k in central_kiosks.list_kiosks(conn) if k["kiosk_id"] == kiosk_id), None
+        )
+    if kiosk is None:
+        abort(404)
+    held = _code_in_session(kiosk_id)
+    values: dict[str, Any] = {"kiosk": kiosk, "central_url": centre_url()}
+    if held is not None:
+        values.update(
+            code=held["code"],
+            qr=qr_png_data_uri(enrolment_qr_text(held["code"], centre_url())),
+            expires_at=queries.aware(held["expires_at"]),
+        )
+    if template == "kiosks.html":
+        return _page(enrolment=values)
+    return render_template(template, **values), 200
+
+
+@staff.route("/kiosks/<kiosk_id>/enrolment")
+@admin_required
+def kiosk_enrolment(kiosk_id: str) -> tuple[str, int]:
+    return _code_view(kiosk_id, "kiosks.html")
+
+
+@staff.route("/kiosks/<kiosk_id>/enrolment/print")
+@admin_required
+def kiosk_enrolment_print(kiosk_id: str) -> tuple[str, int]:
+    """The code on a page of its own, to print and hand to whoever sets the kiosk up."""
+    return _code_view(kiosk_id, "kiosk_code_print.html")
 
 
 def _ttl() -> timedelta:
@@ -75,7 +138,7 @@ def _ttl() -> timedelta:
 
 @staff.route("/kiosks/enrol", methods=["POST"])
 @admin_required
-def kiosk_enrol() -> tuple[str, int]:
+def kiosk_enrol() -> Response | tuple[str, int]:
     site_id = request.form.get("site_id", "").strip()
     name = request.form.get("name", "").strip()[:200]
     user = current_user()
@@ -90,17 +153,17 @@ def kiosk_enrol() -> tuple[str, int]:
         )
     except central_kiosks.KioskError:
         return _page(400, enrol_error=gettext("Choose a site of the roster."))
-    return _show_code(new)
+    return _remember_code(new)
 
 
 @staff.route("/kiosks/<kiosk_id>/code", methods=["POST"])
 @admin_required
-def kiosk_new_code(kiosk_id: str) -> tuple[str, int]:
+def kiosk_new_code(kiosk_id: str) -> Response | tuple[str, int]:
     try:
         new = central_kiosks.new_enrolment_code(state().engine, kiosk_id, state().now(), _ttl())
     except central_kiosks.KioskError:
         return _page(400, enrol_error=gettext("This kiosk cannot get a new code (revoked?)."))
-    return _show_code(new)
+    return _remember_code(new)
 
 
 @staff.route("/kiosks/<kiosk_id>/revoke", methods=["POST"])
