@@ -95,7 +95,7 @@ class Quarantine:
         """Write `data` to damaged/ under a unique name; a failure is logged, never raised."""
         damaged_dir = self._folder.damaged_dir
         try:
-            damaged_dir.mkdir(exist_ok=True)
+            self._disk.mkdir(damaged_dir)
             stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
             target = damaged_dir / f"{stamp}-{uuid.uuid4().hex[:6]}-{name}"
             atomic_write_bytes(self._disk, target, data)

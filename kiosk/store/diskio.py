@@ -1,8 +1,15 @@
-"""Every byte the store writes goes through `DiskIO`, so tests can make the disk fail.
+"""Every change the store makes on disk goes through `DiskIO`, so tests can make the disk fail
+or record what it was asked to do.
 
 A real disk fills up, turns read-only after an SD-card error, or dies mid-write. Tests pass a
 subclass that raises ENOSPC or EROFS from `write` or `fsync` at a chosen moment; the store must
-then refuse cleanly and leave what it stored intact.
+then refuse cleanly and leave what it stored intact. The power-cut tests pass one that records
+every operation (open, write, fsync, rename, mkdir, unlink, fsync of a folder) and replays them
+as a power cut may have left them. Reads go to the file system directly: they change nothing.
+
+The kiosk's other files (clock, roster, settings, enrolment) are written with the same helpers:
+`atomic_write_bytes` (temp file, fsync, rename, fsync the folder) and `make_dirs` (each folder
+made, then its parent fsync'd, so a power cut cannot drop it).
 """
 
 from __future__ import annotations
@@ -44,8 +51,8 @@ class DiskIO:
     def open_append(self, path: Path) -> int:
         return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
 
-    def open_new(self, path: Path) -> int:
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+    def open_new(self, path: Path, mode: int = 0o640) -> int:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
 
     def write(self, fd: int, data: bytes) -> int:
         return os.write(fd, data)
@@ -65,8 +72,13 @@ class DiskIO:
     def unlink(self, path: Path) -> None:
         os.unlink(path)
 
-    def mkdir(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
+    def mkdir(self, path: Path) -> bool:
+        """Make one folder (its parent must exist); False when it was there already."""
+        try:
+            os.mkdir(path, 0o750)
+        except FileExistsError:
+            return False
+        return True
 
     def fsync_dir(self, path: Path) -> None:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -84,14 +96,17 @@ class DiskIO:
             offset += written
 
 
-def atomic_write_bytes(disk: DiskIO, path: Path, data: bytes) -> None:
+def atomic_write_bytes(disk: DiskIO, path: Path, data: bytes, *, mode: int | None = None) -> None:
     """Write `path` so a crash leaves either the old content or the new, never a mix.
 
     tmp file, fsync, rename over the target, fsync the folder (so the rename itself survives a
-    power cut). On failure the temp file is removed and the old file is untouched.
+    power cut). On failure the temp file is removed and the old file is untouched. `mode` (say
+    0o600 for a secret) is given to a temp file made afresh, never to one a crash left behind.
     """
     tmp = path.with_name(path.name + TEMP_SUFFIX)
-    fd = disk.open_new(tmp)
+    if mode is not None and os.path.lexists(tmp):
+        disk.unlink(tmp)
+    fd = disk.open_new(tmp) if mode is None else disk.open_new(tmp, mode)
     try:
         try:
             disk.write_all(fd, data)
@@ -101,7 +116,7 @@ def atomic_write_bytes(disk: DiskIO, path: Path, data: bytes) -> None:
         disk.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            disk.unlink(tmp)
         raise
     disk.fsync_dir(path.parent)
 
@@ -111,7 +126,25 @@ def atomic_write_json(disk: DiskIO, path: Path, value: Any) -> None:
     atomic_write_bytes(disk, path, data)
 
 
-def remove_stale_temp_files(folder: Path) -> list[Path]:
+def make_dirs(disk: DiskIO, path: Path) -> list[Path]:
+    """Make `path` and the folders above it that are missing, each followed by an fsync of its
+    parent: a folder's name is durable only once its parent is synced. Returns those made."""
+    missing: list[Path] = []
+    probe = path
+    while not probe.is_dir():
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    made: list[Path] = []
+    for folder in reversed(missing):
+        if disk.mkdir(folder):
+            made.append(folder)
+        disk.fsync_dir(folder.parent)
+    return made
+
+
+def remove_stale_temp_files(disk: DiskIO, folder: Path) -> list[Path]:
     """Temp files are only ever left by a crash mid-write; their content was never committed."""
     removed: list[Path] = []
     if not folder.is_dir():
@@ -119,6 +152,6 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
     for path in sorted(folder.glob("*" + TEMP_SUFFIX)):
         # A read-only disk keeps them; they are ignored all the same.
         with contextlib.suppress(OSError):
-            path.unlink()
+            disk.unlink(path)
             removed.append(path)
     return removed

@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from kiosk.store.diskio import DiskIO
+
 
 class StoreError(Exception):
     """The log cannot be used (locked by another process, closed, unreadable folder)."""
@@ -54,13 +56,19 @@ class LogFolder:
     def cursor_path(self) -> Path:
         return self.directory / "cursor.json"
 
-    def take_lock(self) -> int:
+    def take_lock(self, disk: DiskIO) -> int:
         """Make the folders that are missing and flock LOCK; StoreLocked when another process
         holds it. Returns the descriptor to pass to `release_lock`."""
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            missing = []
+            probe = self.directory
+            while not probe.is_dir():
+                missing.append(probe)
+                probe = probe.parent
+            for folder in reversed(missing):
+                disk.mkdir(folder)
             for sub in (self.journal_dir, self.segment_dir, self.archive_dir):
-                sub.mkdir(exist_ok=True)
+                disk.mkdir(sub)
             try:
                 fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
             except OSError:

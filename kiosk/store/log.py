@@ -85,7 +85,7 @@ class EventLog:
             self._retention,
             self._write_manifest,
         )
-        self._lock_fd = self._folder.take_lock()
+        self._lock_fd = self._folder.take_lock(self._disk)
         try:
             self._open()
         except BaseException:
@@ -190,6 +190,11 @@ class EventLog:
                 with contextlib.suppress(OSError):
                     self._disk.unlink(probe)
             return True
+
+    def wait_idle(self) -> None:
+        """Return when no fold is under way (folds run in the appending thread for now)."""
+        with self._lock:
+            return
 
     def checkpoint(self) -> None:
         """Move the journal's events into segments and start a fresh journal."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -79,7 +78,9 @@ class Recovery:
     def run(self) -> None:
         folder = self._folder
         for path in (folder.directory, folder.journal_dir, folder.segment_dir, folder.archive_dir):
-            self.report.stale_temp_files += [str(p) for p in remove_stale_temp_files(path)]
+            self.report.stale_temp_files += [
+                str(p) for p in remove_stale_temp_files(self._disk, path)
+            ]
         manifest = read_manifest(folder, self._quarantine)
         if manifest is not None:
             try:
@@ -246,15 +247,15 @@ class Recovery:
     def _fix_journal_tail(self, path: Path, good_length: int, add_newline: bool) -> None:
         """Cut a torn last line (else the next append glues onto it) or finish a whole one."""
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            # O_APPEND: the newline goes after the cut, wherever the file offset was.
+            fd = self._disk.open_append(path)
             try:
                 self._disk.ftruncate(fd, good_length)
                 if add_newline:
-                    os.lseek(fd, 0, os.SEEK_END)
                     self._disk.write_all(fd, b"\n")
                 self._disk.fsync(fd)
             finally:
-                os.close(fd)
+                self._disk.close(fd)
         except OSError as exc:
             # Left as is, it is cut again at the next open; appends go to a new journal.
             log.error("could not repair journal %s: %s", path.name, exc)
