@@ -7,13 +7,13 @@ reads them back for the anomalies page.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, insert, or_, select
 
-from central.db.schema import anomalies, stays
+from central.db.schema import anomalies, anomaly_reviews, stays
 from central.stays.pairing import StayRules
 
 
@@ -95,3 +95,50 @@ def anomaly_list(
                     }
                 )
     return rows[:limit]
+
+
+KEY_FIELDS = ("kind", "kiosk_id", "site_id", "cadre_id", "service_day", "event_id", "seq", "detail")
+
+
+def anomaly_key(row: Mapping[str, Any]) -> str:
+    """What an anomaly is about, as one string: the same anomaly found again has the same key."""
+    parts = []
+    for name in KEY_FIELDS:
+        value = row.get(name)
+        parts.append("" if value is None else str(value))
+    return "|".join(parts)[:400]
+
+
+def review(
+    conn: Connection, row: Mapping[str, Any], reason: str, staff_user: str, now: datetime
+) -> None:
+    """Record that `staff_user` looked at the anomaly `row` and why it may rest."""
+    text = reason.strip()
+    if not text:
+        raise ValueError("a review needs a reason")
+    conn.execute(
+        insert(anomaly_reviews).values(
+            anomaly_key=anomaly_key(row),
+            kind=row["kind"],
+            cadre_id=row.get("cadre_id"),
+            service_day=row.get("service_day"),
+            reason=text[:500],
+            staff_user=staff_user,
+            created_at=now.replace(tzinfo=None) if now.tzinfo else now,
+        )
+    )
+
+
+def reviews_of(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The newest review of each of `rows` that has one, by anomaly key."""
+    keys = sorted({anomaly_key(r) for r in rows})
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        for review_row in conn.execute(
+            select(anomaly_reviews)
+            .where(anomaly_reviews.c.anomaly_key.in_(chunk))
+            .order_by(anomaly_reviews.c.review_id)
+        ):
+            found[review_row.anomaly_key] = dict(review_row._mapping)
+    return found

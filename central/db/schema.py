@@ -333,3 +333,19 @@ form_submissions = Table(
     Column("done", Boolean, nullable=False, default=False),
     Column("result_url", String(2000)),  # where the first send's answer led
 )
+
+# Reviews of anomalies (central/anomalies.py): staff looked at one that no correction of records
+# resolves (a hash chain gap, a refused record) and said why it may rest. Keyed by what the
+# anomaly is about rather than its row id: the stays' anomalies are written anew on each pairing.
+anomaly_reviews = Table(
+    "anomaly_reviews",
+    metadata,
+    Column("review_id", Integer, primary_key=True, autoincrement=True),
+    Column("anomaly_key", String(400), nullable=False, index=True),
+    Column("kind", String(40), nullable=False),
+    Column("cadre_id", String(64)),
+    Column("service_day", Date),
+    Column("reason", Text, nullable=False),
+    Column("staff_user", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)

@@ -72,6 +72,12 @@ def zone_note() -> str:
     return f"{zone.key} UTC{sign}{hours:02d}:{rest:02d}"
 
 
+def local_input(value: datetime | None) -> str:
+    """A time as a datetime-local field's value, in the page's time zone, to the second."""
+    shown = local(value)
+    return "" if shown is None else shown.strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def iso_day(value: date) -> str:
     return value.isoformat()
 
@@ -83,6 +89,7 @@ def register(blueprint: Blueprint) -> None:
         "duration": duration,
         "age": age,
         "iso_day": iso_day,
+        "local_input": local_input,
     }
     for name, function in filters.items():
         blueprint.add_app_template_filter(function, name)

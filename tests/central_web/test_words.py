@@ -109,7 +109,7 @@ def test_a_person_is_called_by_their_full_name(app, viewer):
 
 def test_a_voided_record_is_named_by_its_time_kind_and_kiosk(app, admin):
     seeded = seed(app)
-    arrival = seeded.events["c1_arrival"]
+    arrival = seeded.events["c1_departure"]
     answer = admin.post(
         "/staff/corrections",
         data={
@@ -125,7 +125,7 @@ def test_a_voided_record_is_named_by_its_time_kind_and_kiosk(app, admin):
     for page in ("/staff/corrections", "/staff/cadres/C001"):
         text = text_of(admin.get(page))
         assert str(arrival.event_id)[:8] not in text, page
-        assert re.search(r"作废记录 2026-11-29 06:00:00 · 到达 · S01-1 #1", text), page
+        assert re.search(r"作废记录 2026-11-29 11:30:00 · 离开 · S01-1 #4", text), page
 
 
 def test_the_chart_counts_people_not_scans(app, viewer):

@@ -11,7 +11,8 @@ from werkzeug.wrappers import Response
 
 from central import corrections
 from central.stays import store as stay_store
-from central.web import queries
+from central.web import fixes, queries
+from central.web.anomaly_messages import kind_label
 from central.web.auth import admin_required, current_user
 from central.web.blueprint import staff
 from central.web.context import state
@@ -25,7 +26,7 @@ def corrections_list() -> str:
     return render_template("corrections.html", section="corrections", rows=rows)
 
 
-def _local_time(text: str) -> datetime | None:
+def local_time(text: str) -> datetime | None:
     """A datetime-local field (centre time zone) as naive UTC; None when empty or malformed."""
     if not text:
         return None
@@ -46,6 +47,20 @@ def _local_time(text: str) -> datetime | None:
 def refresh_stays(conn: Connection, cadre_id: str, day: date) -> int:
     """Pair the stays of (cadre, day) again, now with the new correction, in this transaction."""
     return stay_store.recompute(conn, [(cadre_id, day)], state().rules, state().now())
+
+
+def _anomalies_added(conn: Connection, change: corrections.NewCorrection) -> list[fixes.Found]:
+    """The anomalies of the correction's cadre and day that it would add (tried on a copy)."""
+    try:
+        change.check()
+    except corrections.CorrectionError:
+        return []  # refused below, with its own message
+    bounds = state().rules.day.bounds(change.service_day)
+    now = queries.naive_utc(state().now())
+    day = fixes.load_day(conn, change.cadre_id, change.service_day, day_over=now >= bounds[1])
+    before = day.findings(state().rules)
+    after = day.findings(state().rules, [change])
+    return sorted((after - before).elements(), key=lambda f: (f[0], f[1] or "", f[2] or ""))
 
 
 @staff.route("/corrections", methods=["POST"])
@@ -70,7 +85,7 @@ def correction_add() -> Response:
     if action != "void" and form.get("kind") not in corrections.KINDS:
         flash(gettext("Choose arrival or departure."), "error")
         return redirect(back + "#correct")
-    event_time = _local_time(form.get("time", ""))
+    event_time = local_time(form.get("time", ""))
     with state().engine.begin() as conn:
         if action in ("void", "replace"):
             target = queries.event_row(conn, event_id) if event_id else None
@@ -104,22 +119,32 @@ def correction_add() -> Response:
                 return redirect(back + "#correct")
         user = current_user()
         assert user is not None  # the gate lets no anonymous request this far
-        try:
-            corrections.add_correction(
-                conn,
-                corrections.NewCorrection(
-                    action=action,  # type: ignore[arg-type]
-                    cadre_id=cadre_id,
-                    site_id=site_id,
-                    service_day=day,
-                    reason=form.get("reason", ""),
-                    staff_user=user.username,
-                    target_event_id=event_id if action != "add" else None,
-                    kind=form.get("kind") if action != "void" else None,
-                    event_time=event_time if action != "void" else None,
+        change = corrections.NewCorrection(
+            action=action,  # type: ignore[arg-type]
+            cadre_id=cadre_id,
+            site_id=site_id,
+            service_day=day,
+            reason=form.get("reason", ""),
+            staff_user=user.username,
+            target_event_id=event_id if action != "add" else None,
+            kind=form.get("kind") if action != "void" else None,
+            event_time=event_time if action != "void" else None,
+        )
+        added = _anomalies_added(conn, change)
+        if added and form.get("accept_new_anomalies") != "1":
+            flash(
+                gettext(
+                    "Not saved: this correction would add %(n)d anomalies on %(day)s (%(kinds)s). "
+                    "Use the fix offered on the anomaly's own page, or tick 'save anyway'.",
+                    n=len(added),
+                    day=day.isoformat(),
+                    kinds=", ".join(sorted({kind_label(kind) for kind, _, _ in added})),
                 ),
-                state().now(),
+                "error",
             )
+            return redirect(back + "#correct")
+        try:
+            corrections.add_correction(conn, change, state().now())
         except corrections.CorrectionError:
             # Checked before anything is written: the transaction has nothing to undo.
             flash(gettext("Not saved: the correction is incomplete."), "error")

@@ -1,0 +1,70 @@
+"""The desk at 1280x800 in Debian's chromium: an anomaly fixed from its own page with no new
+anomaly. Screenshots go to tests/artifacts/ for a person to look at."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.browser import chromium, shot
+from tests.central_web.helpers import PASSWORDS
+from tests.central_web.seed import seed
+from tests.central_web.test_fixes import anomalies_of, double_tapped_departure
+
+pytestmark = pytest.mark.browser
+DESK = {"width": 1280, "height": 800}
+
+
+@pytest.fixture
+def live(app) -> Iterator[tuple[str, object]]:
+    seeded = seed(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", seeded
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def browser():
+    yield from chromium()
+
+
+def log_in(page, url: str, role: str = "admin") -> None:
+    page.goto(f"{url}/staff/login")
+    page.fill("input[name=username]", role)
+    page.fill("input[name=password]", PASSWORDS[role])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/staff/")
+
+
+def test_an_anomaly_fixed_from_its_own_page_leaves_no_new_anomaly(app, engine, browser, live):
+    url, seeded = live
+    double_tapped_departure(app, seeded)
+    before = anomalies_of(engine, "C003")
+    context = browser.new_context(viewport=DESK, locale="zh-CN")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(page, url)
+    page.goto(f"{url}/staff/anomalies?kind=no_arrival")
+    page.click("text=修正…")
+    page.wait_for_selector("form.fix")
+    assert "作废记录" in page.locator("form.fix").first.inner_text()
+    shot(page, "desk-anomaly-page-1280x800", full_page=True)
+    page.locator("form.fix button[type=submit]").first.click()
+    page.wait_for_selector("text=已修正")
+    shot(page, "desk-anomaly-fixed-1280x800", full_page=True)
+    after = anomalies_of(engine, "C003")
+    assert "no_arrival" not in {kind for kind, _, _ in after}
+    assert set(after) <= set(before)
+    page.goto(f"{url}/staff/anomalies?kind=no_arrival&kind=kiosk_disagrees&kind=no_departure")
+    assert "王强" not in page.locator("table").inner_text()
+    assert not errors, errors
+    context.close()
