@@ -253,6 +253,34 @@ def user_add_command(instance: Path, name: str, role: str, password_stdin: bool)
     click.echo(f"added {user.role} {user.username}")
 
 
+@user_group.command("list")
+@click.pass_obj
+def user_list_command(instance: Path) -> None:
+    """List the staff accounts: name, role, active or disabled."""
+    from central import users
+
+    _, engine = _open_store(instance)
+    for user in users.list_users(engine):
+        state = "active" if user.active else "disabled"
+        click.echo(f"{user.username}\t{user.role}\t{state}")
+
+
+@user_group.command("role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(["admin", "viewer"]))
+@click.pass_obj
+def user_role_command(instance: Path, name: str, role: str) -> None:
+    """Give the staff account NAME another role (the last admin keeps it)."""
+    from central import users
+
+    _, engine = _open_store(instance)
+    try:
+        users.set_role(engine, name, role)
+    except users.UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{name} is now {role}")
+
+
 @main.command("export")
 @click.option(
     "--from", "first", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First service day."

@@ -153,3 +153,29 @@ def list_users(engine: Engine) -> list[User]:
     with engine.connect() as conn:
         rows = conn.execute(select(staff_users).order_by(staff_users.c.username)).all()
     return [_row_to_user(r) for r in rows]
+
+
+def set_role(engine: Engine, username: str, role: str) -> None:
+    """Give an account another role. The last active admin keeps the role: a centre with no
+    admin could not be put right from the pages."""
+    if role not in ROLES:
+        raise UserError(f"role {role!r}: use one of {', '.join(ROLES)}")
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(staff_users.c.role, staff_users.c.active).where(
+                staff_users.c.username == username
+            )
+        ).first()
+        if row is None:
+            raise UserError(f"no user {username!r}")
+        if row.role == "admin" and role != "admin" and row.active:
+            admins = conn.execute(
+                select(staff_users.c.id).where(
+                    staff_users.c.role == "admin", staff_users.c.active.is_(True)
+                )
+            ).all()
+            if len(admins) <= 1:
+                raise UserError(f"{username!r} is the last admin")
+        conn.execute(
+            update(staff_users).where(staff_users.c.username == username).values(role=role)
+        )

@@ -68,3 +68,28 @@ def test_an_anomaly_fixed_from_its_own_page_leaves_no_new_anomaly(app, engine, b
     assert "王强" not in page.locator("table").inner_text()
     assert not errors, errors
     context.close()
+
+
+def test_staff_accounts_page(browser, live, engine):
+    url, _ = live
+    context = browser.new_context(viewport=DESK, locale="zh-CN")
+    page = context.new_page()
+    log_in(page, url)
+    page.click("nav >> text=账号")
+    page.fill("#add input[name=username]", "wang")
+    page.fill("#add input[name=password]", "wang password 1")
+    page.fill("#add input[name=password_again]", "wang password 1")
+    page.click("#add button[type=submit]")
+    page.wait_for_selector("text=已添加账号 wang")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#account-viewer button.danger").click()
+    page.wait_for_selector("text=账号 viewer 已停用")
+    shot(page, "desk-accounts-1280x800", full_page=True)
+    from central import users
+
+    assert {u.username: u.active for u in users.list_users(engine)} == {
+        "admin": True,
+        "viewer": False,
+        "wang": True,
+    }
+    context.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 def load_views() -> None:
     from central.web.views import (  # noqa: F401
         account,
+        accounts,
         anomalies,
         cadres,
         corrections,
