@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, case, func, or_, select
+from sqlalchemy import Connection, func, select
 
 from central import roster
 from central.anomalies import anomaly_list
@@ -93,7 +93,7 @@ class Overview:
         return [k for k in self.kiosks if k["dead"]]
 
 
-def _totals(rows: Sequence[SiteDay]) -> SiteDay:
+def totals(rows: Sequence[SiteDay]) -> SiteDay:
     return SiteDay(
         site_id="",
         site_name="",
@@ -118,7 +118,7 @@ def overview(
             rows[kiosk["site_id"]] = SiteRow(SiteDay(kiosk["site_id"], "", 0, 0, 0, 0, 0, 0))
         rows[kiosk["site_id"]].kiosks.append(kiosk)
     ordered = [rows[site_id] for site_id in sorted(rows)]
-    return Overview(day, ordered, _totals(summaries), health, stay_store.queued(conn))
+    return Overview(day, ordered, totals(summaries), health, stay_store.queued(conn))
 
 
 def site_names(conn: Connection) -> list[tuple[str, str]]:
@@ -327,28 +327,6 @@ def timeline(conn: Connection, cadre_id: str, first_day: date, last_day: date) -
     return Timeline(
         cadre, site, first_day, last_day, events, stay_rows, correction_rows, anomaly_rows
     )
-
-
-def find_cadres(conn: Connection, text: str, limit: int = 50) -> list[dict[str, Any]]:
-    """Cadres whose id starts with, or whose name contains, `text`."""
-    c = schema.cadres
-    needle = text.strip()
-    if not needle:
-        return []
-    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    rows = conn.execute(
-        select(c.c.cadre_id, c.c.name, c.c.unit, c.c.site_id)
-        .where(
-            or_(
-                c.c.cadre_id == needle,
-                c.c.cadre_id.like(f"{escaped}%", escape="\\"),
-                c.c.name.like(f"%{escaped}%", escape="\\"),
-            )
-        )
-        .order_by(case((c.c.cadre_id == needle, 0), else_=1), c.c.cadre_id)
-        .limit(limit)
-    )
-    return [dict(r._mapping) for r in rows]
 
 
 # --- anomalies -------------------------------------------------------------------------------

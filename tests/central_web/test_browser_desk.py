@@ -93,3 +93,39 @@ def test_staff_accounts_page(browser, live, engine):
         "wang": True,
     }
     context.close()
+
+
+def test_search_by_initials_and_the_site_picker(app, browser, live):
+    from central import roster
+    from tests.central_web.test_lists import MORE
+
+    url, _ = live
+    roster.import_roster(app.extensions["central"].engine, MORE)
+    context = browser.new_context(viewport=DESK, locale="zh-CN")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(page, url, "viewer")
+    page.click("nav >> text=干部")
+    page.fill("input[name=q]", "sx")
+    page.click("form[role=search] button[type=submit]")
+    page.wait_for_selector("table.found")
+    assert "宋昕" in page.locator("table.found").inner_text()
+    assert page.locator("table.found tbody tr").count() == 1
+    shot(page, "desk-cadre-search-sx-1280x800", full_page=True)
+
+    page.goto(f"{url}/staff/?district=BJ-DC")
+    assert page.locator("table.sites tbody tr").count() == 2
+    page.goto(f"{url}/staff/exports")
+    page.fill("[data-picker-filter]", "xc")
+    visible = page.locator("details.district:visible")
+    assert visible.count() == 1 and visible.get_attribute("data-district") == "BJ-XC"
+    assert page.locator("details.district[data-district=BJ-XC]").get_attribute("open") is not None
+    shot(page, "desk-site-picker-1280x800", full_page=True)
+    page.fill("[data-picker-filter]", "")
+    page.locator("details.district[data-district=BJ-DC] summary input").check()
+    with page.expect_download() as download:
+        page.click("form.card button[type=submit]")
+    assert download.value.suggested_filename.endswith(".xlsx")
+    assert not errors, errors
+    context.close()

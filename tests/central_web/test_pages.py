@@ -39,7 +39,9 @@ def test_all_sites_counts_each_site_and_shows_the_silent_kiosk(seeded, viewer):
     assert "失联的签到机" in text
     assert re.search(r"S02 · S02-1 · 最后联系：3 小时前", text)
     html = response.get_data(as_text=True)
-    assert '<tr class="dead">' in html, "the row of a site with a dead kiosk is marked"
+    assert '<tr class="dead" data-site="S02">' in html, (
+        "the row of a site with a dead kiosk is marked"
+    )
     assert "待发 2" in text, "the live kiosk's queue length"
 
 

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from central import anomalies as central_anomalies
 from central import corrections
-from central.web import fixes, queries
+from central.web import fixes, lists, queries
 from central.web.auth import admin_required, current_user
 from central.web.blueprint import staff
 from central.web.context import state
@@ -34,6 +34,7 @@ def anomalies() -> str:
             conn, first, last, state().now(), state().rules, kinds, site_id=site_id
         )
         reviewed = central_anomalies.reviews_of(conn, rows)
+        sites = lists.site_rows(conn)
     for row in rows:
         row["review"] = reviewed.get(central_anomalies.anomaly_key(row))
         row["fix_args"] = fix_args(row)
@@ -53,6 +54,7 @@ def anomalies() -> str:
         limit_hit=len(rows) >= queries.ANOMALY_ROWS,
         hidden=hidden,
         show_reviewed=show_reviewed,
+        sites=sites,
     )
 
 

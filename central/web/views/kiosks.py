@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 
 from central import kiosks as central_kiosks
 from central.db import schema
-from central.web import queries
+from central.web import lists, queries
 from central.web.auth import admin_required, current_user
 from central.web.blueprint import staff
 from central.web.context import state
@@ -29,7 +29,7 @@ def _page(status: int = 200, **extra: object) -> tuple[str, int]:
         health = central_kiosks.kiosk_health(
             conn, state().now(), state().settings.kiosk_dead_after_s
         )
-        sites = queries.site_names(conn)
+        sites = lists.site_rows(conn)
     page = render_template(
         "kiosks.html",
         section="kiosks",
