@@ -36,6 +36,7 @@ class RecoveryReport:
     manifest_rebuilt: bool = False
     cursor_reset: bool = False
     replayed: int = 0
+    fold_finished: int = 0  # events found in segments written by a fold a crash interrupted
     quarantined: list[str] = field(default_factory=list)  # files written to damaged/
 
     @property
@@ -77,6 +78,11 @@ class RecoveryReport:
             parts.append("manifest rebuilt from the segments")
         if self.cursor_reset:
             parts.append("acknowledged cursor unreadable: everything will be sent again")
+        if self.fold_finished:
+            parts.append(
+                f"finished a fold a crash interrupted ({self.fold_finished} event(s) already in "
+                "a segment)"
+            )
         if self.replayed:
             parts.append(f"replayed {self.replayed} journal event(s)")
         return "; ".join(parts) or "clean"

@@ -43,6 +43,7 @@ from kiosk.store.journal import JournalWriter
 from kiosk.store.manifest import write_manifest
 from kiosk.store.recovery import Recovery
 from kiosk.store.retention import Retention
+from kiosk.store.segments import SegmentMeta
 from kiosk.store.state import LogState
 from sync.events import Event, seal
 
@@ -50,6 +51,13 @@ log = logging.getLogger(__name__)
 
 # can_write() writes this much: about the size of a few journal lines.
 PROBE_BYTES = 4096
+
+
+def _seqs_of(docs: Mapping[str, Any], meta: SegmentMeta) -> list[str]:
+    """The keys of a segment's documents that the catalogue says it holds, in seq order. A
+    segment file can hold more (a fold a crash interrupted, not yet taken in): those events are
+    read from the journal's copy, never twice."""
+    return sorted((key for key in docs if meta.first <= int(key) <= meta.last), key=int)
 
 
 class EventLog:
@@ -299,9 +307,10 @@ class EventLog:
             if seq is not None:
                 return self._read_event(seq)
             for meta in reversed(self._catalog.live):
-                for doc in self._catalog.docs(meta).values():
-                    if doc.get("event_id") == wanted:
-                        return Event.model_validate(doc)
+                docs = self._catalog.docs(meta)
+                for key in _seqs_of(docs, meta):
+                    if docs[key].get("event_id") == wanted:
+                        return Event.model_validate(docs[key])
         return None
 
     def events_between(self, start: datetime, end: datetime) -> list[Event]:
@@ -316,7 +325,7 @@ class EventLog:
                 if datetime.fromisoformat(meta.min_time) >= end:
                     continue
                 docs = self._catalog.docs(meta)
-                for key in sorted(docs, key=int):
+                for key in _seqs_of(docs, meta):
                     event = Event.model_validate(docs[key])
                     if start <= event.device_time < end:
                         out.append(event)
@@ -335,7 +344,7 @@ class EventLog:
         for meta in metas:
             with self._lock:
                 docs = dict(self._catalog.docs(meta))
-            for key in sorted(docs, key=int):
+            for key in _seqs_of(docs, meta):
                 yield Event.model_validate(docs[key])
         yield from buffered
 

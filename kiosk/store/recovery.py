@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from kiosk.store.folder import LogFolder
 from kiosk.store.index import CadreIndex
 from kiosk.store.journal import iter_journal_files, scan_journal
 from kiosk.store.manifest import load_manifest, read_manifest
-from kiosk.store.segments import iter_segment_files
+from kiosk.store.segments import SegmentMeta, iter_segment_files
 from kiosk.store.state import LogState
 from sync.events import GENESIS_HASH, Event
 
@@ -74,6 +75,7 @@ class Recovery:
         self._index = index
         self._quarantine = quarantine
         self.report = quarantine.report
+        self._grown: set[str] = set()  # listed segments whose file is not the size listed
 
     def run(self) -> None:
         folder = self._folder
@@ -95,15 +97,23 @@ class Recovery:
         if manifest is None:
             self._rebuild_from_segments()
         self._check_segment_files()
+        self._finish_interrupted_fold()
         self._replay()
         self._read_cursor()
-        self._state.last_seq = max(self._state.last_seq, self._state.acked)
+        state = self._state
+        if state.acked > state.last_seq:
+            # The centre has events this log no longer holds (a lost journal): say so, and go on
+            # after them so that no seq the centre knows is used twice.
+            self.report.dropped_seqs += seq_ranges(list(range(state.last_seq + 1, state.acked + 1)))
+            state.last_seq = state.acked
 
     @property
     def needs_recording(self) -> bool:
         """Whether the repair should be written down now, so the next open need not redo it."""
         report = self.report
-        return report.manifest_rebuilt or bool(report.damaged_segments or report.missing_segments)
+        return report.manifest_rebuilt or bool(
+            report.damaged_segments or report.missing_segments or report.fold_finished
+        )
 
     # ---------------------------------------------------------------- segments
 
@@ -185,6 +195,61 @@ class Recovery:
                 meta.min_time, meta.max_time = fresh.min_time, fresh.max_time
             else:
                 meta.bytes = path.stat().st_size
+                self._grown.add(meta.file)
+        catalog.reindex()
+
+    def _finish_interrupted_fold(self) -> None:
+        """A crash after a fold wrote its segment files and before it replaced the manifest
+        leaves events past `through` in the open segment (and perhaps in a segment begun by that
+        fold). They are taken from there, in seq order while each is valid and linked to the one
+        before, so that they are not also replayed from the journal (which would show them
+        twice). What does not link is left to the journal."""
+        state, catalog, folder = self._state, self._catalog, self._folder
+        listed = {m.file for m in catalog.live + catalog.archived}
+        files: list[tuple[int, Path, SegmentMeta | None]] = []
+        open_meta = catalog.live[-1] if catalog.live and not catalog.live[-1].sealed else None
+        if open_meta is not None and open_meta.file in self._grown:
+            files.append((open_meta.first, folder.segment_dir / open_meta.file, open_meta))
+        for first, path in iter_segment_files(folder.segment_dir):
+            if path.name not in listed and first > state.through:
+                files.append((first, path, None))
+        for first, path, meta in sorted(files, key=lambda f: f[0]):
+            expected = state.through + 1
+            if meta is None and first != expected:
+                break
+            try:
+                docs = self._quarantine.segment_docs(path)
+            except OSError:
+                break
+            adopted: list[Event] = []
+            head = state.head_hash
+            while True:
+                event = valid_event(docs[expected]) if expected in docs else None
+                if event is None or event.prev_hash != head:
+                    break
+                adopted.append(event)
+                head = event.hash
+                expected += 1
+            if not adopted:
+                break
+            if meta is None:
+                meta = meta_of(path.name, first, adopted, path)
+                catalog.live.append(meta)
+            else:
+                times = [e.device_time for e in adopted]
+                times += [datetime.fromisoformat(t) for t in (meta.min_time, meta.max_time) if t]
+                meta.min_time, meta.max_time = min(times).isoformat(), max(times).isoformat()
+                meta.last = adopted[-1].seq
+                meta.count = sum(1 for s in docs if meta.first <= s <= meta.last)
+                meta.bytes = path.stat().st_size
+            meta.sealed = meta.count >= self._segment_events
+            for event in adopted:
+                self._index.add(event)
+            state.through = state.last_seq = adopted[-1].seq
+            state.head_hash = adopted[-1].hash
+            self.report.fold_finished += len(adopted)
+            if any(s > state.through for s in docs):
+                break
         catalog.reindex()
 
     # ---------------------------------------------------------------- the journal

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import random
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kiosk.store import (
+    DiskIO,
     EventLog,
     EventSummary,
     StoreConfig,
@@ -416,3 +418,44 @@ def test_segment_files_are_tinydb_files(tmp_path):
     assert [d["seq"] for d in db.table("events").all()] == list(range(1, 11))
     assert db.table("events").get(doc_id=4)["event_id"] == str(events[3].event_id)
     db.close()
+
+
+# ---------------------------------------------------------------- what power cuts showed
+
+
+class DiesAtManifest(DiskIO):
+    """The process dies (here: raises) when the n-th fold replaces the manifest, after the
+    fold's segment file is already in place."""
+
+    def __init__(self, at_fold: int) -> None:
+        self.at_fold = at_fold
+        self.manifests = 0
+
+    def replace(self, source: Path, target: Path) -> None:
+        if target.name == "manifest.json":
+            self.manifests += 1
+            if self.manifests == self.at_fold:
+                raise OSError(errno.EIO, "power cut")
+        super().replace(source, target)
+
+
+def test_a_crash_between_the_segment_and_the_manifest_shows_each_event_once(tmp_path):
+    disk = DiesAtManifest(at_fold=2)
+    log = EventLog(tmp_path / "log", SMALL, disk=disk)
+    events = fill(log, 8)  # folds at 4 (whole) and at 8 (segment written, manifest not)
+    log.wait_idle()
+    assert disk.manifests == 2
+    crashed = crash_copy(tmp_path / "log", tmp_path / "crashed")
+    log.close()
+    with EventLog(crashed, SMALL) as reopened:
+        assert [e.seq for e in reopened.iter_events()] == list(range(1, 9))
+        everything = reopened.events_between(
+            BASE_TIME - timedelta(days=1), BASE_TIME + timedelta(days=1)
+        )
+        assert everything == events
+        assert verify_log(reopened).ok
+        assert reopened.recovery.fold_finished == 4 and reopened.recovery.replayed == 0
+        assert not reopened.recovery.lost_anything
+        assert reopened.append(event_fields(50)).seq == 9
+    with EventLog(crashed, SMALL) as again:
+        assert again.recovery.clean and [e.seq for e in again.iter_events()] == list(range(1, 10))
