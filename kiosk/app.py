@@ -31,7 +31,8 @@ from kiosk.services import (
     SyncAgentLike,
 )
 from kiosk.settings import KioskSettings
-from kiosk.store import EventLog, FailedScanLog, StoreConfig
+from kiosk.store import DiskIO, EventLog, FailedScanLog, StoreConfig
+from kiosk.store.diskio import make_dirs
 from kiosk.web import i18n, register
 from kiosk.web.auth import load_secret_key, screen_token
 from kiosk.web.words import ScreenWording
@@ -124,7 +125,7 @@ def create_app(
     `clock` replaces the system clock (tests)."""
     instance = Path(instance_path) if instance_path else kiosk_settings.default_instance()
     instance = instance.resolve()
-    instance.mkdir(parents=True, exist_ok=True)
+    make_dirs(DiskIO(), instance)  # synced: a power cut must not take the folder back
     settings = settings or kiosk_settings.load(instance)
 
     app = Flask(

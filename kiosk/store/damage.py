@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kiosk.store.diskio import DiskIO, atomic_write_bytes
+from kiosk.store.diskio import DiskIO, atomic_write_bytes, make_dirs
 from kiosk.store.folder import LogFolder
 from kiosk.store.segments import salvage, write_segment_file
 
@@ -101,7 +101,7 @@ class Quarantine:
         """Write `data` to damaged/ under a unique name; a failure is logged, never raised."""
         damaged_dir = self._folder.damaged_dir
         try:
-            self._disk.mkdir(damaged_dir)
+            make_dirs(self._disk, damaged_dir)
             stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
             target = damaged_dir / f"{stamp}-{uuid.uuid4().hex[:6]}-{name}"
             atomic_write_bytes(self._disk, target, data)

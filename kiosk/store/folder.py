@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from kiosk.store.diskio import DiskIO
+from kiosk.store.diskio import DiskIO, make_dirs
 
 
 class StoreError(Exception):
@@ -60,15 +60,10 @@ class LogFolder:
         """Make the folders that are missing and flock LOCK; StoreLocked when another process
         holds it. Returns the descriptor to pass to `release_lock`."""
         try:
-            missing = []
-            probe = self.directory
-            while not probe.is_dir():
-                missing.append(probe)
-                probe = probe.parent
-            for folder in reversed(missing):
-                disk.mkdir(folder)
+            make_dirs(disk, self.directory)
             for sub in (self.journal_dir, self.segment_dir, self.archive_dir):
-                disk.mkdir(sub)
+                if disk.mkdir(sub):
+                    disk.fsync_dir(self.directory)
             try:
                 fd = os.open(self.directory / "LOCK", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
             except OSError:
@@ -83,6 +78,11 @@ class LogFolder:
             raise StoreLocked(
                 f"the event log at {self.directory} is open in another process"
             ) from exc
+        # Folders made by an earlier start that died before syncing their parents, or by
+        # someone else (the instance folder): sync them now, before anything is confirmed.
+        for folder in (self.directory.parent, self.directory):
+            with contextlib.suppress(OSError):
+                disk.fsync_dir(folder)
         return fd
 
     @staticmethod

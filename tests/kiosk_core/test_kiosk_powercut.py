@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.store import DiskIO, StoreWriteError
+from kiosk.store import DiskIO, EventLog, StoreConfig, StoreWriteError
 from kiosk.store.diskio import atomic_write_bytes
 from kiosk.store.journal import Journal
 from tests.kiosk_core.crashstates import (
@@ -24,8 +24,6 @@ from tests.kiosk_core.crashstates import (
 
 
 def _trace(disk: RecordingDisk) -> Trace:
-    from kiosk.store import StoreConfig
-
     return Trace("unit", disk.initial, disk.ops, {}, ("log",), StoreConfig())
 
 
@@ -124,3 +122,28 @@ def test_a_recording_disk_that_fails_records_nothing(tmp_path, kind):
     assert [op.kind for op in disk.ops] == ["creat"] + (["write"] if kind == "fsync" else [])
     assert isinstance(disk, DiskIO)
     assert Path(tmp_path / "a.txt").exists()
+
+
+def _state_after(trace: Trace, label: str, model_cls=PosixModel, kind: str = "minimal"):
+    """The state a power cut leaves just after the last mark `label`."""
+    k = max(i for i, op in enumerate(trace.ops) if op.kind == "mark" and op.label == label) + 1
+    states = {s.kind: s for s in model_cls(trace).states(k, random.Random(1))}
+    return states.get(kind, states["all"])  # nothing loose: every state is the whole one
+
+
+def test_folders_made_at_first_start_survive_a_power_cut(tmp_path):
+    """POSIX promises a folder's name only once its parent is synced: the instance folder, log/
+    and journal/ made at first start must be, before the first event is confirmed."""
+
+    def run(w):
+        w.open()
+        w.append(3)
+        w.acknowledge(2)
+
+    trace = record("first", tmp_path / "root", run, config=StoreConfig())
+    state = _state_after(trace, "cursor")
+    state.tree.materialize(tmp_path / "state")
+    with EventLog(tmp_path / "state" / "instance" / "log") as log:
+        assert [e.seq for e in log.iter_events()] == [1, 2, 3]
+        assert log.acknowledged_seq == 2
+        assert log.recovery.clean, log.recovery.summary()
