@@ -49,6 +49,15 @@ class JournalScan:
     torn_tail: bytes = b""  # an unfinished last line (a write cut by a crash)
     bad_lines: list[bytes] = field(default_factory=list)  # whole lines that do not parse
     needs_newline: bool = False  # a complete record whose newline never reached the disk
+    # Where the last readable record ends: unreadable lines after it were written after every
+    # event this file confirmed (in the newest journal, the line a power cut caught in flight).
+    last_record_end: int = 0
+    trailing_bad: int = 0  # how many of `bad_lines` come after the last readable record
+
+    @property
+    def after_last_record(self) -> int:
+        """Bytes after the last readable record: unreadable lines and a torn tail."""
+        return self.good_length - self.last_record_end + len(self.torn_tail)
 
 
 def scan_journal(raw: bytes) -> JournalScan:
@@ -62,18 +71,22 @@ def scan_journal(raw: bytes) -> JournalScan:
             if record is not None:
                 # The record is whole, only the newline is missing: the data reached the disk.
                 scan.records.append(record)
-                scan.good_length = len(raw)
+                scan.good_length = scan.last_record_end = len(raw)
                 scan.needs_newline = True
+                scan.trailing_bad = 0
             else:
                 scan.torn_tail = tail
             break
         line = raw[position:end]
         record = _parse(line)
+        position = end + 1
         if record is not None:
             scan.records.append(record)
+            scan.last_record_end = position
+            scan.trailing_bad = 0
         elif line.strip():
             scan.bad_lines.append(line)
-        position = end + 1
+            scan.trailing_bad += 1
         scan.good_length = position
     return scan
 

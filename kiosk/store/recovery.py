@@ -112,7 +112,11 @@ class Recovery:
         """Whether the repair should be written down now, so the next open need not redo it."""
         report = self.report
         return report.manifest_rebuilt or bool(
-            report.damaged_segments or report.missing_segments or report.fold_finished
+            report.damaged_segments
+            or report.missing_segments
+            or report.fold_finished
+            # A journal with unreadable lines is folded away, so they are reported once.
+            or report.unreadable_journal_lines
         )
 
     # ---------------------------------------------------------------- segments
@@ -259,9 +263,21 @@ class Recovery:
         written just before a crash. Chained onto the head, duplicates dropped."""
         state, report = self._state, self.report
         candidates: dict[int, Event] = {}
-        for _first, _attempt, path in iter_journal_files(self._folder.journal_dir):
-            raw = path.read_bytes()
+        journals = [path for _first, _attempt, path in iter_journal_files(self._folder.journal_dir)]
+        contents = {path: path.read_bytes() for path in journals}
+        newest = next((p for p in reversed(journals) if contents[p]), None)
+        for path in journals:
+            raw = contents[path]
             scan = scan_journal(raw)
+            cut_at = scan.good_length
+            if path == newest and scan.trailing_bad:
+                # Unreadable lines after the last readable one, in the newest journal: the line
+                # a power cut caught in flight (its newline reached the disk, a sector before it
+                # did not). Its append never returned, so it was never confirmed: cut it off
+                # with the torn tail, once, keeping the bytes.
+                cut_at = scan.last_record_end
+                scan.torn_tail = raw[cut_at:]
+                scan.bad_lines = scan.bad_lines[: len(scan.bad_lines) - scan.trailing_bad]
             if scan.torn_tail:
                 report.torn_journal_bytes += len(scan.torn_tail)
                 self._quarantine.keep(path.name + ".torn", scan.torn_tail)
@@ -269,7 +285,7 @@ class Recovery:
                 report.unreadable_journal_lines += len(scan.bad_lines)
                 self._quarantine.keep(path.name + ".bad", b"\n".join(scan.bad_lines))
             if scan.torn_tail or scan.needs_newline:
-                self._fix_journal_tail(path, scan.good_length, scan.needs_newline)
+                self._fix_journal_tail(path, cut_at, scan.needs_newline)
             for record in scan.records:
                 event = valid_event(record)
                 if event is None:

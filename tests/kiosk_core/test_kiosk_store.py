@@ -459,3 +459,50 @@ def test_a_crash_between_the_segment_and_the_manifest_shows_each_event_once(tmp_
         assert reopened.append(event_fields(50)).seq == 9
     with EventLog(crashed, SMALL) as again:
         assert again.recovery.clean and [e.seq for e in again.iter_events()] == list(range(1, 10))
+
+
+def _journal_of(folder: Path) -> Path:
+    return next(iter_journal_files(folder / "journal"))[2]
+
+
+def test_an_unreadable_last_journal_line_is_cut_kept_and_reported_once(tmp_path):
+    """A power cut caught the last line in flight: its newline reached the disk, the sector
+    before it did not. That append never returned, so nothing is lost; it is cut once."""
+    config = StoreConfig(segment_events=100, checkpoint_events=1000)  # all in the journal
+    with EventLog(tmp_path / "log", config) as log:
+        fill(log, 5)
+        crashed = crash_copy(tmp_path / "log", tmp_path / "crashed")
+    journal = _journal_of(crashed)
+    content = journal.read_bytes()
+    last = content.rindex(b"\n", 0, len(content) - 1) + 1
+    holed = content[:last] + bytes(40) + content[last + 40 :]
+    journal.write_bytes(holed)
+    with EventLog(crashed, config) as log:
+        assert [e.seq for e in log.iter_events()] == [1, 2, 3, 4]
+        assert not log.recovery.lost_anything, log.recovery.summary()
+        assert log.recovery.torn_journal_bytes == len(content) - last
+        kept = [p for p in log.recovery.quarantined if p.endswith(".torn")]
+        assert Path(kept[0]).read_bytes() == holed[last:]
+        again = crash_copy(crashed, tmp_path / "again")  # a second power cut, before any fold
+        assert log.append(event_fields(9)).seq == 5
+    with EventLog(again, config) as log:
+        assert log.recovery.clean, log.recovery.summary()
+        assert log.last_seq == 4
+
+
+def test_an_unreadable_line_before_readable_ones_is_a_loss_reported_once(tmp_path):
+    """A line followed by others was confirmed: damaged later, it is lost and said so, once."""
+    config = StoreConfig(segment_events=100, checkpoint_events=1000)
+    with EventLog(tmp_path / "log", config) as log:
+        fill(log, 5)
+        crashed = crash_copy(tmp_path / "log", tmp_path / "crashed")
+    journal = _journal_of(crashed)
+    lines = journal.read_bytes().split(b"\n")
+    lines[1] = b"\0" * len(lines[1])
+    journal.write_bytes(b"\n".join(lines))
+    with EventLog(crashed, config) as log:
+        assert log.recovery.dropped_seqs == [(2, 2)] and log.recovery.unreadable_journal_lines == 1
+        assert [e.seq for e in log.iter_events()] == [1, 3, 4, 5]
+        again = crash_copy(crashed, tmp_path / "again")
+    with EventLog(again, config) as log:
+        assert log.recovery.clean, log.recovery.summary()
