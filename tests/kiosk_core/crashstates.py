@@ -743,6 +743,7 @@ class Workload:
         self.events: dict[int, Event] = {}
         self.log: EventLog | None = None
         self.n = 0
+        self.long_reason = False
 
     def open(self) -> EventLog:
         self.log = EventLog(self.log_dir, self.config, disk=self.disk)
@@ -752,7 +753,12 @@ class Workload:
         assert self.log is not None
         for _ in range(count):
             self.n += 1
-            event = self.log.append(_fields(self.n, when and when + timedelta(minutes=self.n)))
+            fields = _fields(self.n, when and when + timedelta(minutes=self.n))
+            if self.long_reason:
+                fields.update(
+                    source="manual", operator="组长", reason="补登：" * (50 + self.n % 17)
+                )
+            event = self.log.append(fields)
             self.disk.mark("confirmed", event.seq)
             self.events[event.seq] = event
             if settle:
@@ -809,7 +815,7 @@ def record(
         ops=disk.ops,
         events={**preexisting, **workload.events},
         log_parts=log_parts,
-        config=config,
+        config=workload.config,
         preexisting=frozenset(preexisting),
         initial_cursor=cursor,
     )
@@ -873,11 +879,34 @@ def restart_after_history(w: Workload) -> None:
     w.append(6)
 
 
+LONG_LINES = StoreConfig(segment_events=24, checkpoint_events=10)
+
+
+def long_lines(w: Workload) -> None:
+    """Journal lines of 1-2 KB (a reason in Chinese), ten to a fold: lines cross the 4096-byte
+    boundaries of the file, so writes are torn inside a page as well as between sectors."""
+    w.config = LONG_LINES
+    w.open()
+    w.long_reason = True
+    w.append(12)
+    w.acknowledge(10)
+    w.append(16, settle=False)
+    w.acknowledge(20)
+
+
+def _manifest_lost(root: Path) -> None:
+    """A log whose manifest is gone (bit rot): the first open rebuilds it from the segments."""
+    _history(root)
+    (root / "instance" / "log" / "manifest.json").unlink()
+
+
 WORKLOADS: dict[str, tuple[Callable[[Workload], None], Callable[[Path], None] | None]] = {
     "first-start": (first_start, None),
     "burst": (burst, None),
+    "long-lines": (long_lines, None),
     "restart": (restart_after_history, _history),
     "restart-after-crash": (restart_after_history, _killed_mid_journal),
+    "manifest-lost": (restart_after_history, _manifest_lost),
 }
 
 

@@ -12,11 +12,13 @@ from kiosk.store import DiskIO, EventLog, StoreConfig, StoreWriteError
 from kiosk.store.diskio import atomic_write_bytes
 from kiosk.store.journal import Journal
 from tests.kiosk_core.crashstates import (
+    WORKLOADS,
     Ext4Model,
     PosixModel,
     RecordingDisk,
     Trace,
     Tree,
+    describe_failure,
     explore,
     first_start,
     record,
@@ -96,7 +98,7 @@ def test_the_check_finds_a_store_that_skips_its_journal_fsync(tmp_path, monkeypa
 
     monkeypatch.setattr(Journal, "append", append_without_fsync)
     trace = record("no-fsync", tmp_path / "root", first_start)
-    tally = explore(trace, every=20, workdir=tmp_path)
+    tally = explore(trace, every=40, workdir=tmp_path)
     assert tally.failures("ext4", "lost-confirmed") > 0
     assert tally.failures("posix", "lost-confirmed") > 0
 
@@ -147,3 +149,17 @@ def test_folders_made_at_first_start_survive_a_power_cut(tmp_path):
         assert [e.seq for e in log.iter_events()] == [1, 2, 3]
         assert log.acknowledged_seq == 2
         assert log.recovery.clean, log.recovery.summary()
+
+
+@pytest.mark.parametrize(
+    ("workload", "every"), [("first-start", 7), ("burst", 9), ("restart-after-crash", 11)]
+)
+def test_power_cuts_lose_nothing_confirmed_and_recovery_holds(tmp_path, workload, every):
+    """A sample of bench/powercut.py: every `every`-th crash point, both disk models, every
+    check. The bench runs them all."""
+    run, prepare = WORKLOADS[workload]
+    trace = record(workload, tmp_path / "root", run, prepare=prepare)
+    tally = explore(trace, every=every, seed=every)
+    assert tally.tried["ext4"] > 10 and tally.tried["posix"] > 10
+    problems = [describe_failure(t, f) for t, f in tally.examples]
+    assert sum(tally.failed.values()) == 0, "\n".join(problems)
