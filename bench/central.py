@@ -13,6 +13,8 @@ Flask test client, logged in, and the median of several runs is printed:
     all-sites page (today)      target <= 300 ms
     a cadre's timeline          target <= 100 ms
 
+and what a live page's refresh costs (the JSON it polls every 15 s, with and without news).
+
 Figures drift with the machine's load (other work shares its 2 cores): compare within one run.
 """
 
@@ -408,6 +410,21 @@ def time_pages(engine: Engine, instance: Path, data: Generated, now: datetime, r
         print(f"  {label:30s} median {median:7.1f} ms  [{spread}]{goal}{verdict}")
     size_kb = len(client.get(f"/staff/?day={day}").data) // 1024
     print(f"  (all-sites page: {size_kb} kB of HTML)")
+    # Live pages: each open all-sites or site page polls its JSON every 15 s. A poll that finds
+    # the same stamp answers "unchanged"; otherwise the figures are read as the page reads them.
+    live = f"/staff/live/overview.json?day={day}"
+    stamp = client.get(live).get_json()["stamp"]
+    live_checks = [
+        ("live refresh, all sites (new data)", live),
+        ("live refresh, all sites (unchanged)", f"{live}&since={stamp}"),
+        ("live refresh, a site (new data)", f"/staff/live/sites/S001.json?day={day}"),
+    ]
+    for label, url in live_checks:
+        median, times = median_ms(fetch(url), runs)
+        spread = f"min {min(times):.0f} max {max(times):.0f}"
+        print(f"  {label:36s} median {median:7.1f} ms  [{spread}]")
+    size_kb = len(client.get(live).data) / 1024
+    print(f"  (all-sites live JSON: {size_kb:.0f} kB; the page polls it every 15 s)")
 
 
 def count_rows(engine: Engine) -> str:

@@ -129,3 +129,29 @@ def test_search_by_initials_and_the_site_picker(app, browser, live):
     assert download.value.suggested_filename.endswith(".xlsx")
     assert not errors, errors
     context.close()
+
+
+def test_the_all_sites_page_updates_itself(app, browser, live):
+    from tests.central_web.seed import local, push
+
+    url, seeded = live
+    context = browser.new_context(viewport=DESK, locale="zh-CN")
+    page = context.new_page()
+    log_in(page, url, "viewer")
+    page.fill("form[role=search] input[name=q]", "东湖")
+    page.click("form[role=search] button[type=submit]")
+    cell = page.locator('tr[data-site="S01"] [data-f="arrived"]')
+    assert cell.inner_text() == "3"
+    east = seeded.kiosks["S01"]
+    central = app.extensions["central"]
+    push(central.engine, east, [east.event("C003", "arrival", local(11, 50))], central.now(), app)
+    from playwright.sync_api import expect
+
+    expect(cell).to_have_text("4", timeout=40_000)
+    # The page shows one site: its totals are that site's, before and after the update.
+    assert page.locator('[data-total="arrived"]').inner_text() == "4"
+    assert page.locator('[data-total="expected"]').inner_text() == "3"
+    assert page.locator("input[name=q]").input_value() == "东湖", "the search stays as it was"
+    assert page.locator("#live-note").is_visible()
+    shot(page, "desk-all-sites-live-1280x800", full_page=True)
+    context.close()

@@ -12,6 +12,7 @@ def load_views() -> None:
         corrections,
         exports,
         kiosks,
+        live,
         overview,
         roster,
     )

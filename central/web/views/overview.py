@@ -13,6 +13,8 @@ from central.web.blueprint import staff
 from central.web.context import state
 from central.web.views.common import day_arg, today
 
+# How often the all-sites and site pages refresh their figures (central/web/views/live.py).
+LIVE_EVERY_S = 15
 SITE_FILTERS = ("all", "absent", "no_departure", "silent", "none_arrived")
 SITE_SORTS = ("site", "name", "absent", "arrived")
 
@@ -76,6 +78,7 @@ def overview() -> str:
         section="overview",
         data=data,
         table=_filtered_sites(data),
+        live_every=LIVE_EVERY_S,
         day=day,
         today=today(),
         previous_day=day - timedelta(days=1),
@@ -149,6 +152,7 @@ def site(site_id: str) -> str:
         chart=chart,
         now=state().now(),
         table=_filtered_cadres(page),
+        live_every=LIVE_EVERY_S,
     )
 
 
