@@ -99,3 +99,30 @@ def test_the_export_site_picker_ticks_a_district(centre, viewer):
     answer = viewer.get("/staff/exports/download?district=BJ-DC&format=csv&what=stays")
     assert answer.status_code == 200
     assert viewer.get("/staff/exports/download?district=NOPE&format=csv").status_code == 400
+
+
+def test_kiosks_filter_by_state_district_and_search(centre, admin):
+    silent = text_of(admin.get("/staff/kiosks?state=silent"))
+    assert "S02-1" in silent and "S01-1" not in silent
+    assert "S01-1" in text_of(admin.get("/staff/kiosks?q=s01"))
+    assert "S02-1" not in text_of(admin.get("/staff/kiosks?q=s01"))
+    assert "2 台签到机中的 0 台" in text_of(admin.get("/staff/kiosks?district=BJ-DC"))
+
+
+def test_corrections_are_found_by_cadre_pinyin_or_staff(centre, admin):
+    from tests.central_web.helpers import csrf_of
+
+    seeded = centre.extensions["seeded"]
+    admin.post(
+        "/staff/corrections",
+        data={
+            "csrf_token": csrf_of(admin),
+            "cadre_id": "C001",
+            "action": "void",
+            "event_id": str(seeded.events["c1_departure"].event_id),
+            "reason": "扫错了",
+        },
+    )
+    assert "宋昕" in text_of(admin.get("/staff/corrections?q=songxin"))
+    assert "宋昕" in text_of(admin.get("/staff/corrections?q=admin"))
+    assert "宋昕" not in text_of(admin.get("/staff/corrections?q=lina"))

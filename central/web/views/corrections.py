@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 
 from central import corrections
 from central.stays import store as stay_store
-from central.web import fixes, queries
+from central.web import fixes, lists, queries
 from central.web.anomaly_messages import kind_label
 from central.web.auth import admin_required, current_user
 from central.web.blueprint import staff
@@ -21,9 +21,19 @@ from sync.events import check_time_range
 
 @staff.route("/corrections")
 def corrections_list() -> str:
+    """The newest corrections; ?q= narrows them to a cadre (name, id, pinyin), a member of
+    staff or a site."""
+    query = request.args.get("q", "").strip()
     with state().engine.connect() as conn:
-        rows = queries.recent_corrections(conn)
-    return render_template("corrections.html", section="corrections", rows=rows)
+        rows = queries.recent_corrections(conn, limit=2000 if query else 200)
+    if query:
+        test = lists.finds(query)
+        rows = [
+            r
+            for r in rows
+            if test(r.get("cadre_name") or "", r["cadre_id"], r["staff_user"], r["site_id"])
+        ][:200]
+    return render_template("corrections.html", section="corrections", rows=rows, q=query)
 
 
 def local_time(text: str) -> datetime | None:

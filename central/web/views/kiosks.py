@@ -30,15 +30,55 @@ def _page(status: int = 200, **extra: object) -> tuple[str, int]:
             conn, state().now(), state().settings.kiosk_dead_after_s
         )
         sites = lists.site_rows(conn)
+    rows = [queries.kiosk_row(k) for k in health]
+    table = _filtered_kiosks(rows)
     page = render_template(
         "kiosks.html",
         section="kiosks",
-        kiosks=[queries.kiosk_row(k) for k in health],
+        kiosks=table["rows"],
+        table=table,
+        districts=lists.districts(s["site_id"] for s in sites),
         sites=sites,
         now=state().now(),
         **extra,
     )
     return page, status
+
+
+KIOSK_STATES = ("all", "silent", "revoked", "not_enrolled", "healthy")
+
+
+def _kiosk_state(kiosk: dict[str, Any]) -> str:
+    if kiosk.get("revoked_at"):
+        return "revoked"
+    if not kiosk.get("enrolled_at"):
+        return "not_enrolled"
+    return "silent" if kiosk.get("dead") else "healthy"
+
+
+def _filtered_kiosks(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The kiosks as asked: ?q= (kiosk id, site, name), ?district=, ?state=."""
+    args = request.args
+    query = args.get("q", "").strip()
+    district = args.get("district", "").strip()
+    wanted = lists.choice(args.get("state"), KIOSK_STATES, "all")
+    test = lists.finds(query)
+    shown = [
+        k
+        for k in rows
+        if (not district or lists.district_of(k["site_id"]) == district)
+        and (wanted == "all" or _kiosk_state(k) == wanted)
+        and (not query or test(k.get("name") or "", k["kiosk_id"], k["site_id"]))
+    ]
+    return {
+        "rows": shown,
+        "q": query,
+        "district": district,
+        "state": wanted,
+        "states": KIOSK_STATES,
+        "narrowed": len(shown) != len(rows),
+        "total": len(rows),
+    }
 
 
 @staff.route("/kiosks")
