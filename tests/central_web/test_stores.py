@@ -43,3 +43,37 @@ def test_pages_corrections_and_exports_on_each_store(app_on):
     rows = list(load_workbook(io.BytesIO(export.data)).active.iter_rows(values_only=True))
     voided = next(row for row in rows if row[14] == departure)
     assert voided[15] == "void" and voided[16] == "误扫" and voided[17] == "admin"
+
+
+def test_once_tokens_fixes_reviews_and_live_figures_on_each_store(app_on):
+    """The store-side pieces of the staff pages' newer work, on SQLite and PostgreSQL: a form
+    sent twice (unique token), an anomaly fixed from its page, a review, the live JSON."""
+    from sqlalchemy import func, select
+
+    from central.db import schema
+    from tests.central_web.test_fixes import double_tapped_departure, forms_on, listed
+    from tests.central_web.test_once import token_of
+
+    app = app_on()
+    seeded = seed(app)
+    engine = app.extensions["central"].engine
+    client = app.test_client()
+    log_in(client, "admin")
+    double_tapped_departure(app, seeded)
+    page = client.get(listed(client, "no_arrival")[0]["href"]).get_data(as_text=True)
+    fix = forms_on(page, "/staff/anomalies/fix")[0]
+    assert client.post("/staff/anomalies/fix", data=fix).status_code == 302
+    assert client.post("/staff/anomalies/fix", data=fix).status_code == 303, "sent twice"
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(schema.corrections)).scalar() == 1
+    assert listed(client, "no_arrival") == []
+    fields = token_of(client.get("/staff/accounts").get_data(as_text=True), "/staff/accounts")
+    form = {**fields, "username": "wang", "role": "viewer"}
+    form.update(password="wang password 1", password_again="wang password 1")
+    assert client.post("/staff/accounts", data=form).status_code == 302
+    assert client.post("/staff/accounts", data=form).status_code == 303
+    assert "已添加账号 wang" in text_of(client.get("/staff/accounts"))
+    live = client.get("/staff/live/overview.json").get_json()
+    assert live["sites"]["S01"]["arrived"] == 4
+    again = client.get(f"/staff/live/overview.json?since={live['stamp']}").get_json()
+    assert again == {"unchanged": True, "stamp": live["stamp"]}
