@@ -138,7 +138,7 @@ def kiosk_level(kind: str) -> Callable[[Any, Any], str | None]:
                 "event_conflict": "two different events with seq 7",
                 "rejected_event": "seq 7: hash does not match",
                 "uncorrected_time": "boot boot-1: clock not synchronised and no offset known",
-            }[kind],
+            }.get(kind, "seq 7: refused"),
         )
         with central.engine.begin() as conn:
             conn.execute(insert(schema.anomalies).values(**row))
