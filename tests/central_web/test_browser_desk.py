@@ -140,7 +140,7 @@ def test_the_all_sites_page_updates_itself(app, browser, live):
     log_in(page, url, "viewer")
     page.fill("form[role=search] input[name=q]", "东湖")
     page.click("form[role=search] button[type=submit]")
-    cell = page.locator('tr[data-site="S01"] [data-f="arrived"]')
+    cell = page.locator('tr[data-site="S01"] td:nth-child(3)')  # the Arrived column
     assert cell.inner_text() == "3"
     east = seeded.kiosks["S01"]
     central = app.extensions["central"]
@@ -154,4 +154,26 @@ def test_the_all_sites_page_updates_itself(app, browser, live):
     assert page.locator("input[name=q]").input_value() == "东湖", "the search stays as it was"
     assert page.locator("#live-note").is_visible()
     shot(page, "desk-all-sites-live-1280x800", full_page=True)
+    context.close()
+
+
+def test_a_site_page_updates_a_cadres_status_by_itself(app, browser, live):
+    from playwright.sync_api import expect
+
+    from tests.central_web.seed import local, push
+
+    url, seeded = live
+    context = browser.new_context(viewport=DESK, locale="zh-CN")
+    page = context.new_page()
+    log_in(page, url, "viewer")
+    page.goto(f"{url}/staff/sites/S01")
+    row = page.locator('tr[data-cadre="C003"]')
+    assert "缺勤" in row.inner_text()
+    east = seeded.kiosks["S01"]
+    central = app.extensions["central"]
+    push(central.engine, east, [east.event("C003", "arrival", local(11, 50))], central.now(), app)
+    expect(row.locator(".pill")).to_have_text("在岗", timeout=40_000)
+    expect(row.locator("td:nth-child(4)")).to_have_text("11:50")
+    expect(page.locator('[data-total="present"]')).to_have_text("3")
+    shot(page, "desk-site-live-1280x800", full_page=True)
     context.close()

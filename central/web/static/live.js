@@ -39,11 +39,21 @@
     Object.keys(totals).forEach(function (name) {
       set(document.querySelector('[data-total="' + name + '"]'), totals[name]);
     });
+    // Which column holds which figure is said once, on the table's headers (not on each of a
+    // thousand cells: the all-sites page stays small).
+    var columns = [];
+    var head = document.querySelector("tr[" + key + "]");
+    head = head && head.closest("table").querySelector("thead tr");
+    Array.prototype.forEach.call(head ? head.children : [], function (th, index) {
+      if (th.hasAttribute("data-f")) { columns.push([index, th.getAttribute("data-f")]); }
+    });
     Array.prototype.forEach.call(document.querySelectorAll("tr[" + key + "]"), function (row) {
       var figures = rows[row.getAttribute(key)];
       if (!figures) { return; }
-      Array.prototype.forEach.call(row.querySelectorAll("[data-f]"), function (cell) {
-        var name = cell.getAttribute("data-f");
+      columns.forEach(function (column) {
+        var cell = row.children[column[0]];
+        var name = column[1];
+        if (!cell) { return; }
         if (name === "status") {
           var pill = cell.querySelector(".pill");
           if (pill && figures.status_label !== undefined) { set(pill, figures.status_label); }
