@@ -5,8 +5,9 @@ central/services.py), reached with `central_of()`: the settings, the engine, the
 rules and the stays refresher. Blueprints register here: the ingest API (central/api.py) and the
 staff pages (central/web/).
 
-With TESTING set, the stays refresher runs no thread of its own: a test that pushes through the
-API calls `central_of(app).stays.drain()` before it looks at stays.
+With TESTING set, the stays refresher and the job worker run no thread of their own: a test that
+pushes through the API calls `central_of(app).stays.drain()` before it looks at stays, and one
+that starts a job calls `central_of(app).jobs.drain()` to run it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy import Engine
 from central import settings as central_settings
 from central.api import api
 from central.db.engine import create_schema, make_engine
+from central.jobs.worker import JobWorker
 from central.services import Central, utc_now
 from central.settings import CentralSettings
 from central.stays.pairing import StayRules
@@ -61,6 +63,14 @@ def create_app(
     clock = now or utc_now
     rules = StayRules.from_settings(settings)
     refresher = StayRefresher(engine, rules, now=clock, autostart=not app.config["TESTING"])
+    # Tests run queued jobs on their own thread with `central_of(app).jobs.drain()`.
+    worker = JobWorker(
+        engine,
+        settings,
+        instance,
+        now=now,
+        isolation="thread" if app.config["TESTING"] else None,
+    )
     app.extensions["central"] = Central(
         instance=instance,
         settings=settings,
@@ -68,7 +78,10 @@ def create_app(
         now=clock,
         rules=rules,
         stays=refresher,
+        jobs=worker,
     )
+    if settings.run_job_worker and not app.config["TESTING"]:
+        worker.start()
     with engine.connect() as conn:
         if queued_stays(conn):  # left over from before a restart
             refresher.poke()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from datetime import datetime
@@ -107,6 +108,13 @@ def roster_import_command(instance: Path, file: Path) -> None:
         raise click.ClickException(str(exc)) from exc
     if parsed.ignored_columns:
         click.echo(f"note: ignored columns: {', '.join(parsed.ignored_columns)}", err=True)
+    if parsed.skipped_lines:
+        lines = ", ".join(str(line) for line in parsed.skipped_lines)
+        click.echo(
+            f"note: the header is on line {parsed.header_line}; line(s) {lines} above it "
+            "were not read",
+            err=True,
+        )
     try:
         with click.progressbar(length=len(parsed.rows), label="storing", file=sys.stderr) as bar:
             result = roster.import_parsed(engine, parsed, progress=bar.update)
@@ -115,11 +123,31 @@ def roster_import_command(instance: Path, file: Path) -> None:
         for problem in exc.problems:
             click.echo(f"  {problem}", err=True)
         raise SystemExit(1) from exc
+    _warn_unprintable(instance, parsed.rows)
     click.echo(
         f"imported {file}: {result.inserted} new, {result.updated} updated, "
         f"{result.unchanged} unchanged cadres; {result.sites_added} new sites; "
         f"roster version {result.version}"
     )
+
+
+def _warn_unprintable(instance: Path, rows: list[roster_file.RosterRow]) -> None:
+    """Name every cadre whose name or unit has characters no badge font can draw."""
+    settings = load_or_exit(central_settings.load, instance)
+    try:
+        font_set, notes = fonts.from_settings(settings)
+    except fonts.FontError as exc:
+        click.echo(f"note: names not checked against the badge fonts: {exc}", err=True)
+        return
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    people = ((row.cadre_id, row.name, row.unit or "") for row in rows)
+    for row in badges.names_without_glyphs(font_set, people):
+        click.echo(
+            f"warning: no badge font has {' '.join(row['characters'])} of {row['name']!r} "
+            f"({row['cadre_id']}): it would print as {fonts.MISSING_MARK}",
+            err=True,
+        )
 
 
 @main.group("badges")
@@ -133,6 +161,7 @@ def badges_group() -> None:
 )
 @click.option("--site", default=None, help="Only the cadres of this site id.")
 @click.option("--cadre", "cadre_ids", multiple=True, help="Only this cadre id (repeatable).")
+@click.option("--all", "everyone", is_flag=True, help="Every cadre of the roster.")
 @click.option(
     "--layout",
     type=click.Choice(list(badges.LAYOUTS)),
@@ -141,15 +170,26 @@ def badges_group() -> None:
 )
 @click.pass_obj
 def badges_print_command(
-    instance: Path, out: Path, site: str | None, cadre_ids: tuple[str, ...], layout: str | None
+    instance: Path,
+    out: Path,
+    site: str | None,
+    cadre_ids: tuple[str, ...],
+    everyone: bool,
+    layout: str | None,
 ) -> None:
-    """Write printable badge sheets, issuing badges to cadres that have none (or a revoked one)."""
+    """Write printable badge sheets, issuing badges to cadres that have none (or a revoked one).
+
+    Choose whom: --site, --cadre (repeatable) or --all. The print is a job like one started from
+    the staff pages (listed by `central jobs list`), run here with a progress bar.
+    """
+    from central.jobs import badge_job
+
     settings, engine = _open_store(instance)
-    try:
-        font = fonts.require_font(Path(settings.badge_font_file), settings.badge_font_face)
-        private_key = keys.load_issuing_key(settings.issuing_key_path(instance))
-    except (fonts.FontError, keys.KeyFileError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    chosen = [
+        name for name, on in (("--site", site), ("--cadre", cadre_ids), ("--all", everyone)) if on
+    ]
+    if len(chosen) != 1:
+        raise click.UsageError("choose whom to print: one of --site SITE, --cadre ID or --all")
     if site is not None:
         with engine.connect() as conn:
             known = conn.execute(
@@ -157,29 +197,91 @@ def badges_print_command(
             ).first()
         if known is None:
             raise click.ClickException(f"no site {site!r} in the roster")
-    try:
-        # The issue date printed and signed is the centre's date, whatever the server's zone.
-        today = datetime.now(ZoneInfo(settings.timezone)).date()
-        issued = badges.issue_badges(
-            engine, private_key, site_id=site, cadre_ids=cadre_ids, today=today
-        )
-    except (roster.UnknownCadre, badges.BadgeIssueError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    if not issued:
-        raise click.ClickException("no cadres to print; import a roster first")
-    for char in sorted(fonts.missing_characters(font, (b.name + b.unit for b in issued))):
-        owners = [b.cadre_id for b in issued if char in b.name + b.unit]
+    scope = "site" if site else ("ids" if cadre_ids else "all")
+    # The issue date printed and signed is the centre's date, whatever the server's zone.
+    today = datetime.now(ZoneInfo(settings.timezone)).date()
+    params = badge_job.badge_params(
+        scope, layout or settings.badge_layout, today, site_id=site, cadre_ids=list(cadre_ids)
+    )
+    job = _run_job_here(settings, engine, instance, badge_job.KIND, params, "drawing")
+    for note in job.summary.get("font_notes") or []:
+        click.echo(f"note: {note}", err=True)
+    for row in job.summary.get("unprintable") or []:
         click.echo(
-            f"warning: the badge font has no glyph for {char!r} (U+{ord(char):04X}), "
-            f"it prints blank on: {', '.join(owners[:10])}",
+            f"warning: no font has {' '.join(row['characters'])} of {row['name']!r} "
+            f"({row['cadre_id']}): printed as {fonts.MISSING_MARK}",
             err=True,
         )
-    layout_name = layout or settings.badge_layout
-    pages = badges.render_sheets(issued, out, layout_name, font)
+    _copy_result(settings, instance, job, out)
+    count, pages = job.summary["badges"], job.summary["pages"]
     click.echo(
-        f"wrote {len(issued)} badge{'s' * (len(issued) != 1)} on {pages} "
-        f"page{'s' * (pages != 1)} ({layout_name}) to {out}"
+        f"wrote {count} badge{'s' * (count != 1)} on {pages} "
+        f"page{'s' * (pages != 1)} ({job.summary['layout']}) to {out}"
     )
+
+
+def _run_job_here(
+    settings: central_settings.CentralSettings,
+    engine: Engine,
+    instance: Path,
+    kind: str,
+    params: dict[str, Any],
+    counted_stage: str,
+) -> Any:
+    """Queue a job, claim it at once and run it in this process with a progress bar on stderr;
+    returns the finished job, or exits with its error."""
+    from central.jobs import store as job_store
+    from central.jobs.kinds import HANDLERS
+    from central.jobs.runner import run_claimed
+
+    job, _ = job_store.submit(engine, kind, params, "cli")
+    token = job_store.new_worker_token()
+    claimed = job_store.claim(engine, token, settings.job_lease_s, job_id=job.job_id)
+    if claimed is None:
+        raise click.ClickException(f"job {job.job_id} was taken by a worker before this command")
+    with click.progressbar(length=1, label=kind, file=sys.stderr, show_pos=True) as bar:
+        shown = [0]
+
+        def listen(done: int, total: int | None, stage: str) -> None:
+            bar.label = stage
+            if stage == counted_stage and total:
+                bar.length = total
+                bar.update(done - shown[0])
+                shown[0] = done
+
+        state = run_claimed(claimed, engine, settings, instance, token, HANDLERS, listener=listen)
+    finished = job_store.get(engine, job.job_id)
+    assert finished is not None
+    if state != "done":
+        raise click.ClickException(_job_error_text(finished.error or state))
+    return finished
+
+
+def _job_error_text(error: str) -> str:
+    """A job's error code (and detail) as the command line says it, in English."""
+    code, _, detail = error.partition(":")
+    detail = detail.strip()
+    sentences = {
+        "unknown_cadre": f"no cadre with id {detail!r} in the roster",
+        "nothing_to_print": "no cadres to print; import a roster first",
+        "nothing_to_export": "nothing to export for these days and sites",
+        "cancelled": "the job was cancelled",
+    }
+    return sentences.get(code.strip()) or detail or code
+
+
+def _copy_result(
+    settings: central_settings.CentralSettings, instance: Path, job: Any, out: Path
+) -> None:
+    import shutil
+
+    from central.jobs.runner import result_folder
+
+    source = result_folder(settings, instance) / job.result_file
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    shutil.copyfile(source, partial)
+    partial.replace(out)
 
 
 @badges_group.command("revoke")
@@ -335,6 +437,57 @@ def export_command(
     except (ValueError, exports.ExportError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {rows} rows to {out}")
+
+
+# --- background jobs -----------------------------------------------------------------------------
+
+
+@main.group("jobs")
+def jobs_group() -> None:
+    """Background jobs (badge sheets, large exports) started from the pages or this command."""
+
+
+@jobs_group.command("list")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.pass_obj
+def jobs_list_command(instance: Path, limit: int) -> None:
+    """The newest jobs: id, kind, state, progress, who started it, result."""
+    from central.jobs import store as job_store
+
+    _, engine = _open_store(instance)
+    for job in job_store.recent(engine, limit=limit):
+        progress = f"{job.done}/{job.total}" if job.total else "-"
+        result = job.result_name if job.downloadable else (job.error or "")
+        click.echo(
+            f"{job.job_id}\t{job.kind}\t{job.state}\t{progress}\t{job.started_by}\t"
+            f"{job.created_at:%Y-%m-%d %H:%M} UTC\t{result}"
+        )
+
+
+@jobs_group.command("work")
+@click.option("--once", is_flag=True, help="Run the jobs queued now, then exit.")
+@click.pass_obj
+def jobs_work_command(instance: Path, once: bool) -> None:
+    """Run queued jobs until stopped (Ctrl-C), as `central serve` does unless run_job_worker is
+    false. Any number of these may run, on any machine that sees the database and jobs_folder."""
+    import signal
+    import threading
+
+    from central.jobs.worker import JobWorker
+
+    settings, engine = _open_store(instance)
+    worker = JobWorker(engine, settings, instance)
+    if once:
+        ran = worker.drain()
+        click.echo(f"ran {ran} job{'s' * (ran != 1)}")
+        return
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    worker.start()
+    click.echo(f"job worker {worker.token} waiting for jobs (Ctrl-C stops it)")
+    with contextlib.suppress(KeyboardInterrupt):
+        stopped.wait()
+    worker.stop(timeout=5)
 
 
 # --- kiosks and the server ---------------------------------------------------------------------

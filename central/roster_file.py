@@ -14,12 +14,16 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from central.db.schema import NAME_MAX, SITE_ID_MAX, SITE_NAME_MAX, UNIT_MAX
 from sync.badge_token import CADRE_ID_PATTERN
 
 # A roster bigger than this is a wrong file (a whole HR export), not a roster.
 MAX_ROWS = 500_000
+# Chinese office files put a title (and a date, a note) above the headers: the header is the first
+# of this many non-blank rows that has the required columns; the rows above it are not read.
+HEADER_SEARCH_ROWS = 10
 
 
 class RosterFileError(Exception):
@@ -51,6 +55,8 @@ class ParsedRoster:
     rows: list[RosterRow] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    header_line: int = 0  # where the header was found
+    skipped_lines: list[int] = field(default_factory=list)  # non-blank rows above it (titles)
 
 
 # Accepted spellings of each column, compared after stripping spaces and case-folding.
@@ -157,8 +163,12 @@ def _csv_records(
     text = _decode_csv(path.read_bytes(), str(path))
     if on_total:
         on_total(text.count("\n"))
-    first_line = text.split("\n", 1)[0]
-    delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
+    # Tab or comma, by the first lines that hold either (a title line above the header may hold
+    # neither).
+    head = text.split("\n", HEADER_SEARCH_ROWS + 1)[:HEADER_SEARCH_ROWS]
+    tabbed = sum(1 for line in head if "\t" in line and "," not in line)
+    commas = sum(1 for line in head if "," in line)
+    delimiter = "\t" if tabbed > commas else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     start = 1
     try:
@@ -225,16 +235,25 @@ def parse_records(
     source: str,
     progress: Callable[[int], None] | None = None,
 ) -> ParsedRoster:
-    """Validate (line, cells) records whose first non-blank one is the header."""
+    """Validate (line, cells) records below the header: the first of the first
+    HEADER_SEARCH_ROWS non-blank records that has the required columns."""
     parsed = ParsedRoster(source)
     header: _Header | None = None
+    first_row: tuple[int, list[str]] | None = None
     seen: dict[str, int] = {}
     for line, record in records:
         texts = [_cell_text(value) for value in record]
         if not any(text.strip() for text in texts):
             continue  # blank rows: spreadsheets are full of them
         if header is None:
+            first_row = first_row or (line, texts)
             header = _read_header(texts, line, source, parsed)
+            if header is None:
+                parsed.skipped_lines.append(line)
+                if len(parsed.skipped_lines) >= HEADER_SEARCH_ROWS:
+                    _no_header(source, *first_row)
+            else:
+                parsed.header_line = line
             continue
         if len(parsed.rows) + len(parsed.problems) >= MAX_ROWS:
             raise RosterFileError(f"{source}: more than {MAX_ROWS} rows; is this the right file?")
@@ -248,8 +267,10 @@ def parse_records(
             parsed.rows.append(row)
         if progress:
             progress(1)
-    if header is None:
+    if first_row is None:
         raise RosterFileError(f"{source}: the file is empty")
+    if header is None:
+        _no_header(source, *first_row)
     return parsed
 
 
@@ -259,28 +280,39 @@ class _Header:
     width: int  # cells in the header row up to the last non-blank one
 
 
-def _read_header(texts: list[str], line: int, source: str, parsed: ParsedRoster) -> _Header:
+def _read_header(
+    texts: list[str], line: int, source: str, parsed: ParsedRoster
+) -> _Header | None:
+    """The row as the header, or None when it lacks a required column (a title row)."""
     columns: dict[int, str] = {}
+    ignored: list[str] = []
+    duplicate: str | None = None
     for index, text in enumerate(texts):
         header = _normalise_header(text)
         key = _HEADER_LOOKUP.get(header)
         if key is None:
             if header:
-                parsed.ignored_columns.append(text.strip())
+                ignored.append(text.strip())
             continue
         if key in columns.values():
-            raise RosterFileError(
-                f"{source}: line {line}: two columns for {key} ({text.strip()!r})"
-            )
+            duplicate = duplicate or f"line {line}: two columns for {key} ({text.strip()!r})"
+            continue
         columns[index] = key
-    missing = [key for key in REQUIRED_COLUMNS if key not in columns.values()]
-    if missing:
-        wanted = "; ".join(f"{key}: {' / '.join(COLUMN_ALIASES[key])}" for key in missing)
-        found = ", ".join(repr(t.strip()) for t in texts if t.strip()) or "nothing"
-        raise RosterFileError(
-            f"{source}: line {line}: header lacks required columns ({wanted}); found {found}"
-        )
+    if any(key not in columns.values() for key in REQUIRED_COLUMNS):
+        return None
+    if duplicate:
+        raise RosterFileError(f"{source}: {duplicate}")
+    parsed.ignored_columns.extend(ignored)
     width = len(texts)
     while width and not texts[width - 1].strip():
         width -= 1
     return _Header(columns, width)
+
+
+def _no_header(source: str, line: int, texts: list[str]) -> NoReturn:
+    wanted = "; ".join(f"{key}: {' / '.join(COLUMN_ALIASES[key])}" for key in REQUIRED_COLUMNS)
+    found = ", ".join(repr(t.strip()) for t in texts if t.strip()) or "nothing"
+    raise RosterFileError(
+        f"{source}: line {line}: header lacks required columns ({wanted}); found {found}; "
+        f"no row of the first {HEADER_SEARCH_ROWS} has them"
+    )

@@ -15,6 +15,7 @@ from pathlib import Path
 from flask import Flask, current_app
 from sqlalchemy import Engine
 
+from central.jobs.worker import JobWorker
 from central.settings import CentralSettings
 from central.stays.pairing import StayRules
 from central.stays.refresher import StayRefresher
@@ -34,6 +35,7 @@ class Central:
     now: Callable[[], datetime]  # aware UTC; a seam so tests can move time
     rules: StayRules  # how records pair into stays (from the settings)
     stays: StayRefresher  # recomputes queued stays behind the ingest API
+    jobs: JobWorker  # runs queued background jobs (badge sheets, exports)
 
 
 def central_of(app: Flask | None = None) -> Central:

@@ -9,15 +9,22 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from sync.config import StrictSettings, TimeZoneName, load_settings
 
 ENV_PREFIX = "CENTRAL_"
 INSTANCE_ENV = "CENTRAL_INSTANCE"
 SETTINGS_FILE = "central.toml"
+
+
+def _path_list(value: Any) -> Any:
+    """A list of paths from TOML, or from the environment as 'a:b' (like PATH)."""
+    if isinstance(value, str):
+        return [part for part in value.split(":") if part.strip()]
+    return value
 
 
 class CentralSettings(StrictSettings):
@@ -46,6 +53,15 @@ class CentralSettings(StrictSettings):
     )
     badge_font_face: int = Field(
         0, ge=0, description="Face number inside a .ttc font collection (0 for a .ttf)."
+    )
+    badge_fallback_font_files: Annotated[list[str], BeforeValidator(_path_list)] = Field(
+        [
+            "/usr/share/fonts/truetype/hanazono/HanaMinA.ttf",
+            "/usr/share/fonts/truetype/hanazono/HanaMinB.ttf",
+        ],
+        description="Fonts for characters badge_font_file lacks, tried in order (CJK "
+        "Extensions B-F for rare name characters; the defaults come from the apt package "
+        "fonts-hanazono). In the environment: paths separated by ':'.",
     )
     listen_host: str = Field("127.0.0.1", description="Address the central server listens on.")
     listen_port: int = Field(
@@ -114,6 +130,41 @@ class CentralSettings(StrictSettings):
         le=5,
         description="Reverse proxies in front of the centre (nginx: 1) whose X-Forwarded-For and "
         "X-Forwarded-Proto are believed; 0: use the connecting address as is.",
+    )
+
+    # Background jobs (badge sheets, large exports): central/jobs/
+    jobs_folder: str = Field(
+        "jobs",
+        description="Folder of job results (badge PDFs, exports), relative to the instance "
+        "folder. Every process that runs jobs or serves their downloads must see the same one.",
+    )
+    job_retention_h: float = Field(
+        72.0, gt=0, description="Hours a finished job's result file is kept before it is deleted."
+    )
+    run_job_worker: bool = Field(
+        True,
+        description="Whether `central serve` runs queued jobs itself; false when "
+        "`central jobs work` processes run them instead.",
+    )
+    job_isolation: Literal["process", "thread"] = Field(
+        "process",
+        description="Run each job in a child process (its CPU and memory apart from the "
+        "pages') or on the worker thread.",
+    )
+    job_poll_s: float = Field(
+        2.0, gt=0, le=60, description="Seconds an idle worker waits before looking for jobs."
+    )
+    job_lease_s: float = Field(
+        60.0,
+        ge=5,
+        description="A running job's claim lasts this long unless its worker renews it; a job "
+        "whose worker died is taken up again after it.",
+    )
+    job_max_attempts: int = Field(
+        2, ge=1, le=10, description="Claims of one job before a lapsed lease fails it."
+    )
+    job_timeout_min: float = Field(
+        60.0, gt=0, description="Minutes a job may run before it is stopped and failed."
     )
 
     @field_validator("service_day_start")

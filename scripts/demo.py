@@ -196,7 +196,7 @@ def add_staff_admin(demo: Demo) -> None:
 def print_badges(demo: Demo) -> Path:
     step("4. Badge sheets for every cadre (PDF, A6 badges on A4)")
     sheet = demo.folder / "badges.pdf"
-    run(demo, "central", "badges", "print", "--out", str(sheet))
+    run(demo, "central", "badges", "print", "--all", "--out", str(sheet))
     return sheet
 
 

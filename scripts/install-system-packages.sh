@@ -5,8 +5,9 @@
 set -euo pipefail
 mode=${1:-run}
 
-# libzbar0: pyzbar's decoder. fonts-wqy-zenhei: the TrueType CJK font embedded in badge PDFs.
-packages=(libzbar0 fonts-wqy-zenhei python3-venv)
+# libzbar0: pyzbar's decoder. fonts-wqy-zenhei: the TrueType CJK font embedded in badge PDFs;
+# fonts-hanazono: its fallbacks for rare name characters (HanaMinA, HanaMinB: CJK Extensions B-F).
+packages=(libzbar0 fonts-wqy-zenhei fonts-hanazono python3-venv)
 if [ "$mode" = test ] || [ "$mode" = demo ]; then
   # chromium: the kiosk screen in the demo and the browser tests. postgresql: the central store
   # tests against PostgreSQL. systemd: systemd-analyze verify on kiosk.service.

@@ -349,3 +349,40 @@ anomaly_reviews = Table(
     Column("staff_user", String(64), nullable=False),
     Column("created_at", DateTime, nullable=False),
 )
+
+
+# --- background jobs -------------------------------------------------------------------------
+
+# Long work started from a page or the CLI (badge sheets, large exports): central/jobs/. Any
+# process may claim a queued job (an atomic UPDATE ... RETURNING); the claim holds a lease that
+# progress renews, so a job whose worker died is taken up again (or failed) once it lapses.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", String(32), primary_key=True),  # random hex: it appears in URLs
+    Column("kind", String(32), nullable=False),  # badges | export
+    Column("params", Text, nullable=False),  # JSON, what the handler needs
+    # queued | running | done | failed | cancelled
+    Column("state", String(16), nullable=False),
+    Column("progress_done", BigInteger, nullable=False, default=0),
+    Column("progress_total", BigInteger),  # NULL until the handler knows it
+    Column("stage", String(32), nullable=False, default=""),  # a code the pages translate
+    Column("started_by", String(64), nullable=False),  # a staff user name, or "cli"
+    # The starter's one-time form key: the same form sent twice makes one job.
+    Column("request_key", String(64)),
+    Column("created_at", DateTime, nullable=False),
+    Column("started_at", DateTime),
+    Column("finished_at", DateTime),
+    Column("worker", String(128)),  # the claim: host, process and a random part
+    Column("lease_until", DateTime),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("result_file", String(255)),  # relative to the jobs folder
+    Column("result_name", String(255)),  # the download's file name
+    Column("result_bytes", BigInteger),
+    Column("result_expired_at", DateTime),  # retention removed the file
+    Column("summary", Text, nullable=False, default="{}"),  # JSON: counts and warnings
+    Column("error", Text),  # a code, or code: detail (the pages translate the code)
+    Index("ix_jobs_state_created", "state", "created_at"),
+    Index("ix_jobs_started_by", "started_by", "created_at"),
+    Index("ux_jobs_request", "started_by", "request_key", unique=True),
+)

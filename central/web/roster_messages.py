@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from flask_babel import gettext
 
+from central.roster_file import HEADER_SEARCH_ROWS
+
 _FIELD_NAMES: dict[str, Callable[[], str]] = {
     "name": lambda: gettext("name"),
     "unit": lambda: gettext("unit"),
@@ -113,7 +115,9 @@ _FILE_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (
         re.compile(r"line (?P<line>\d+): header lacks required columns"),
         lambda m: gettext(
-            "Line %(line)s: the header needs the columns 编号/id and 姓名/name.",
+            "No header found: none of the first %(rows)d rows (from line %(line)s) has the "
+            "columns 编号/id and 姓名/name.",
+            rows=HEADER_SEARCH_ROWS,
             line=m.group("line"),
         ),
     ),

@@ -12,7 +12,14 @@ import pytest
 from sqlalchemy import Engine
 
 from central.db.engine import create_schema, make_engine
-from central.fonts import DEFAULT_FONT_FILE, FontSpec, require_font
+from central.fonts import (
+    DEFAULT_FALLBACK_FILES,
+    DEFAULT_FONT_FILE,
+    FontSet,
+    FontSpec,
+    font_set,
+    require_font,
+)
 from tests.pg import central_engine, postgres_url  # noqa: F401
 
 
@@ -27,3 +34,11 @@ def store(tmp_path: Path) -> Engine:
 @pytest.fixture(scope="session")
 def cjk_font() -> FontSpec:
     return require_font(Path(DEFAULT_FONT_FILE))
+
+
+@pytest.fixture(scope="session")
+def all_fonts() -> FontSet:
+    """Zen Hei with the HanaMin fallbacks, as printing uses them (fonts-hanazono)."""
+    fonts, notes = font_set(Path(DEFAULT_FONT_FILE), 0, DEFAULT_FALLBACK_FILES)
+    assert not notes, notes
+    return fonts

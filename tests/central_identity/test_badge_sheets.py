@@ -169,3 +169,116 @@ def test_font_coverage_check_finds_characters_it_lacks(cjk_font):
     assert fonts.missing_characters(cjk_font, ["宋昕 欧阳娜娜 SZ-01"]) == set()
     # U+2A6A5 (CJK extension B) is beyond what WenQuanYi Zen Hei draws.
     assert fonts.missing_characters(cjk_font, ["王\U0002a6a5"]) == {"\U0002a6a5"}
+
+
+LONG_NAMES = [
+    ("L1", "Maximilian Alexander Schwarzenegger-Whitfield"),
+    ("L2", "Wolfeschlegelsteinhausenbergerdorffvoralternwarengewissenhaft"),
+    ("L3", "Anne-Marie Charlotte de la Fontaine-Beaumont"),
+]
+
+
+@pytest.mark.parametrize("layout", ["54x90-2x5", "a6-on-a4"])
+def test_long_latin_names_are_printed_whole_inside_their_column(
+    store, issuing_key, all_fonts, tmp_path, layout
+):
+    """Defect 9: long Latin names were cut with an ellipsis on the 90 x 54 card."""
+    rows = [
+        roster_file.RosterRow(n, cid, name, "Unit", "S1", None)
+        for n, (cid, name) in enumerate(LONG_NAMES)
+    ]
+    roster.import_roster(store, rows)
+    issued = badges.issue_badges(store, issuing_key)
+    out = tmp_path / "long.pdf"
+    badges.render_sheets(issued, out, layout, all_fonts)
+    spec = badges.LAYOUTS[layout]
+    document = pdfium.PdfDocument(str(out))
+    try:
+        page = document[0]
+        text = page.get_textpage()
+        whole = text.get_text_range()
+        compact = re.sub(r"\s+", "", whole)
+        for _cid, name in LONG_NAMES:
+            assert name.replace(" ", "") in compact, name
+        assert "…" not in whole
+        # Every character of a name stays inside its badge's text column (left of the QR code
+        # on the card, within the padding on the A6 badge).
+        page_w, _page_h = page.get_size()
+        points_per_mm = page_w / badges.A4_W
+        for index in range(text.count_chars()):
+            char = text.get_text_range(index, 1)
+            if not char.strip() or char not in "".join(name for _, name in LONG_NAMES):
+                continue
+            left, _bottom, right, _top = text.get_charbox(index)
+            x_mm = left / points_per_mm
+            column = int((x_mm - spec.left) // spec.badge_w)
+            badge_left = spec.left + column * spec.badge_w
+            if layout == "54x90-2x5":
+                qr_left = badge_left + spec.badge_w - 42.0 - 1
+                assert right / points_per_mm <= qr_left + 0.01, (char, right / points_per_mm)
+            else:
+                assert right / points_per_mm <= badge_left + spec.badge_w - 9 + 0.01
+    finally:
+        document.close()
+
+
+def test_a_name_in_cjk_extension_b_prints_with_the_fallback_font(
+    store, issuing_key, all_fonts, tmp_path
+):
+    """Defect 3: 𠮷 (U+20BB7) is not in Zen Hei; it used to vanish from the sheet."""
+    roster.import_roster(store, [roster_file.RosterRow(1, "X1", "𠮷祥", "东城区", "S1", None)])
+    issued = badges.issue_badges(store, issuing_key)
+    assert fonts.missing_characters(all_fonts.primary, ["𠮷祥"]) == {"𠮷"}
+    assert fonts.missing_characters(all_fonts, ["𠮷祥"]) == set()
+    out = tmp_path / "extb.pdf"
+    badges.render_sheets(issued, out, "54x90-2x5", all_fonts)
+    data = out.read_bytes()
+    assert re.search(rb"/BaseFont /[A-Z]{6}\+HanaMin[AB]", data), "the fallback is embedded, subset"
+    document = pdfium.PdfDocument(str(out))
+    text = document[0].get_textpage().get_text_range()
+    document.close()
+    assert "𠮷祥" in re.sub(r"\s+", "", text)  # pdfium breaks the line where the font changes
+
+
+def test_a_character_no_font_has_is_named_and_marked_not_dropped(store, all_fonts):
+    ext_g = "\U0003134a"
+    people = [
+        ("A1", f"王{ext_g}明", "东城区"),
+        ("A2", "𠮷祥", "西城区"),
+        ("A3", "李娜", f"单位{ext_g}"),
+    ]
+    assert badges.names_without_glyphs(all_fonts, people) == [
+        {"cadre_id": "A1", "name": f"王{ext_g}明", "characters": ["U+3134A"]},
+        {"cadre_id": "A3", "name": "李娜", "characters": ["U+3134A"]},
+    ]
+    sheet = badges.Sheet(all_fonts)
+    assert [part for _font, part, _w in sheet.runs(f"王{ext_g}明")] == ["王〓明"]
+    assert sheet.missing == {ext_g}
+
+
+def test_badge_qr_codes_read_back_at_every_version_the_ids_need(issuing_key):
+    """zxing-cpp makes the codes: ECC level M, the smallest version, read back by both decoders."""
+    import qrcode
+    import qrcode.constants
+
+    from sync.badge_token import issue_token
+
+    for cadre_id in ("S1", "SZ-000001", "a.b_c-0123456789ABCDEFGHIJKLMNOP"):
+        payload = issue_token(issuing_key, cadre_id, 1, date(2026, 11, 29))
+        modules = badges.qr_modules(payload)
+        # The smallest version at level M, as the reference encoder (qrcode) finds it.
+        reference = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M)
+        reference.add_data(payload, optimize=0)
+        reference.make(fit=True)
+        assert badges.qr_version(payload) == reference.version
+        size = len(modules) * 8 + 64
+        from PIL import Image
+
+        image = Image.new("L", (size, size), 255)
+        for r, row in enumerate(modules):
+            for c, dark in enumerate(row):
+                if dark:
+                    image.paste(0, (32 + c * 8, 32 + r * 8, 40 + c * 8, 40 + r * 8))
+        [read] = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
+        assert read.text == payload and read.ec_level == "M"
+        assert pyzbar.decode(image)[0].data.decode() == payload

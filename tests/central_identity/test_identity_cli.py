@@ -112,7 +112,7 @@ def test_bad_roster_file_lists_every_bad_line_and_changes_nothing(central, tmp_p
     assert "line 3: missing name" in result.output
     assert "line 4: duplicate id C1 (first on line 2)" in result.output
     pdf = tmp_path / "all.pdf"
-    central("badges", "print", "--out", str(pdf), "--layout", "54x90-2x5")
+    central("badges", "print", "--all", "--out", str(pdf), "--layout", "54x90-2x5")
     # Both cadres of the good file are still there with their first names.
     document = pdfium.PdfDocument(str(pdf))
     text = document[0].get_textpage().get_text_range()
@@ -135,6 +135,7 @@ def test_missing_font_names_the_package(central, tmp_path):
     result = central(
         "badges",
         "print",
+        "--all",
         "--out",
         str(tmp_path / "b.pdf"),
         env={"CENTRAL_BADGE_FONT_FILE": str(tmp_path / "wqy-zenhei.ttc")},

@@ -91,6 +91,46 @@ def test_xlsx_with_chinese_headers_and_numeric_ids(central_engine, tmp_path):
     assert [(s["site_id"], s["name"]) for s in sites] == [("S1", "东城一站")]
 
 
+def test_xlsx_with_a_title_row_above_the_headers(central_engine, tmp_path):
+    """Defect 10: the layout most Chinese office files have was refused."""
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["2026年冬季值守干部名单"])
+    sheet.merge_cells("A1:D1")
+    sheet.append(["制表：东城区组织部", None, None, "2026-11-20"])
+    sheet.append([None])
+    sheet.append(["序号", "编号", "姓名", "单位", "站点"])
+    sheet.append([1, "SZ0001", "宋昕", "东城区卫生健康委员会", "S1"])
+    sheet.append([2, "SZ0002", "欧阳娜娜", "西城区", "S1"])
+    path = tmp_path / "名单.xlsx"
+    workbook.save(path)
+    parsed = roster_file.read_roster_file(path)
+    assert (parsed.header_line, parsed.skipped_lines) == (4, [1, 2])
+    assert parsed.ignored_columns == ["序号"] and not parsed.problems
+    assert [(row.line, row.cadre_id) for row in parsed.rows] == [(5, "SZ0001"), (6, "SZ0002")]
+    assert import_file(central_engine, path).inserted == 2
+    assert cadre(central_engine, "SZ0002")["name"] == "欧阳娜娜"
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t"])
+def test_csv_with_title_lines_above_the_headers(tmp_path, delimiter):
+    lines = ["干部名单（第一批）", "", "说明：请勿改动编号", delimiter.join(HEADER_ZH.split(","))]
+    lines += [delimiter.join(["C1", "宋昕", "东城区", "S1"])]
+    path = write_csv(tmp_path / "r.csv", lines, encoding="gb18030")
+    parsed = roster_file.read_roster_file(path)
+    assert (parsed.header_line, parsed.skipped_lines) == (4, [1, 3])
+    assert [(row.cadre_id, row.name, row.unit) for row in parsed.rows] == [("C1", "宋昕", "东城区")]
+
+
+def test_a_header_below_the_first_ten_rows_is_not_looked_for(tmp_path):
+    lines = [f"说明第{n}行" for n in range(roster_file.HEADER_SEARCH_ROWS)] + [
+        HEADER_ZH,
+        "C1,宋昕,x,S1",
+    ]
+    with pytest.raises(roster_file.RosterFileError, match="line 1: header lacks required columns"):
+        roster_file.read_roster_file(write_csv(tmp_path / "r.csv", lines))
+
+
 def test_every_bad_row_is_reported_with_its_line_and_nothing_changes(central_engine, tmp_path):
     import_file(central_engine, write_csv(tmp_path / "first.csv", [HEADER_ZH, "C1,宋昕,东城区,S1"]))
     before = snapshot(central_engine)

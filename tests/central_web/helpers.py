@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from flask.testing import FlaskClient
 from sqlalchemy import Connection, insert
@@ -66,3 +67,23 @@ def csrf_of(client: FlaskClient) -> str:
     client.get("/staff/corrections")
     with client.session_transaction() as session:
         return session["csrf"]
+
+
+def run_jobs(client: FlaskClient) -> int:
+    """Run every queued background job of the client's app, here and now."""
+    from central.services import central_of
+
+    return central_of(client.application).jobs.drain()
+
+
+def print_badges(client: FlaskClient, **form: str) -> Any:
+    """Start badge sheets through the form, run the job, and download the PDF; returns the
+    download's response (or the form's answer when it did not start a job)."""
+    started = client.post("/staff/badges/print", data={**form, "csrf_token": csrf_of(client)})
+    if started.status_code != 303:
+        return started
+    run_jobs(client)
+    job_url = started.headers["Location"]
+    info = client.get(job_url.rstrip("/") + ".json").get_json()
+    assert info["state"] == "done", info
+    return client.get(info["download_url"])

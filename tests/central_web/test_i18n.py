@@ -116,4 +116,4 @@ def test_stay_anomaly_details_are_translated():
 def test_roster_file_problems_are_translated(app):
     with app.test_request_context("/staff/roster"):
         said = roster_messages.file_problem("x.csv: line 1: header lacks required columns (...)")
-    assert said == "第 1 行：表头需要“编号”和“姓名”两列。"
+    assert said == "找不到表头：前 10 行（从第 1 行起）都没有“编号”和“姓名”两列。"

@@ -31,3 +31,17 @@
     }
   });
 })();
+
+/* A form marked data-once disables its submit buttons once sent, so a second click cannot send
+   it again while the next page loads (the server also makes one job of a form sent twice). */
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || !form.hasAttribute || !form.hasAttribute("data-once")) { return; }
+    window.setTimeout(function () {
+      var buttons = form.querySelectorAll("button[type=submit], input[type=submit]");
+      for (var i = 0; i < buttons.length; i++) { buttons[i].disabled = true; }
+    }, 0);
+  });
+})();

@@ -11,6 +11,7 @@ def load_views() -> None:
         cadres,
         corrections,
         exports,
+        jobs,
         kiosks,
         live,
         overview,

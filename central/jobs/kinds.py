@@ -1,0 +1,10 @@
+"""Which handler runs each kind of job."""
+
+from __future__ import annotations
+
+from central.jobs import badge_job
+from central.jobs.runner import Handler
+
+HANDLERS: dict[str, Handler] = {
+    badge_job.KIND: badge_job.print_badges,
+}
