@@ -10,6 +10,12 @@ must be allowed to create databases: a throwaway one is made and dropped).
    own agent and HTTP connection; events stored per second, then a count at the centre: every
    event once (no loss, no duplicate) and every kiosk's hash chain complete.
 
+Every record is what a kiosk makes: a camera scan carrying the badge token it was read from
+(issued with the centre's key), dated in the past, so the centre verifies each proof and counts
+it. The many kiosks' agents also send their clocks (X-Kiosk-Clock), their records' monotonic
+times agreeing with their dates, so the centre measures each boot as it would a real one. A
+record the centre does not count shows in "counted" below.
+
     .venv/bin/python bench/sync.py                      # the figures of the issue
     .venv/bin/python bench/sync.py --backlog 2000 --kiosks 10 --per-kiosk 200   # CI-sized
 
@@ -40,8 +46,10 @@ import requests
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from central import kiosks, roster
+from central import keys, kiosks, roster
+from central.badges import issue_badges
 from central.db.engine import create_schema, make_engine
+from central.db.schema import badge_proofs
 from central.db.schema import events as events_table
 from central.db.schema import kiosks as kiosks_table
 from central.db.schema import stays as stays_table
@@ -52,8 +60,8 @@ from sync.agent import AgentTuning, SyncAgent
 from sync.client import CentralClient
 from sync.events import GENESIS_HASH, Event, seal
 
-T0 = datetime(2026, 12, 1, 5, 0, tzinfo=UTC) - timedelta(hours=8)  # 05:00 in Shanghai
 BACKLOG_CADRES = 500
+BACKLOG_DAYS_AGO = 12  # the backlog kiosk has been offline since then
 
 
 class NoSyncDisk(DiskIO):
@@ -89,6 +97,10 @@ class Centre:
         self.url_db = url
         self.instance = workdir / "central"
         self.instance.mkdir(parents=True)
+        key_path = self.instance / "issuing_key.pem"
+        keys.create_issuing_key(key_path)
+        self.key = keys.load_issuing_key(key_path)
+        self.badges: dict[str, str] = {}
         self.engine = make_engine(url)
         create_schema(self.engine)
         port = _free_port()
@@ -105,6 +117,18 @@ class Centre:
                 if time.monotonic() > deadline or self.process.poll() is not None:
                     raise RuntimeError("the centre did not start") from None
                 time.sleep(0.1)
+
+    def issue_badges(self, forget: bool) -> None:
+        """Print every cadre's badge (the centre keeps them as known-genuine); with `forget`, the
+        centre is made to forget them, so each is verified with Ed25519 when first sent."""
+        issued = issue_badges(self.engine, self.key)
+        self.badges = {b.cadre_id: b.payload for b in issued}
+        if forget:
+            with self.engine.begin() as conn:
+                conn.execute(badge_proofs.delete())
+
+    def badge(self, cadre_id: str) -> str:
+        return self.badges[cadre_id]
 
     def stop(self) -> None:
         self.process.terminate()
@@ -131,13 +155,16 @@ def load_roster(engine: Any, sites: dict[str, int]) -> dict[str, list[str]]:
     return by_site
 
 
-def enrol(engine: Any, site_id: str) -> tuple[str, str]:
-    new = kiosks.add_kiosk(engine, site_id, datetime.now(UTC), timedelta(hours=1))
-    identity, _, token = kiosks.enrol(engine, new.code, datetime.now(UTC))
+def enrol(engine: Any, site_id: str, when: datetime | None = None) -> tuple[str, str]:
+    when = when or datetime.now(UTC)
+    new = kiosks.add_kiosk(engine, site_id, when, timedelta(hours=1))
+    identity, _, token = kiosks.enrol(engine, new.code, when)
     return identity.kiosk_id, token
 
 
-def scan(kiosk_id: str, site_id: str, cadre_id: str, kind: str, at: datetime, n: int) -> dict:
+def scan(
+    centre: Centre, kiosk_id: str, site_id: str, cadre_id: str, kind: str, at: datetime, mono: int
+) -> dict:
     return {
         "event_id": uuid.uuid4(),
         "kiosk_id": kiosk_id,
@@ -148,31 +175,61 @@ def scan(kiosk_id: str, site_id: str, cadre_id: str, kind: str, at: datetime, n:
         "source": "camera",
         "device_time": at,
         "boot_id": f"boot-{kiosk_id}",
-        "monotonic_ns": 10**12 + n * 10**9,
+        "monotonic_ns": mono,
         "clock_trusted": True,
+        "badge_token": centre.badge(cadre_id),
     }
 
 
-def backlog_fields(kiosk_id: str, site_id: str, cadres: list[str], size: int) -> list[dict]:
+def backlog_start() -> datetime:
+    """Dawn (05:00 in Shanghai) BACKLOG_DAYS_AGO days ago."""
+    today = datetime.now(UTC).date() - timedelta(days=BACKLOG_DAYS_AGO)
+    return datetime(today.year, today.month, today.day, 21, 0, tzinfo=UTC) - timedelta(days=1)
+
+
+def backlog_fields(
+    centre: Centre, kiosk_id: str, site_id: str, cadres: list[str], size: int
+) -> list[dict]:
     """A kiosk offline for days: every cadre arrives at dawn and leaves 9 h later, each day."""
+    start = backlog_start()
     fields: list[dict] = []
     day = 0
     while len(fields) < size:
         for kind, hours in (("arrival", 0), ("departure", 9)):
             for i, cadre_id in enumerate(cadres):
-                at = T0 + timedelta(days=day, hours=hours, seconds=3 * i)
-                fields.append(scan(kiosk_id, site_id, cadre_id, kind, at, len(fields)))
+                offset = timedelta(days=day, hours=hours, seconds=3 * i)
+                mono = 10**12 + int(offset.total_seconds() * 1e9)
+                fields.append(scan(centre, kiosk_id, site_id, cadre_id, kind, start + offset, mono))
         day += 1
     return fields[:size]
 
 
-def day_fields(kiosk_id: str, site_id: str, cadres: list[str], kind: str) -> list[dict]:
-    """One kiosk's scans of a day: every cadre of the site, arriving or (9 h later) leaving."""
-    hours = 0 if kind == "arrival" else 9
-    return [
-        scan(kiosk_id, site_id, c, kind, T0 + timedelta(hours=hours, seconds=3 * i), i)
-        for i, c in enumerate(cadres)
-    ]
+def day_window(cadres: int) -> datetime:
+    """When the many kiosks' day began: recently enough that the kiosks' monotonic clocks (this
+    machine's) reach back to it, inside one service day (they start at 03:00 in Shanghai)."""
+    span = timedelta(seconds=6 * cadres + 600)
+    now = datetime.now(UTC)
+    uptime = timedelta(microseconds=time.monotonic_ns() // 1000)
+    start = now - min(span, uptime * 0.9)
+    boundary = now.replace(hour=19, minute=0, second=0, microsecond=0)  # 03:00 in Shanghai
+    if start < boundary <= now:
+        start = boundary - span
+    return start
+
+
+def day_fields(
+    centre: Centre, kiosk_id: str, site_id: str, cadres: list[str], kind: str, start: datetime
+) -> list[dict]:
+    """One kiosk's scans of the day: every cadre of the site, arriving or (later) leaving; the
+    monotonic times those of this machine's clock at those moments."""
+    now, mono_now = datetime.now(UTC), time.monotonic_ns()
+    later = timedelta(seconds=3 * len(cadres) + 300) if kind == "departure" else timedelta(0)
+    fields = []
+    for i, cadre_id in enumerate(cadres):
+        at = start + later + timedelta(seconds=3 * i)
+        mono = max(0, mono_now - int((now - at).total_seconds() * 1e9))
+        fields.append(scan(centre, kiosk_id, site_id, cadre_id, kind, at, mono))
+    return fields
 
 
 class MemoryLog:
@@ -201,11 +258,13 @@ class MemoryLog:
             return len(self.events) - self.cursor
 
 
-def agent(log: Any, base: str, kiosk_id: str, token: str, batch: int) -> SyncAgent:
-    client = CentralClient(base, token, timeout_s=120)
-    return SyncAgent(
-        log, client, kiosk_id, f"boot-{kiosk_id}", tuning=AgentTuning(batch_size=batch)
-    )
+def agent(
+    log: Any, base: str, kiosk_id: str, token: str, batch: int, clocks: bool = False
+) -> SyncAgent:
+    """`clocks`: send X-Kiosk-Clock as a kiosk does (its boot, this machine's clocks)."""
+    boot_id = f"boot-{kiosk_id}"
+    client = CentralClient(base, token, timeout_s=120, boot_id=boot_id if clocks else "")
+    return SyncAgent(log, client, kiosk_id, boot_id, tuning=AgentTuning(batch_size=batch))
 
 
 # --- the runs --------------------------------------------------------------------------------
@@ -220,6 +279,7 @@ class Figures:
     total: int = 0
     many_s: float = 0.0
     stored: int = 0
+    counted: int = 0  # stored and counted (not kept aside: every proof verified)
     distinct: int = 0
     chains_complete: int = 0
     failures: int = 0
@@ -232,10 +292,10 @@ class Figures:
 def run_backlog(
     centre: Centre, workdir: Path, cadres: list[str], size: int, batch: int, figures: Figures
 ) -> None:
-    kiosk_id, token = enrol(centre.engine, "S000")
+    kiosk_id, token = enrol(centre.engine, "S000", backlog_start() - timedelta(days=1))
     folder = workdir / "kiosk-log"
     builder = EventLog(folder, StoreConfig(), disk=NoSyncDisk())
-    for fields in backlog_fields(kiosk_id, "S000", cadres, size):
+    for fields in backlog_fields(centre, kiosk_id, "S000", cadres, size):
         builder.append(fields)
     builder.close()
     log = EventLog(folder, StoreConfig())
@@ -277,13 +337,15 @@ def run_many(
 ) -> None:
     """Two kiosks per site: one sees every cadre arrive, the other sees them leave."""
     site_ids = sorted(s for s in by_site if s != "S000")
+    start = day_window(max(len(c) for c in by_site.values()))
     plans = []
     for k in range(n_kiosks):
         site_id = site_ids[k // 2]
-        kiosk_id, token = enrol(centre.engine, site_id)
+        kiosk_id, token = enrol(centre.engine, site_id, start - timedelta(hours=1))
         kind = "arrival" if k % 2 == 0 else "departure"
-        log = MemoryLog(day_fields(kiosk_id, site_id, by_site[site_id], kind))
-        plans.append((kiosk_id, log, agent(log, centre.base, kiosk_id, token, batch)))
+        log = MemoryLog(day_fields(centre, kiosk_id, site_id, by_site[site_id], kind, start))
+        sender = agent(log, centre.base, kiosk_id, token, batch, clocks=True)
+        plans.append((kiosk_id, log, sender))
     start = threading.Barrier(n_kiosks + 1)
     outcomes: dict[str, bool] = {}
 
@@ -316,6 +378,11 @@ def run_many(
         figures.distinct = conn.execute(
             select(func.count(func.distinct(events_table.c.event_id))).where(where)
         ).scalar_one()
+        figures.counted = conn.execute(
+            select(func.count())
+            .select_from(events_table)
+            .where(where, events_table.c.quarantine.is_(None))
+        ).scalar_one()
         figures.chains_complete = sum(
             conn.execute(
                 select(kiosks_table.c.chain_seq).where(kiosks_table.c.kiosk_id == k)
@@ -339,6 +406,7 @@ def run_store(label: str, url: str, args: argparse.Namespace) -> Figures:
         sizes = {"S000": BACKLOG_CADRES}
         sizes.update({f"S{s + 1:03d}": args.per_kiosk for s in range((args.kiosks + 1) // 2)})
         by_site = load_roster(centre.engine, sizes)
+        centre.issue_badges(forget=args.unknown_badges)
         run_backlog(centre, workdir, by_site["S000"], args.backlog, args.batch, figures)
         run_many(centre, by_site, args.kiosks, args.batch, figures)
     finally:
@@ -349,7 +417,12 @@ def run_store(label: str, url: str, args: argparse.Namespace) -> Figures:
 
 def report(f: Figures) -> bool:
     rate = f.stored / f.many_s if f.many_s else 0.0
-    exact = f.stored == f.total and f.distinct == f.total and f.chains_complete == f.kiosks
+    exact = (
+        f.stored == f.total
+        and f.distinct == f.total
+        and f.counted == f.total
+        and f.chains_complete == f.kiosks
+    )
     print(f"[{f.store}]")
     print(
         f"  backlog: {f.backlog} events from one kiosk in {f.backlog_s:.2f} s "
@@ -363,7 +436,8 @@ def report(f: Figures) -> bool:
         f"stays up to date after {f.many_stays_s:.2f} s"
     )
     print(
-        f"  count at the centre: {f.stored} stored, {f.distinct} distinct, {f.total} sent, "
+        f"  count at the centre: {f.stored} stored, {f.distinct} distinct, "
+        f"{f.counted} counted (badge proofs verified), {f.total} sent, "
         f"{f.chains_complete}/{f.kiosks} chains complete: "
         f"{'no loss, no duplicate' if exact else 'MISMATCH'}; "
         f"{f.closed_stays}/{f.expected_stays} stays paired across the two kiosks of each site"
@@ -404,6 +478,11 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=500, help="events per request")
     parser.add_argument("--threads", type=int, default=16, help="waitress threads")
     parser.add_argument(
+        "--unknown-badges",
+        action="store_true",
+        help="the centre has not seen the badges before: each is verified (Ed25519) once",
+    )
+    parser.add_argument(
         "--postgres-url",
         default=os.environ.get("CADRE_TEST_POSTGRES_URL", ""),
         help="admin URL of a PostgreSQL server [default: $CADRE_TEST_POSTGRES_URL]",
@@ -412,7 +491,8 @@ def main() -> int:
     args = parser.parse_args()
     print(
         f"sync bench: backlog {args.backlog}, {args.kiosks} kiosks x {args.per_kiosk} events, "
-        f"batches of {args.batch}, {os.cpu_count()} CPUs"
+        f"batches of {args.batch}, {os.cpu_count()} CPUs, badges "
+        + ("never seen by the centre" if args.unknown_badges else "printed by the centre")
     )
     good = True
     if args.only in (None, "sqlite"):

@@ -21,6 +21,8 @@ from central.kiosks import EnrolmentRefused, KioskIdentity
 from central.services import Central, central_of
 from sync.protocol import (
     API_PREFIX,
+    CLOCK_HEADER,
+    ClockReading,
     EnrolAnswer,
     EnrolRequest,
     ErrorAnswer,
@@ -32,6 +34,7 @@ from sync.protocol import (
     PushBatch,
     TimeAnswer,
     field_problems,
+    parse_clock_header,
 )
 
 api = Blueprint("api", __name__, url_prefix=API_PREFIX)
@@ -116,6 +119,24 @@ def _kiosk(central: Central) -> KioskIdentity:
     return kiosk
 
 
+def _clock_reading() -> ClockReading | None:
+    """The sending boot's clocks (X-Kiosk-Clock), if it sent them; a kiosk that sends none is
+    not measured (its records' times are checked only against what else is known)."""
+    header = request.headers.get(CLOCK_HEADER)
+    if header is None:
+        return None
+    try:
+        return parse_clock_header(header)
+    except ValueError as exc:
+        raise ApiError(
+            400,
+            "malformed",
+            f"malformed {CLOCK_HEADER} header: expected boot_id=...; monotonic_ns=...; "
+            "device_time=<ISO 8601 with offset>",
+            [FieldProblem(field=CLOCK_HEADER, reason=str(exc).splitlines()[0][:200])],
+        ) from exc
+
+
 @api.get("/time")
 def time_now() -> Response:
     return _json(TimeAnswer(server_time=central_of().now()))
@@ -159,9 +180,17 @@ def push_events() -> Response:
             f"this token belongs to kiosk {kiosk.kiosk_id!r}, not {batch.kiosk_id!r}",
             [FieldProblem(field="kiosk_id", reason="not the kiosk of the token")],
         )
+    contact = _clock_reading()
     with central.stays.ingesting():
         answer = ingest_events(
-            central.engine, kiosk, batch.events, central.now(), central.rules, defer_stays=True
+            central.engine,
+            kiosk,
+            batch.events,
+            central.now(),
+            central.rules,
+            defer_stays=True,
+            checks=central.checks,
+            contact=contact,
         )
     if answer.stored:
         central.stays.poke()
@@ -193,5 +222,7 @@ def heartbeat() -> Response:
     central = central_of()
     kiosk = _kiosk(central)
     beat = _body(Heartbeat)
-    record_heartbeat(central.engine, kiosk, beat, central.now(), central.rules)
+    record_heartbeat(
+        central.engine, kiosk, beat, central.now(), central.rules, central.checks.time_tolerance
+    )
     return _json(HeartbeatAnswer(server_time=central.now()))

@@ -13,16 +13,19 @@ that starts a job calls `central_of(app).jobs.drain()` to run it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import Engine
 
+from central import keys
 from central import settings as central_settings
 from central.api import api
 from central.db.engine import create_schema, make_engine
+from central.ingest.proofs import BadgeProofs
+from central.ingest.push import Checks
 from central.jobs.worker import JobWorker
 from central.services import Central, utc_now
 from central.settings import CentralSettings
@@ -79,6 +82,10 @@ def create_app(
         rules=rules,
         stays=refresher,
         jobs=worker,
+        checks=Checks(
+            BadgeProofs.of_key_file(settings.issuing_key_path(instance), keys.public_keyring),
+            timedelta(seconds=settings.time_claim_tolerance_s),
+        ),
     )
     if settings.run_job_worker and not app.config["TESTING"]:
         worker.start()

@@ -28,7 +28,8 @@ from central import fonts as fonts_module
 from central import roster
 from central.db import schema
 from central.fonts import MISSING_MARK, FontSet, FontSpec, font_index
-from sync.badge_token import BadgeCheck, issue_token, verify_token
+from central.ingest.proofs import remember_badges
+from sync.badge_token import BadgeCheck, issue_token, key_id_of, verify_token
 
 MAX_QR_VERSION = 7
 MAX_SERIAL = 0xFFFF
@@ -79,6 +80,7 @@ def issue_badges(
     """
     today = today or date.today()
     now = now or roster.utc_now()
+    key_id = key_id_of(private_key.public_key())
     badges: list[Badge] = []
     with engine.connect() as conn, conn.begin() as transaction:
         version = roster.next_version(conn)
@@ -132,6 +134,15 @@ def issue_badges(
                 ),
                 changed,
             )
+    with engine.begin() as conn:
+        # Badges the centre signed are genuine: their scans need no signature check at ingest.
+        remember_badges(
+            conn,
+            [
+                (b.payload, BadgeCheck(True, "ok", b.cadre_id, b.serial, key_id, b.issued))
+                for b in badges
+            ],
+        )
     return badges
 
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
-from central.db.schema import cadres, roster_counter, sites
+from central.db.schema import badge_revocations, cadres, roster_counter, sites
 from central.roster_file import ParsedRoster, RosterRow
+from central.timefix import to_utc_naive
 
 WRITE_CHUNK = 2_000
 
@@ -325,6 +326,14 @@ def revoke_badge(engine: Engine, cadre_id: str, now: datetime | None = None) -> 
             update(cadres)
             .where(cadres.c.cadre_id == cadre_id)
             .values(revoked_through=row.badge_serial, updated_at=now, change_version=version)
+        )
+        # When, for the badge proofs of records read before and after it (central/ingest/).
+        conn.execute(
+            insert(badge_revocations).values(
+                cadre_id=cadre_id,
+                through_serial=row.badge_serial,
+                revoked_at=to_utc_naive(now),
+            )
         )
         serial: int = row.badge_serial
         return serial

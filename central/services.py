@@ -15,6 +15,7 @@ from pathlib import Path
 from flask import Flask, current_app
 from sqlalchemy import Engine
 
+from central.ingest.push import Checks
 from central.jobs.worker import JobWorker
 from central.settings import CentralSettings
 from central.stays.pairing import StayRules
@@ -36,6 +37,7 @@ class Central:
     rules: StayRules  # how records pair into stays (from the settings)
     stays: StayRefresher  # recomputes queued stays behind the ingest API
     jobs: JobWorker  # runs queued background jobs (badge sheets, exports)
+    checks: Checks  # what judges whether pushed records count (badge keys, time tolerance)
 
 
 def central_of(app: Flask | None = None) -> Central:

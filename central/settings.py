@@ -103,6 +103,12 @@ class CentralSettings(StrictSettings):
     service_day_start: str = Field(
         "03:00", description="Local time (HH:MM) at which a new service day begins."
     )
+    time_claim_tolerance_s: float = Field(
+        120.0,
+        ge=1,
+        description="How far a record's time may be from where the centre's own measurement of "
+        "the kiosk's clock places it before it is listed as an anomaly (time_claim).",
+    )
     overlong_stay_h: float = Field(
         12.0, gt=0, description="Stays longer than this are listed as anomalies."
     )

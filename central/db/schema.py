@@ -98,6 +98,12 @@ events = Table(
     Column("time_status", String(16), nullable=False),  # trusted | corrected | uncorrected
     Column("service_day", Date, nullable=False),  # of corrected_time, in the central time zone
     Column("received_at", DateTime, nullable=False),
+    # The badge token the record says it was read from (camera and wedge records), as sent.
+    Column("badge_token", Text),
+    # NULL: the record counts. Otherwise why it is kept but not counted (central/ingest/
+    # proofs.py: no or bad badge proof, a revoked badge, another kiosk's record corrected, a
+    # time claim that cannot hold); an anomaly says more.
+    Column("quarantine", String(40)),
     Index("ix_events_kiosk_seq", "kiosk_id", "seq"),
     Index("ix_events_kiosk_boot", "kiosk_id", "boot_id"),
     Index("ix_events_cadre_day", "cadre_id", "service_day"),
@@ -132,6 +138,14 @@ boots = Table(
     Column("anchor_rtt_s", Float),
     Column("anchor_source", String(16)),
     Column("samples", Integer, nullable=False, default=0),
+    # What the centre measured itself (central/ingest/timeclaims.py): the boot's monotonic clock
+    # as its requests left (X-Kiosk-Clock) against the centre's clock as they arrived, at the
+    # boot's first request and at its latest.
+    Column("first_contact_at", DateTime),
+    Column("first_contact_mono_ns", BigInteger),
+    Column("contact_at", DateTime),
+    Column("contact_mono_ns", BigInteger),
+    Column("contact_device_time", DateTime),
 )
 
 clock_samples = Table(
@@ -272,10 +286,37 @@ cadres = Table(
     # The serial of the badge printed last; NULL until a badge is first printed.
     Column("badge_serial", Integer, nullable=True),
     Column("badge_issued", Date, nullable=True),
-    # Every badge with a serial <= this is refused; NULL: nothing revoked.
+    # Every badge with a serial <= this is refused; NULL: nothing revoked. When each revocation
+    # happened is in badge_revocations.
     Column("revoked_through", Integer, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("change_version", BigInteger, nullable=False, index=True),
+)
+
+
+# Every revocation with its time, so the centre can tell a badge read before it was revoked
+# (counted) from one read after (not counted). Naive UTC, like the events' times.
+badge_revocations = Table(
+    "badge_revocations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cadre_id", String(32), nullable=False, index=True),
+    Column("through_serial", Integer, nullable=False),
+    Column("revoked_at", DateTime, nullable=False),
+)
+
+
+# Badge tokens known to be genuine, by sha256 of the token: each signed by the centre when it
+# printed the badge, or verified (Ed25519) the first time a kiosk sent it. A badge's signature
+# is checked once, not at every scan (central/ingest/proofs.py).
+badge_proofs = Table(
+    "badge_proofs",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("cadre_id", String(32), nullable=False),
+    Column("serial", Integer, nullable=False),
+    Column("key_id", Integer, nullable=False),
+    Column("issued", Date, nullable=False),
 )
 
 

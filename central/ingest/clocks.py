@@ -11,14 +11,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from central.anomalies import anomaly_row
 from central.db.bulk import dialect_insert
 from central.db.schema import anomalies, boots, clock_samples, events
+from central.ingest.proofs import (
+    PROOF_ANOMALY,
+    PROOF_SOURCES,
+    REVOKED,
+    Revocations,
+    revocation_verdict,
+)
+from central.ingest.timeclaims import DEFAULT_TIME_TOLERANCE, boot_clocks, judge_time
 from central.kiosks import KioskIdentity
 from central.stays.pairing import StayRules
 from central.stays.store import recompute
@@ -90,6 +98,7 @@ def apply_clock_samples(
     samples: Sequence[ClockSample],
     now: datetime,
     rules: StayRules,
+    tolerance: timedelta = DEFAULT_TIME_TOLERANCE,
 ) -> int:
     """Store a kiosk's clock samples and move each boot's anchor to its latest one.
 
@@ -152,7 +161,7 @@ def apply_clock_samples(
                 .where(boots.c.kiosk_id == kiosk.kiosk_id, boots.c.boot_id == boot_id)
                 .values(samples=boots.c.samples + counts[boot_id], **(values if move else {}))
             )
-        corrected += _correct_boot(conn, kiosk, boot_id, anchor, now_utc, rules)
+        corrected += _correct_boot(conn, kiosk, boot_id, anchor, now_utc, rules, tolerance)
     return corrected
 
 
@@ -163,14 +172,24 @@ def _correct_boot(
     anchor: Anchor,
     now: datetime,
     rules: StayRules,
+    tolerance: timedelta,
 ) -> int:
+    """Place the boot's uncorrected records by `anchor`; the kiosk's anchor is checked against the
+    centre's own measurement of the boot like any time claim, and badges are judged again for
+    revocation at the records' new times (central/ingest/proofs.py)."""
     pending = conn.execute(
         select(
             events.c.event_id,
+            events.c.seq,
             events.c.monotonic_ns,
             events.c.device_time,
             events.c.cadre_id,
             events.c.service_day,
+            events.c.source,
+            events.c.kind,
+            events.c.badge_serial,
+            events.c.flags,
+            events.c.quarantine,
         ).where(
             events.c.kiosk_id == kiosk.kiosk_id,
             events.c.boot_id == boot_id,
@@ -179,16 +198,74 @@ def _correct_boot(
     ).all()
     if not pending:
         return 0
+    clock = boot_clocks(conn, kiosk.kiosk_id, {boot_id}).get(boot_id)
+    rejudge = [
+        r.cadre_id
+        for r in pending
+        if r.source in PROOF_SOURCES and r.kind != "void" and r.quarantine in (None, REVOKED)
+    ]
+    revocations = Revocations.load(conn, rejudge) if rejudge else None
     changes = []
+    found: list[dict[str, Any]] = []
+    newly_counted: list[str] = []
     keys: set[tuple[str, date]] = set()
     for row in pending:
         corrected_time, status = correct(row.device_time, row.monotonic_ns, False, anchor)
-        day = rules.day.service_day(corrected_time)
+        placed: dict[str, Any] = {
+            "event_id": row.event_id,
+            "boot_id": boot_id,
+            "cadre_id": row.cadre_id,
+            "badge_serial": row.badge_serial,
+            "monotonic_ns": row.monotonic_ns,
+            "flags": row.flags,
+            "corrected_time": corrected_time,
+            "time_status": status,
+            "service_day": rules.day.service_day(corrected_time),
+        }
+        verdicts = []
+        claim = judge_time(placed, clock, tolerance, rules, received_at=now)
+        if claim is not None:
+            verdicts.append(claim)
+        quarantine = row.quarantine
+        if claim is not None and claim.quarantine:
+            quarantine = claim.quarantine
+        elif (
+            revocations is not None
+            and row.quarantine in (None, REVOKED)
+            and (row.source in PROOF_SOURCES and row.kind != "void")
+        ):
+            revoked = revocation_verdict(revocations, placed, now)
+            if revoked is not None and row.quarantine is None:
+                verdicts.append(revoked)
+            elif revoked is None and row.quarantine == REVOKED:
+                newly_counted.append(row.event_id)
+            quarantine = revoked.quarantine if revoked is not None else None
+        found.extend(
+            anomaly_row(
+                v.anomaly,
+                now,
+                kiosk_id=kiosk.kiosk_id,
+                site_id=kiosk.site_id,
+                cadre_id=row.cadre_id,
+                service_day=placed["service_day"],
+                event_id=row.event_id,
+                seq=row.seq,
+                boot_id=boot_id,
+                detail=f"seq {row.seq}: {v.detail}"[:2000],
+            )
+            for v in verdicts
+        )
         changes.append(
-            {"b_event_id": row.event_id, "b_time": corrected_time, "b_day": day, "b_status": status}
+            {
+                "b_event_id": row.event_id,
+                "b_time": placed["corrected_time"],
+                "b_day": placed["service_day"],
+                "b_status": placed["time_status"],
+                "b_quarantine": quarantine,
+            }
         )
         keys.add((row.cadre_id, row.service_day))
-        keys.add((row.cadre_id, day))
+        keys.add((row.cadre_id, placed["service_day"]))
     conn.execute(
         update(events)
         .where(events.c.event_id == bindparam("b_event_id"))
@@ -196,9 +273,23 @@ def _correct_boot(
             corrected_time=bindparam("b_time"),
             service_day=bindparam("b_day"),
             time_status=bindparam("b_status"),
+            quarantine=bindparam("b_quarantine"),
         ),
         changes,
     )
+    if found:
+        conn.execute(insert(anomalies), found)
+    if newly_counted:
+        # Read once the boot's time was known: before the revocation after all.
+        conn.execute(
+            update(anomalies)
+            .where(
+                anomalies.c.kind == PROOF_ANOMALY,
+                anomalies.c.event_id.in_(newly_counted),
+                anomalies.c.resolved_at.is_(None),
+            )
+            .values(resolved_at=now)
+        )
     conn.execute(
         update(anomalies)
         .where(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
 from central.db.bulk import dialect_insert, write_transaction
 from central.db.schema import kiosk_status
 from central.ingest.clocks import apply_clock_samples
+from central.ingest.timeclaims import DEFAULT_TIME_TOLERANCE
 from central.kiosks import KioskIdentity
 from central.stays.pairing import StayRules
 from central.timefix import to_utc_naive
@@ -16,7 +17,12 @@ from sync.protocol import Heartbeat
 
 
 def record_heartbeat(
-    engine: Engine, kiosk: KioskIdentity, beat: Heartbeat, now: datetime, rules: StayRules
+    engine: Engine,
+    kiosk: KioskIdentity,
+    beat: Heartbeat,
+    now: datetime,
+    rules: StayRules,
+    tolerance: timedelta = DEFAULT_TIME_TOLERANCE,
 ) -> None:
     """Keep the kiosk's latest heartbeat and take in the clock samples it carries."""
     now_utc = to_utc_naive(now)
@@ -38,4 +44,4 @@ def record_heartbeat(
     with write_transaction(engine) as conn:
         statement = dialect_insert(conn, kiosk_status).values(kiosk_id=kiosk.kiosk_id, **values)
         conn.execute(statement.on_conflict_do_update(index_elements=["kiosk_id"], set_=values))
-        apply_clock_samples(conn, kiosk, beat.clock.samples, now, rules)
+        apply_clock_samples(conn, kiosk, beat.clock.samples, now, rules, tolerance)

@@ -2,8 +2,11 @@
 
 Events are stored idempotently on `event_id`. Each kiosk's hash chain is checked as events arrive
 (central/ingest/chain.py); gaps, forks and reused ids become rows of `anomalies`. Events that fail
-a check are not thrown away: they go to `rejected_events` with the reason, so the kiosk may move
-on and staff can look.
+a check are not thrown away: those that are not well-formed records of the sending kiosk go to
+`rejected_events` with the reason, so the kiosk may move on and staff can look. Well-formed
+records that do not count (no valid badge proof, a correction of another kiosk's record, a time
+claim that cannot hold: central/ingest/proofs.py, timeclaims.py) are stored in the kiosk's chain
+with `quarantine` set, and raise an anomaly each.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pydantic_core
@@ -23,15 +26,43 @@ from central.anomalies import anomaly_row
 from central.db.bulk import bulk_insert, chunks, dialect_insert, write_transaction
 from central.db.schema import anomalies, boots, events, kiosks, rejected_events
 from central.ingest.chain import check_chain
-from central.ingest.clocks import anchors_of, flag_uncorrected
+from central.ingest.clocks import flag_uncorrected
+from central.ingest.proofs import (
+    BadgeProofs,
+    Revocations,
+    Verdict,
+    lane_verdicts,
+    needs_proof,
+    remember_badges,
+    revocation_verdict,
+    signature_verdicts,
+)
+from central.ingest.timeclaims import (
+    DEFAULT_TIME_TOLERANCE,
+    BootClock,
+    boot_clocks,
+    is_clock_reading,
+    judge_time,
+    kiosk_floor,
+    note_contact,
+)
 from central.kiosks import KioskIdentity
 from central.stays.pairing import StayRules
 from central.stays.store import mark_dirty, recompute
 from central.timefix import Anchor, correct, to_utc_naive
 from sync.events import INT64_MAX, Event
-from sync.protocol import EventResult, PushAnswer, field_problems
+from sync.protocol import ClockReading, EventResult, PushAnswer, field_problems
 
 BODY_KEEP = 8192
+
+
+@dataclass(frozen=True)
+class Checks:
+    """What judges whether stored records count: the badge keys, and how far a record's time may
+    stray from the centre's own measurement of its boot's clock."""
+
+    proofs: BadgeProofs
+    time_tolerance: timedelta = DEFAULT_TIME_TOLERANCE
 
 
 @dataclass
@@ -121,6 +152,8 @@ def event_row(
         "time_status": status,
         "service_day": rules.day.service_day(corrected),
         "received_at": now,
+        "badge_token": event.badge_token,
+        "quarantine": None,
     }
 
 
@@ -131,14 +164,19 @@ def ingest_events(
     now: datetime,
     rules: StayRules,
     defer_stays: bool = False,
+    *,
+    checks: Checks,
+    contact: ClockReading | None = None,
 ) -> PushAnswer:
     """Check and store one pushed batch; answer for every event, in order.
 
     Idempotent on event_id: sending a batch again stores nothing twice. A bad event is answered
-    "rejected" (and kept in rejected_events) without holding back the good ones. The stays of
-    the cadres concerned are recomputed in the same transaction, or with `defer_stays` only
-    queued for central.stays.store.refresh (the API does that, so a kiosk's answer never waits for
-    pairing).
+    "rejected" (and kept in rejected_events) without holding back the good ones; a record that is
+    stored but does not count is answered "stored" with the reason. The stays of the cadres
+    concerned are recomputed in the same transaction, or with `defer_stays` only queued for
+    central.stays.store.refresh (the API does that, so a kiosk's answer never waits for
+    pairing). `contact`: the sending boot's clocks as the request left (X-Kiosk-Clock), met
+    with `now`, the centre's time as it arrived.
     """
     now_utc = to_utc_naive(now)
     results: list[EventResult | None] = [None] * len(raw_events)
@@ -164,17 +202,24 @@ def ingest_events(
                 )
             continue
         accepted[key] = (index, event)
+    # Signatures depend on nothing being written: checked before the write transaction, so
+    # other kiosks' pushes do not wait for them.
+    with engine.connect() as reader:
+        signed, verified = signature_verdicts(
+            reader, (event for _, event in accepted.values()), checks.proofs
+        )
 
     found: list[dict[str, Any]] = []
+    not_counted: dict[str, str] = {}
     with write_transaction(engine) as conn:
         head = conn.execute(
-            select(kiosks.c.chain_seq, kiosks.c.chain_hash, kiosks.c.max_seq)
+            select(kiosks.c.chain_seq, kiosks.c.chain_hash, kiosks.c.max_seq, kiosks.c.enrolled_at)
             .where(kiosks.c.kiosk_id == kiosk.kiosk_id)
             .with_for_update()
         ).one()
         boot_ids = {event.boot_id for _, event in accepted.values()}
-        anchors = anchors_of(conn, kiosk.kiosk_id, boot_ids)
-        new_boots = sorted(boot_ids - set(anchors))
+        clocks = boot_clocks(conn, kiosk.kiosk_id, boot_ids)
+        new_boots = sorted(boot_ids - set(clocks))
         if new_boots:
             conn.execute(
                 dialect_insert(conn, boots).on_conflict_do_nothing(),
@@ -183,6 +228,11 @@ def ingest_events(
                     for b in new_boots
                 ],
             )
+            clocks.update({b: BootClock() for b in new_boots})
+        if contact is not None:
+            note_contact(conn, kiosk.kiosk_id, clocks, contact, now_utc)
+        if verified:
+            remember_badges(conn, verified)
         # The kiosk's row is locked (or, on SQLite, every writer of this process waits), so
         # what is not stored yet cannot be stored by anyone else before this transaction ends:
         # the new rows go in with a plain INSERT (COPY on PostgreSQL). Only another kiosk
@@ -195,16 +245,43 @@ def ingest_events(
             ):
                 stored_hash[row.event_id] = row.hash
         rows = [
-            event_row(event, anchors.get(event.boot_id), rules, now_utc, key)
+            event_row(event, clocks[event.boot_id].anchor, rules, now_utc, key)
             for key, (_, event) in accepted.items()
             if key not in stored_hash
         ]
+        judged = _judge(
+            conn, kiosk, rows, accepted, signed, clocks, checks, rules, now_utc, head.enrolled_at
+        )
+        for verdict, judged_row in judged:
+            if verdict.quarantine:
+                judged_row["quarantine"] = verdict.quarantine
+                not_counted[judged_row["event_id"]] = verdict.detail
+            found.append(
+                anomaly_row(
+                    verdict.anomaly,
+                    now_utc,
+                    kiosk_id=kiosk.kiosk_id,
+                    site_id=kiosk.site_id,
+                    cadre_id=judged_row["cadre_id"],
+                    service_day=judged_row["service_day"],
+                    event_id=judged_row["event_id"],
+                    seq=judged_row["seq"],
+                    boot_id=judged_row["boot_id"],
+                    detail=f"seq {judged_row['seq']}: {verdict.detail}"[:2000],
+                )
+            )
         bulk_insert(conn, events, rows)
         inserted = {r["event_id"] for r in rows}
         for key, (index, event) in accepted.items():
             if key in inserted:
                 results[index] = EventResult(
-                    index=index, event_id=key, seq=event.seq, status="stored"
+                    index=index,
+                    event_id=key,
+                    seq=event.seq,
+                    status="stored",
+                    reason=f"kept, not counted: {not_counted[key]}"[:2000]
+                    if key in not_counted
+                    else None,
                 )
             elif stored_hash.get(key) == event.hash:
                 results[index] = EventResult(
@@ -295,3 +372,53 @@ def ingest_events(
         duplicates=sum(r.status == "duplicate" for r in final),
         rejected=sum(r.status == "rejected" for r in final),
     )
+
+
+def _judge(
+    conn: Any,
+    kiosk: KioskIdentity,
+    rows: list[dict[str, Any]],
+    accepted: dict[str, tuple[int, Event]],
+    signed: dict[str, Verdict | Any],
+    clocks: dict[str, BootClock],
+    checks: Checks,
+    rules: StayRules,
+    now: datetime,
+    enrolled_at: datetime | None,
+) -> list[tuple[Verdict, dict[str, Any]]]:
+    """Every reason the new rows do not count, or count with a flag, in seq order: the time
+    claim first (it may move the record, and revocation is judged at the record's time), then
+    the badge proof, then the correction's lane. A record quarantined once is not judged on."""
+    found: list[tuple[Verdict, dict[str, Any]]] = []
+    in_order = sorted(rows, key=lambda r: r["seq"])
+    floor = kiosk_floor(conn, kiosk.kiosk_id, enrolled_at, in_order[0]["seq"]) if rows else None
+    for row in in_order:
+        verdict = judge_time(
+            row, clocks.get(row["boot_id"]), checks.time_tolerance, rules, floor, now
+        )
+        if verdict is not None:
+            found.append((verdict, row))
+        if (verdict is None or not verdict.quarantine) and is_clock_reading(row):
+            floor = row["corrected_time"] if floor is None else max(floor, row["corrected_time"])
+    quarantined = {id(r) for v, r in found if v.quarantine}
+    proven = [
+        r for r in rows if id(r) not in quarantined and needs_proof(accepted[r["event_id"]][1])
+    ]
+    to_look_up = {r["cadre_id"] for r in proven if not isinstance(signed[r["event_id"]], Verdict)}
+    revocations = Revocations.load(conn, to_look_up) if to_look_up else None
+    for row in proven:
+        judged = signed[row["event_id"]]
+        if not isinstance(judged, Verdict):
+            assert revocations is not None
+            judged = revocation_verdict(revocations, row, now)
+        if judged is not None:
+            found.append((judged, row))
+            quarantined.add(id(row))
+    lanes = lane_verdicts(conn, kiosk.kiosk_id, rows)
+    found.extend(
+        (lanes[r["event_id"]], r)
+        for r in rows
+        if r["event_id"] in lanes and id(r) not in quarantined
+    )
+    found.sort(key=lambda pair: pair[1]["seq"])
+    return found

@@ -88,13 +88,19 @@ def recompute(
     for chunk in chunks(cadre_ids):
         for row in conn.execute(
             select(*EVENT_COLUMNS).where(
-                events.c.cadre_id.in_(chunk), events.c.service_day.in_(days)
+                events.c.cadre_id.in_(chunk),
+                events.c.service_day.in_(days),
+                events.c.quarantine.is_(None),  # kept, not counted (central/ingest/proofs.py)
             )
         ):
             record = dict(row._mapping)
             day_records[(record["cadre_id"], record["service_day"])].append(record)
         for row in conn.execute(
-            select(*EVENT_COLUMNS).where(events.c.cadre_id.in_(chunk), events.c.corrects > "")
+            select(*EVENT_COLUMNS).where(
+                events.c.cadre_id.in_(chunk),
+                events.c.corrects > "",
+                events.c.quarantine.is_(None),
+            )
         ):
             corrective[row.cadre_id].append(dict(row._mapping))
         for row in conn.execute(

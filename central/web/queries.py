@@ -342,6 +342,9 @@ ANOMALY_KINDS = (
     "event_conflict",
     "rejected_event",
     "kiosk_disagrees",
+    "badge_proof",
+    "correction_lane",
+    "time_claim",
 )
 
 

@@ -24,6 +24,7 @@ from central.roster_file import RosterRow
 from central.stays import pairing
 from sync.events import GENESIS_HASH, Event, seal
 from sync.protocol import CameraReport, ClockReport, Heartbeat
+from tests.proofs import CHECKS, badge
 
 SHANGHAI = timezone(timedelta(hours=8))
 DAY = datetime(2026, 11, 29, tzinfo=SHANGHAI)
@@ -54,6 +55,8 @@ class FakeKiosk:
 
     def event(self, cadre_id: str, kind: str, at: datetime, **extra: Any) -> Event:
         self.seq += 1
+        if extra.get("source", "camera") != "manual":
+            extra.setdefault("badge_token", badge(cadre_id, extra.get("badge_serial", 1)))
         event = seal(
             {
                 "event_id": uuid.uuid4(),
@@ -92,7 +95,9 @@ def enrol(engine: Engine, site_id: str, now: datetime) -> FakeKiosk:
 def push(engine: Engine, kiosk: FakeKiosk, events: list[Event], now: datetime, app: Flask) -> None:
     central = app.extensions["central"]
     rules = pairing.StayRules.from_settings(central.settings)
-    answer = ingest_events(engine, kiosk.identity, [e.wire() for e in events], now, rules)
+    answer = ingest_events(
+        engine, kiosk.identity, [e.wire() for e in events], now, rules, checks=CHECKS
+    )
     assert all(r.status == "stored" for r in answer.results), answer
     # Ingest may leave the pairing to a background refresher: do its work now, as it would.
     refresher = getattr(central, "stays", None)

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from tests.central_web.seed import local, push, seed
+from tests.proofs import CHECKS
 
 
 def text_of(response) -> str:
@@ -112,7 +113,13 @@ def test_anomalies_list_departure_without_arrival_and_two_sites(app, seeded, vie
         east,
         [
             east.event(
-                "C003", "departure", local(9, 0), source="manual", operator="lead", reason="forgot"
+                "C003",
+                "departure",
+                local(9, 0),
+                source="manual",
+                operator="lead",
+                reason="forgot",
+                flags=["time_entered_by_operator"],  # the lead gave the time, as kiosks mark it
             )
         ],
         now,
@@ -161,7 +168,7 @@ def test_records_not_yet_paired_are_announced_not_hidden(app, seeded, viewer):
 
     central = app.extensions["central"]
     east = seeded.kiosks["S01"]
-    late = east.event("C003", "arrival", local(8, 30))
+    late = east.event("C003", "arrival", local(11, 45))  # after the kiosk's last record
     # As the kiosk API stores a push: pairing is left to the refresher.
     ingest_events(
         central.engine,
@@ -170,6 +177,7 @@ def test_records_not_yet_paired_are_announced_not_hidden(app, seeded, viewer):
         central.now(),
         central.rules,
         defer_stays=True,
+        checks=CHECKS,
     )
     assert "刚收到 1 人的签到记录，正在配对" in text_of(viewer.get("/staff/"))
     central.stays.drain()

@@ -68,10 +68,12 @@ def make_centre(instance: Path, engine: Engine | None = None, **settings: object
 
 
 def enrol_kiosk(app: Flask, site_id: str) -> tuple[str, str]:
-    """(kiosk_id, bearer token) of a kiosk enrolled for `site_id` (which must exist)."""
+    """(kiosk_id, bearer token) of a kiosk enrolled for `site_id` (which must exist), the day
+    before NOW: a kiosk's records are never older than its enrolment."""
     engine = app.extensions["central"].engine
-    code = kiosks.add_kiosk(engine, site_id, NOW, timedelta(hours=1), name="gate")
-    identity, _site_name, token = kiosks.enrol(engine, code.code, NOW)
+    enrolled = NOW - timedelta(days=1)
+    code = kiosks.add_kiosk(engine, site_id, enrolled, timedelta(hours=1), name="gate")
+    identity, _site_name, token = kiosks.enrol(engine, code.code, enrolled)
     return identity.kiosk_id, token
 
 

@@ -28,7 +28,9 @@ from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from werkzeug.http import parse_options_header
 
+from central import keys
 from central.roster import count_rows
+from sync.badge_token import issue_token
 from sync.events import GENESIS_HASH, seal
 from sync.protocol import API_PREFIX
 from sync.tabular import FORMULA_TRIGGERS
@@ -137,8 +139,12 @@ def event(kiosk_id: str, site_id: str, seq: int, prev: str, cadre: str, kind: st
 
 
 def push(app: Flask, token: str, kiosk_id: str, site_id: str, plan: list[tuple]) -> None:
+    central = app.extensions["central"]
+    key = keys.load_issuing_key(central.settings.issuing_key_path(central.instance))
     prev, made = GENESIS_HASH, []
     for seq, (cadre, kind, at, extra) in enumerate(plan, start=1):
+        if extra.get("source", "camera") == "camera":  # the badge read, signed by this centre
+            extra = {"badge_token": issue_token(key, cadre, 1, at.date()), **extra}
         made.append(event(kiosk_id, site_id, seq, prev, cadre, kind, at, **extra))
         prev = made[-1].hash
     response = app.test_client().post(

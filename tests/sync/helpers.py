@@ -14,6 +14,7 @@ from central.roster_file import RosterRow
 from central.stays.pairing import StayRules
 from central.timefix import DayRule
 from sync.events import GENESIS_HASH, Event, seal
+from tests.badges import badge
 
 T0 = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)  # 06:00 on 1 December in Asia/Shanghai
 RULES = StayRules(
@@ -75,6 +76,9 @@ class MemoryLog:
             "prev_hash": previous.hash if previous else GENESIS_HASH,
         }
         fields.update(extra)
+        if fields["source"] != "manual" and fields["badge_serial"] is not None:
+            # The badge it was read from, unless the test says otherwise.
+            fields.setdefault("badge_token", badge(cadre_id, fields["badge_serial"]))
         event = seal(fields)
         self.events.append(event)
         return event

@@ -9,20 +9,21 @@ import pytest
 from sqlalchemy import select
 
 from central import api as central_api
-from central import keys, roster
 from central import kiosks as central_kiosks
+from central import roster
 from central.app import create_app
 from central.db.schema import events, kiosk_status
 from central.kiosks import kiosk_health
 from central.roster_file import RosterRow
 from central.settings import CentralSettings
 from sync.protocol import EnrolAnswer, PullAnswer, PushAnswer
+from tests.badges import write_issuing_key
 from tests.sync.helpers import T0, MemoryLog, enrolled, load_roster
 
 
 @pytest.fixture
 def app(central_engine, tmp_path):
-    keys.create_issuing_key(tmp_path / "issuing_key.pem")
+    write_issuing_key(tmp_path / "issuing_key.pem")
     load_roster(central_engine, {"S01": ["C1", "C2"], "S02": ["C9"]})
     settings = CentralSettings(api_max_body_bytes=64 * 1024)
     clock = {"now": T0}

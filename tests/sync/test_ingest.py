@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from central.db.schema import anomalies, events, kiosks, rejected_events
 from central.ingest.push import _hash_matches, ingest_events
 from sync.events import GENESIS_HASH, Event, seal
+from tests.proofs import CHECKS
 from tests.sync.helpers import RULES, T0, MemoryLog, enrolled, load_roster
 
 
@@ -34,7 +35,7 @@ def _anomalies(engine, kind: str) -> list[dict]:
 
 def _push(engine, log: MemoryLog, batch: list[Event] | list[dict]):
     wire = [e.wire() if isinstance(e, Event) else e for e in batch]
-    return ingest_events(engine, log.identity, wire, T0, RULES)
+    return ingest_events(engine, log.identity, wire, T0, RULES, checks=CHECKS)
 
 
 def test_replayed_batches_store_nothing_twice(site):

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from central import kiosks
 from central.app import create_app
-from central.db.schema import events, kiosk_status
+from central.db.schema import anomalies, boots, events, kiosk_status
 from central.services import central_of
 from central.stays import queries as stay_queries
 from kiosk import enrolment
@@ -22,6 +22,7 @@ from kiosk.roster import RosterStore
 from kiosk.settings import KioskSettings
 from kiosk.store import EventLog, StoreConfig
 from sync.client import CentralClient
+from tests.badges import badge, write_issuing_key
 from tests.fakes.clock import FakeClock
 from tests.fakes.network import WSGIAdapter, session_with
 from tests.sync.helpers import load_roster
@@ -32,6 +33,7 @@ URL = "http://centre.test/"
 
 def test_power_cut_kiosk_is_corrected_by_the_centre(tmp_path):
     centre_time = {"now": TRUE_NOW}
+    write_issuing_key(tmp_path / "central" / "issuing_key.pem")
     app = create_app(tmp_path / "central", now=lambda: centre_time["now"], config={"TESTING": True})
     engine = central_of(app).engine
     load_roster(engine, {"S01": ["C1", "C2"]})
@@ -58,6 +60,7 @@ def test_power_cut_kiosk_is_corrected_by_the_centre(tmp_path):
                 "boot_id": reading.boot_id,
                 "monotonic_ns": reading.monotonic_ns,
                 "clock_trusted": reading.trusted,
+                "badge_token": badge(cadre),  # the badge read, as the rules keep it
             }
         )
         clock.advance(minutes=1)
@@ -95,6 +98,14 @@ def test_power_cut_kiosk_is_corrected_by_the_centre(tmp_path):
     assert rows[0].service_day == date(2026, 12, 1)
     assert (status.queue_length, status.app_version, status.camera_ok) == (0, "test", True)
     assert status.clock_trusted is False
+    # The centre measured the boot's clock itself, from the requests' X-Kiosk-Clock, and found
+    # nothing of the records' times to contradict it.
+    with engine.connect() as conn:
+        boot = conn.execute(select(boots).where(boots.c.boot_id == "b-after-cut")).one()
+        raised = conn.execute(select(anomalies.c.kind)).scalars().all()
+    assert boot.first_contact_at == (TRUE_NOW + timedelta(minutes=2)).replace(tzinfo=None)
+    assert boot.first_contact_mono_ns == clock.monotonic_ns()
+    assert "time_claim" not in raised and "badge_proof" not in raised
 
     central_of(app).stays.drain()
     with engine.connect() as conn:

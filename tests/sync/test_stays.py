@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -15,6 +15,7 @@ from central.stays import pairing
 from central.stays import queries as stay_queries
 from central.stays import store as stay_store
 from central.stays.refresher import StayRefresher
+from tests.proofs import CHECKS
 from tests.sync.helpers import RULES, T0, MemoryLog, enrolled, load_roster
 
 DAY = date(2026, 12, 1)  # the service day of T0 (06:00 in Shanghai)
@@ -26,8 +27,15 @@ def site(central_engine):
     return central_engine
 
 
+def received(batch) -> datetime:
+    """A minute after the last record was made: no record reaches the centre before it is made."""
+    return max([T0, *(e.device_time for e in batch)]) + timedelta(minutes=1)
+
+
 def push(engine, log: MemoryLog, batch) -> None:
-    answer = ingest_events(engine, log.identity, [e.wire() for e in batch], T0, RULES)
+    answer = ingest_events(
+        engine, log.identity, [e.wire() for e in batch], received(batch), RULES, checks=CHECKS
+    )
     assert all(r.status == "stored" for r in answer.results), answer.results
 
 
@@ -103,7 +111,8 @@ def test_kiosk_void_and_replacement_are_honoured(site):
     [stay] = stays_of(site, "C3")
     assert stay["state"] == "open" and stay["arrival_event_id"] == str(real.event_id)
     assert stay["flags"] == ["kiosk_disagrees"]
-    # The lead enters the true arrival by hand: a manual record says what it is.
+    # The lead enters the true arrival by hand: a manual record says what it is (its time is
+    # the lead's word, flagged so, as the kiosk's rules do).
     by_hand = gate.record(
         "C3",
         "arrival",
@@ -111,6 +120,7 @@ def test_kiosk_void_and_replacement_are_honoured(site):
         source="manual",
         operator="lead",
         reason="forgot badge",
+        flags=["time_entered_by_operator"],
     )
     push(site, gate, [by_hand])
     [stay] = stays_of(site, "C3")
@@ -188,7 +198,9 @@ def test_summaries_count_expected_arrived_present_departed_absent(site):
 def test_api_pushes_queue_stays_and_the_refresher_works_through_them(site, monkeypatch):
     gate, _ = two_kiosks(site)
     batch = [gate.record("C1", "arrival", T0), gate.record("C2", "arrival", T0)]
-    ingest_events(site, gate.identity, [e.wire() for e in batch], T0, RULES, defer_stays=True)
+    ingest_events(
+        site, gate.identity, [e.wire() for e in batch], T0, RULES, defer_stays=True, checks=CHECKS
+    )
     with site.connect() as conn:
         assert stay_store.queued(conn) == 2
     assert stays_of(site, "C1") == []

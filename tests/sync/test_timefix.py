@@ -14,6 +14,7 @@ from central.stays import queries as stay_queries
 from central.timefix import DayRule
 from sync.client import Timing
 from sync.protocol import CameraReport, ClockReport, ClockSample, Heartbeat
+from tests.proofs import CHECKS
 from tests.sync.helpers import RULES, T0, MemoryLog, enrolled, load_roster
 
 CST = timezone(timedelta(hours=8))
@@ -53,7 +54,7 @@ def test_boot_without_offset_is_flagged_then_corrected_when_one_comes(site):
         untrusted(log, "C1", "arrival", T0, behind),
         untrusted(log, "C1", "departure", T0 + timedelta(hours=8), behind),
     ]
-    ingest_events(site, log.identity, [e.wire() for e in batch], T0, RULES)
+    ingest_events(site, log.identity, [e.wire() for e in batch], T0, RULES, checks=CHECKS)
     before = rows(site)
     assert [r["time_status"] for r in before] == ["uncorrected"] * 2
     assert before[0]["service_day"] == date(2026, 11, 30)  # where its wrong clock put it
@@ -117,7 +118,10 @@ def test_wall_clock_jump_inside_a_boot_does_not_move_events(site):
         clock_trusted=True,
         monotonic_ns=anchor_mono + 7 * 3600 * 10**9,
     )
-    ingest_events(site, log.identity, [before_step.wire(), after_step.wire()], T0, RULES)
+    at = T0 + timedelta(hours=8)  # pushed after both were made
+    ingest_events(
+        site, log.identity, [before_step.wire(), after_step.wire()], at, RULES, checks=CHECKS
+    )
     first, second = rows(site)
     assert (first["time_status"], first["corrected_time"]) == (
         "corrected",
