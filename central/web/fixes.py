@@ -30,7 +30,18 @@ from central.stays.pairing import StayRules, pair_day, without_kiosk_corrections
 RECORD_KINDS = frozenset(stay_store.STAY_ANOMALIES)
 # Anomalies of a kiosk or its records as sent: reviewed, not corrected.
 REVIEW_KINDS = frozenset(
-    {"chain_gap", "chain_fork", "event_conflict", "rejected_event", "uncorrected_time"}
+    {
+        "chain_gap",
+        "chain_fork",
+        "event_conflict",
+        "rejected_event",
+        "uncorrected_time",
+        # records kept but not counted (central/ingest/proofs.py): staff who know better add
+        # the attendance by hand
+        "badge_proof",
+        "correction_lane",
+        "time_claim",
+    }
 )
 MINUTE = timedelta(minutes=1)
 
@@ -110,7 +121,9 @@ def load_day(conn: Connection, cadre_id: str, day: date, day_over: bool = False)
         dict(r._mapping)
         for r in conn.execute(
             select(*stay_store.EVENT_COLUMNS, events.c.seq, events.c.flags).where(
-                events.c.cadre_id == cadre_id, events.c.service_day == day
+                events.c.cadre_id == cadre_id,
+                events.c.service_day == day,
+                events.c.quarantine.is_(None),  # as the stays see the day: counted records only
             )
         )
     ]
@@ -118,7 +131,9 @@ def load_day(conn: Connection, cadre_id: str, day: date, day_over: bool = False)
         dict(r._mapping)
         for r in conn.execute(
             select(*stay_store.EVENT_COLUMNS).where(
-                events.c.cadre_id == cadre_id, events.c.corrects > ""
+                events.c.cadre_id == cadre_id,
+                events.c.corrects > "",
+                events.c.quarantine.is_(None),
             )
         )
     ]
