@@ -41,10 +41,10 @@ from central.ingest.timeclaims import (
     DEFAULT_TIME_TOLERANCE,
     BootClock,
     boot_clocks,
-    is_clock_reading,
     judge_time,
     kiosk_floor,
     note_contact,
+    raises_floor,
 )
 from central.kiosks import KioskIdentity
 from central.stays.pairing import StayRules
@@ -398,7 +398,9 @@ def _judge(
         )
         if verdict is not None:
             found.append((verdict, row))
-        if (verdict is None or not verdict.quarantine) and is_clock_reading(row):
+        if (verdict is None or not verdict.quarantine) and raises_floor(
+            row, clocks.get(row["boot_id"])
+        ):
             floor = row["corrected_time"] if floor is None else max(floor, row["corrected_time"])
     quarantined = {id(r) for v, r in found if v.quarantine}
     proven = [

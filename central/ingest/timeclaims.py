@@ -13,7 +13,8 @@ any of these, so the centre checks them against what it measured or knows on its
 - **the boot's start.** A boot cannot have made a record before its first contact minus the
   monotonic time it had run by then;
 - **the kiosk's order.** A kiosk writes its records in seq order, so none was made before the
-  kiosk was enrolled or before an earlier record of known time; nor after it reached the centre.
+  kiosk was enrolled or before an earlier record whose time the centre measured; nor after it
+  reached the centre.
 
 A record that fails becomes an anomaly "time_claim". It counts at the centre's own placement when
 the boot's offset is known (measured by the centre, or else an anchor) and that placement is
@@ -28,7 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, and_, select, update
 
 from central.db.bulk import dialect_insert
 from central.db.schema import boots, events
@@ -133,6 +134,13 @@ def note_contact(
     clocks[reading.boot_id] = known
 
 
+def raises_floor(row: dict[str, Any], clock: BootClock | None) -> bool:
+    """Whether a counted row's time bounds the kiosk's later records: a clock reading of a boot
+    the centre measured itself (a record's claim alone bounds nothing: a lie would then hold
+    back the truthful records after it)."""
+    return clock is not None and clock.contact is not None and is_clock_reading(row)
+
+
 def is_clock_reading(row: dict[str, Any]) -> bool:
     """Whether a row's time is a claim of a clock (not unknown, not typed by the lead)."""
     return row["time_status"] in KNOWN_TIME and f'"{OPERATOR_TIME_FLAG}"' not in row["flags"]
@@ -142,15 +150,23 @@ def kiosk_floor(
     conn: Connection, kiosk_id: str, enrolled_at: datetime | None, before_seq: int
 ) -> datetime | None:
     """The earliest time the kiosk's record `before_seq` can have been made: not before the
-    kiosk was enrolled, nor before its latest earlier record of known time that counts."""
+    kiosk was enrolled, nor before its latest earlier record whose time the centre measured
+    (a counted clock reading of a boot the centre has measured: `raises_floor`)."""
     earlier = conn.execute(
         select(events.c.corrected_time)
+        .select_from(
+            events.join(
+                boots,
+                and_(boots.c.kiosk_id == events.c.kiosk_id, boots.c.boot_id == events.c.boot_id),
+            )
+        )
         .where(
             events.c.kiosk_id == kiosk_id,
             events.c.seq < before_seq,
             events.c.time_status.in_(KNOWN_TIME),
             events.c.quarantine.is_(None),
             events.c.flags.not_like(f'%"{OPERATOR_TIME_FLAG}"%'),
+            boots.c.contact_at.is_not(None),
         )
         .order_by(events.c.seq.desc())
         .limit(1)

@@ -106,4 +106,3 @@ def label(table: str, code: str | None) -> str:
 
 def knows(table: str, code: str) -> bool:
     return code in TABLES[table]
-

@@ -138,6 +138,12 @@ def kiosk_level(kind: str) -> Callable[[Any, Any], str | None]:
                 "event_conflict": "two different events with seq 7",
                 "rejected_event": "seq 7: hash does not match",
                 "uncorrected_time": "boot boot-1: clock not synchronised and no offset known",
+                "badge_proof": "seq 7: scan record without the badge it was read from: not counted",
+                "correction_lane": "seq 7: void of 00000000-0000-4000-8000-000000000000, a "
+                "record of kiosk S02-1: refused",
+                "time_claim": "seq 7: record dated 2026-11-26 04:00:00 UTC by boot boot-0, "
+                "before the kiosk's earlier records (2026-11-28 22:00:00 UTC): offset unknown, "
+                "not counted",
             }.get(kind, "seq 7: refused"),
         )
         with central.engine.begin() as conn:

@@ -227,3 +227,30 @@ def test_a_store_made_before_proofs_gains_their_columns(tmp_path):
     assert {"quarantine", "badge_token"} <= {c["name"] for c in fresh.get_columns("events")}
     assert "contact_at" in {c["name"] for c in fresh.get_columns("boots")}
     engine.dispose()
+
+
+def test_a_record_dated_before_the_kiosks_measured_records_cannot_hold(site):
+    """Past days are closed: once the centre has measured a kiosk's clock, a record placed
+    before that kiosk's latest measured record, from a boot the centre never measured, is kept
+    and not counted; a record of such a boot dated after it counts."""
+    from central import kiosks
+
+    new = kiosks.add_kiosk(site, "S01", T0 - timedelta(days=30), timedelta(hours=1))
+    identity, _, _ = kiosks.enrol(site, new.code, T0 - timedelta(days=30))
+    log = MemoryLog(identity.kiosk_id, "S01", boot_id="b1")
+    measured = log.record("C1", "arrival", T0, monotonic_ns=10**12)
+    reading = ClockReading(boot_id="b1", monotonic_ns=10**12 + 60 * 10**9, device_time=T0)
+    push(site, log, [measured], fresh_checks(), at=T0 + timedelta(minutes=1), contact=reading)
+    backdated = log.record(
+        "C2", "arrival", T0 - timedelta(days=3), boot_id="b9", monotonic_ns=10**9
+    )
+    later = log.record(
+        "C3", "arrival", T0 + timedelta(minutes=5), boot_id="b9", monotonic_ns=2 * 10**9
+    )
+    answer = push(site, log, [backdated, later], fresh_checks(), at=T0 + timedelta(minutes=6))
+    assert "before the kiosk's earlier records" in answer.results[0].reason
+    assert answer.results[1].reason is None
+    assert quarantine_of(site)[str(backdated.event_id)] == "time_claim"
+    with site.connect() as conn:
+        counted = sorted(conn.execute(select(stays.c.cadre_id)).scalars().all())
+    assert counted == ["C1", "C3"]

@@ -118,9 +118,7 @@ def _unused(code: str) -> bool:
     codes = schema.enrolment_codes
     digest = central_kiosks.hash_secret(central_kiosks.normalise_code(code))
     with state().engine.connect() as conn:
-        used_at = conn.execute(
-            select(codes.c.used_at).where(codes.c.code_hash == digest)
-        ).first()
+        used_at = conn.execute(select(codes.c.used_at).where(codes.c.code_hash == digest)).first()
     return used_at is not None and used_at[0] is None
 
 
