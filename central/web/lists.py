@@ -31,7 +31,13 @@ def district_of(site_id: str) -> str:
 
 
 def districts(site_ids: Iterable[str]) -> list[str]:
-    return sorted({district_of(site_id) for site_id in site_ids})
+    """Districts of more than one site: a site alone is picked as a site, and ids without a
+    separator (S001, S002...) would otherwise make a district of every site."""
+    count: dict[str, int] = {}
+    for site_id in site_ids:
+        district = district_of(site_id)
+        count[district] = count.get(district, 0) + 1
+    return sorted(d for d, n in count.items() if n > 1)
 
 
 def by_name(items: Iterable[T], name: Callable[[T], str], tie: Callable[[T], str]) -> list[T]:

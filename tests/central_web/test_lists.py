@@ -18,6 +18,7 @@ MORE = [
     RosterRow(7, "D002", "冯涛", "东城", "BJ-DC-02", "东城二站"),
     RosterRow(8, "D003", "刘洋", "西城", "BJ-XC-01", "西城一站"),
     RosterRow(9, "D004", "吴敏", "西城", "BJ-XC-01", "西城一站"),
+    RosterRow(10, "D005", "孙丽", "西城", "BJ-XC-02", "西城二站"),
 ]
 
 
@@ -95,6 +96,9 @@ def test_all_sites_by_district_name_and_status(centre, viewer):
 def test_the_export_site_picker_ticks_a_district(centre, viewer):
     html = viewer.get("/staff/exports").get_data(as_text=True)
     assert 'name="district" value="BJ-DC"' in html
+    # S01 and S02 are districts of one site each: no district of their own, listed apart.
+    assert 'name="district" value="S01"' not in html and 'value="S01"' in html
+    assert "不属于任何区域的站点（2 个）" in text_of(viewer.get("/staff/exports"))
     assert 'data-search="BJ-XC-01 西城一站 xichengyizhan xcyz"' in html
     answer = viewer.get("/staff/exports/download?district=BJ-DC&format=csv&what=stays")
     assert answer.status_code == 200
