@@ -32,6 +32,7 @@ from kiosk.roster import RosterStore
 from kiosk.rules import STORE_REASONS, CheckIn, ScanOutcome, normalise_wedge_input
 from kiosk.settings import KioskSettings
 from kiosk.store import EventLog, FailedScanLog
+from kiosk.visitors import VisitorNames
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class KioskServices:
         self.log = log_store
         self.failed_scans = failed_scans
         self.roster = roster
+        self.visitors = VisitorNames(instance)
         self.rules = rules
         self.words = words
         self.bus = EventBus()
@@ -289,15 +291,27 @@ class KioskServices:
             snapshot = self.sync_agent.snapshot()
         except Exception as exc:
             log.exception("sync agent snapshot failed")
-            return {"configured": True, "online": False, "last_error": repr(exc)}
+            return {
+                "configured": True,
+                "online": False,
+                "last_error": repr(exc),
+                "last_error_code": "internal",
+            }
         return {
             "configured": True,
             "online": snapshot.online,  # None until the first exchange was tried
             "waiting": snapshot.waiting,
             "last_success": snapshot.last_success_at,
             "last_error": snapshot.last_error,
+            "last_error_code": getattr(snapshot, "last_error_code", None),
             "last_error_at": snapshot.last_error_at,
         }
+
+    @property
+    def shut_out(self) -> bool:
+        """The centre refused this kiosk's token (revoked at the centre): nothing is sent
+        until it is enrolled again, though scans are still recorded here."""
+        return self.sync_state().get("last_error_code") == "unauthorized"
 
     def after_lead_event(self, event: Any) -> None:
         """A manual check-in/out, void or correction was stored: send it soon."""

@@ -76,6 +76,12 @@ class Waiter(Protocol):
     def clear(self) -> None: ...
 
 
+class IncompleteAnswer(SyncError):
+    """The centre answered for only part of a batch; the rest is sent again."""
+
+    code = "incomplete"
+
+
 @dataclass(frozen=True)
 class SyncState:
     """What the lead page shows about sync."""
@@ -92,6 +98,9 @@ class SyncState:
     sent_total: int  # events the centre acknowledged since start
     last_refusal: str | None  # the latest event the centre refused, and why
     clock_offset_s: float | None  # centre minus this kiosk's clock, from the latest exchange
+    # What kind of failure last_error is (SyncError.code: "unauthorized" when the centre shut
+    # this kiosk out, "refused", "unreachable", "incomplete", or "internal"); None after success.
+    last_error_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -258,11 +267,11 @@ class SyncAgent:
         except SyncError as exc:
             # "online": the centre answered, even if only to refuse; garbage counts as offline
             # (a captive portal, a proxy's error page).
-            self._failed(str(exc), online=isinstance(exc, Refused | Unauthorized))
+            self._failed(str(exc), exc.code, online=isinstance(exc, Refused | Unauthorized))
             return False
         except Exception as exc:  # a bug in a callback or the log must not kill the thread
             log.exception("sync cycle failed")
-            self._failed(f"internal error: {type(exc).__name__}: {exc}", online=False)
+            self._failed(f"internal error: {type(exc).__name__}: {exc}", "internal", online=False)
             return False
         with self._lock:
             self._state = replace(
@@ -270,16 +279,18 @@ class SyncAgent:
                 online=True,
                 last_success_at=self._wall(),
                 last_error=None,
+                last_error_code=None,
                 consecutive_failures=0,
             )
         return True
 
-    def _failed(self, reason: str, online: bool) -> None:
+    def _failed(self, reason: str, code: str, online: bool) -> None:
         with self._lock:
             self._state = replace(
                 self._state,
                 online=online,
                 last_error=reason,
+                last_error_code=code,
                 last_error_at=self._wall(),
                 consecutive_failures=self._state.consecutive_failures + 1,
             )
@@ -315,7 +326,7 @@ class SyncAgent:
                     ),
                 )
             if through is None or through < batch[-1].seq:
-                raise SyncError(
+                raise IncompleteAnswer(
                     f"the centre answered for {acknowledged} of {len(batch)} events; "
                     "the rest will be sent again"
                 )

@@ -40,15 +40,22 @@ USER_AGENT = "cadre-kiosk-sync/1"
 
 
 class SyncError(Exception):
-    """An exchange with the centre failed; str() is the reason, for the lead page and logs."""
+    """An exchange with the centre failed; str() is the reason, in English, for logs. `code`
+    says what kind of failure it was, for pages to put in their own words."""
+
+    code = "unreachable"
 
 
 class Unauthorized(SyncError):
     """The centre does not know this kiosk's token (revoked, or never enrolled)."""
 
+    code = "unauthorized"
+
 
 class Refused(SyncError):
     """The centre answered with an error (4xx/5xx)."""
+
+    code = "refused"
 
     def __init__(self, status: int, message: str, answer: ErrorAnswer | None = None):
         super().__init__(message)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
-from collections.abc import Iterable, Sequence
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -31,11 +33,27 @@ _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 @dataclass(frozen=True)
 class Table:
-    """A header row and the data rows under it. `rows` may be a one-pass iterator."""
+    """A header row and the data rows under it. `rows` may be a one-pass iterator.
+
+    In XLSX, dates, times and datetimes are real Excel values (sortable, filterable) shown as
+    `2026-11-29`, `05:20:00`, `2026-11-29 05:20:00`; the header row is frozen and filterable;
+    each column is as wide as its header and its first WIDTH_SAMPLE rows need (Chinese
+    characters count double), unless `widths` says otherwise."""
 
     columns: Sequence[str]
     rows: Iterable[Sequence[Cell]]
     title: str = "export"
+    widths: Sequence[float] | None = None
+
+
+# How many rows the XLSX writer reads ahead to size its columns (rows stream after them).
+WIDTH_SAMPLE = 200
+MIN_WIDTH, MAX_WIDTH = 6.0, 60.0
+NUMBER_FORMATS = {
+    datetime: "yyyy-mm-dd hh:mm:ss",
+    date: "yyyy-mm-dd",
+    time: "hh:mm:ss",
+}
 
 
 _NOT_FOR_FILE_NAMES = re.compile(r"[^\w.-]+")
@@ -96,28 +114,76 @@ def write_csv(table: Table, out: BinaryIO) -> int:
     return count
 
 
+def display_width(value: Cell) -> float:
+    """Columns a cell's text takes in a spreadsheet: wide (CJK) characters count two."""
+    if value is None:
+        return 0.0
+    if isinstance(value, datetime):
+        return 19.0
+    if isinstance(value, date | time):
+        return 10.0 if isinstance(value, date) else 8.0
+    text = str(value)
+    return float(sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text))
+
+
+def column_widths(columns: Sequence[str], sample: Sequence[Sequence[Cell]]) -> list[float]:
+    widths = []
+    for index, title in enumerate(columns):
+        widest = max(
+            [display_width(title) + 2]  # room for the filter's arrow
+            + [display_width(row[index]) for row in sample if index < len(row)]
+        )
+        widths.append(min(MAX_WIDTH, max(MIN_WIDTH, widest + 1)))
+    return widths
+
+
 def write_xlsx(table: Table, out: BinaryIO) -> int:
     """Write `table` as a one-sheet XLSX workbook to a binary stream. Returns data rows."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     # write_only streams rows to disk-backed XML: memory stays flat for a month of a whole city.
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title=_sheet_title(table.title))
+    rows: Iterator[Sequence[Cell]] = iter(table.rows)
+    sample = list(itertools.islice(rows, WIDTH_SAMPLE))
+    widths = table.widths or column_widths(table.columns, sample)
+    # Sheet properties come before the rows in the file: set them before the first append.
+    for index, width in enumerate(widths, start=1):
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    sheet.freeze_panes = "A2"
     header = []
     for name in table.columns:
         cell = WriteOnlyCell(sheet, value=str(_xlsx_cell(name)))
         cell.font = Font(bold=True)
         header.append(cell)
     sheet.append(header)
-    sheet.freeze_panes = "A2"
     count = 0
-    for row in table.rows:
-        sheet.append([_xlsx_cell(c) for c in row])
+    for row in itertools.chain(sample, rows):
+        sheet.append([_xlsx_value(sheet, c) for c in row])
         count += 1
+    if table.columns:
+        last = get_column_letter(len(table.columns))
+        sheet.auto_filter.ref = f"A1:{last}{count + 1}"
     workbook.save(out)
     return count
+
+
+def _xlsx_value(sheet: object, value: Cell) -> object:
+    """A dated cell with its display format (Excel otherwise shows a date as a serial number)."""
+    cleaned = _xlsx_cell(value)
+    number_format = next(
+        (f for kind, f in NUMBER_FORMATS.items() if isinstance(cleaned, kind)), None
+    )
+    if number_format is None:
+        return cleaned
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(sheet, value=cleaned)  # type: ignore[arg-type]
+    cell.number_format = number_format
+    return cell
 
 
 def _sheet_title(title: str) -> str:

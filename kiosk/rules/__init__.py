@@ -12,7 +12,9 @@ The rules (every number a setting):
 - a valid badge not on this site's roster is accepted and flagged `not_on_roster`;
 - revoked, forged, malformed and foreign codes are refused with a readable reason and go to the
   rate-limited failed-scan log;
-- the site lead checks in or out by hand, voids or corrects an event, with operator and reason.
+- the site lead checks in or out by hand, voids or corrects an event, with operator and reason,
+  and undoes a void by voiding the void (once: an undo is not undone, the record is voided again);
+  what the lead may not do is refused with a `LeadRefusal` code the pages put in words.
 
 How long ago something happened is measured on the monotonic clock when it happened in this boot,
 so a wall clock stepped backwards or forwards changes nothing; across boots the best known true
@@ -22,9 +24,11 @@ times are compared. Order is always `seq`.
     outcome.py   ScanOutcome and the flags and reasons it carries (what the pages word)
     timeline.py  the site's time: service days, best known true times, how long ago
     presence.py  who is present, departed or absent on a day, read back from the log
+    corrected.py what became of each record: voided, replaced, or (a void) undone
 """
 
 from kiosk.rules.checkin import CheckIn, normalise_wedge_input
+from kiosk.rules.corrected import Standing, standing
 from kiosk.rules.outcome import (
     FLAG_CLOCK_UNCERTAIN,
     FLAG_KIND_CHOSEN,
@@ -34,6 +38,7 @@ from kiosk.rules.outcome import (
     FLAG_OPERATOR_TIME,
     REFUSAL_TEXT,
     STORE_REASONS,
+    LeadRefusal,
     Result,
     ScanOutcome,
     ScanSource,
@@ -53,13 +58,16 @@ __all__ = [
     "REFUSAL_TEXT",
     "STORE_REASONS",
     "CheckIn",
+    "LeadRefusal",
     "Presence",
     "Result",
     "RuleSettings",
     "ScanOutcome",
     "ScanSource",
     "SiteTime",
+    "Standing",
     "clock_text",
     "duration_text",
     "normalise_wedge_input",
+    "standing",
 ]

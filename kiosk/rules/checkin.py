@@ -23,6 +23,14 @@ from kiosk.rules.outcome import (
     FLAG_NOT_ON_ROSTER,
     FLAG_OPEN_ARRIVAL,
     FLAG_OPERATOR_TIME,
+    REFUSE_ALREADY_VOIDED,
+    REFUSE_CORRECT_VOID,
+    REFUSE_FUTURE,
+    REFUSE_NO_OPERATOR,
+    REFUSE_UNDO_GONE,
+    REFUSE_UNDO_OF_UNDO,
+    LeadRefusal,
+    NoSuchEvent,
     ScanOutcome,
     ScanSource,
     clock_text,
@@ -253,7 +261,7 @@ class CheckIn:
     @staticmethod
     def _require(operator: str, reason: str) -> None:
         if not operator.strip() or not reason.strip():
-            raise ValueError("the operator and a reason are required")
+            raise LeadRefusal(REFUSE_NO_OPERATOR, "the operator and a reason are required")
 
     def _operator_time(self, at: datetime | None, now: TimeReading) -> datetime | None:
         if at is None:
@@ -261,7 +269,7 @@ class CheckIn:
         if at.tzinfo is None:
             at = at.replace(tzinfo=self.settings.timezone)
         if at > now.shown + timedelta(minutes=5):
-            raise ValueError("a time in the future cannot be entered")
+            raise LeadRefusal(REFUSE_FUTURE, "a time in the future cannot be entered")
         return at
 
     def manual(
@@ -272,12 +280,14 @@ class CheckIn:
         operator: str,
         reason: str,
         at: datetime | None = None,
+        event_id: uuid.UUID | None = None,
     ) -> ScanOutcome:
         """Check a cadre in or out by hand; `at` is the time the lead gives (default: now).
 
         A time given by the lead is stored as device_time with the flag
-        `time_entered_by_operator`. Raises ValueError for missing operator/reason or a future time.
-        """
+        `time_entered_by_operator`. Raises LeadRefusal for missing operator/reason or a future
+        time. `event_id` is the id a lead's form chose (kiosk/web/forms.py makes sure one form
+        records once); default a new one."""
         self._require(operator, reason)
         roster = self.roster()
         with self._lock:
@@ -298,7 +308,11 @@ class CheckIn:
                     flags.append(FLAG_NO_ARRIVAL)
             elif last is not None and last.kind == "arrival":
                 flags.append(FLAG_OPEN_ARRIVAL)
-            extra: dict[str, Any] = {"operator": operator.strip(), "reason": reason.strip()}
+            extra: dict[str, Any] = {
+                "operator": operator.strip(),
+                "reason": reason.strip(),
+                "event_id": event_id or uuid.uuid4(),
+            }
             if when is not None:
                 flags.append(FLAG_OPERATOR_TIME)
                 extra["device_time"] = when
@@ -323,16 +337,34 @@ class CheckIn:
                 event=event,
             )
 
-    def void(self, event_id: uuid.UUID | str, *, operator: str, reason: str) -> Event:
-        """Cancel an event. Raises LookupError when there is no such event, ValueError when it
-        is itself a void, StoreWriteError when the disk refuses."""
+    def void(
+        self,
+        event_id: uuid.UUID | str,
+        *,
+        operator: str,
+        reason: str,
+        new_id: uuid.UUID | None = None,
+    ) -> Event:
+        """Cancel an event; a void of a void is the lead's undo and puts the record back.
+
+        Raises LeadRefusal when there is no such event, when it is voided already, when the
+        target is an undo (undo once; to cancel the record again, void the record), or when the
+        void is too old for this kiosk to put back what it voided; StoreWriteError when the disk
+        refuses."""
         self._require(operator, reason)
         with self._lock:
             target = self.log.find(event_id)
             if target is None:
-                raise LookupError(f"no event {event_id} in this kiosk's log")
+                raise NoSuchEvent(f"no event {event_id} in this kiosk's log")
+            target_id = str(target.event_id)
             if target.kind == "void":
-                raise ValueError("a void cannot be voided; record a correction instead")
+                inner = self.log.find(target.corrects) if target.corrects else None
+                if inner is None or inner.kind == "void":
+                    raise LeadRefusal(REFUSE_UNDO_OF_UNDO, "an undo cannot be undone")
+                if not self.log.can_undo(target.cadre_id, target_id):
+                    raise LeadRefusal(REFUSE_UNDO_GONE, "this void cannot be undone here")
+            elif self.log.is_voided(target.cadre_id, target_id):
+                raise LeadRefusal(REFUSE_ALREADY_VOIDED, f"event {target_id} is voided already")
             now = self.keeper.read()
             fields = self._fields(
                 target.cadre_id,
@@ -344,6 +376,7 @@ class CheckIn:
                 operator=operator.strip(),
                 reason=reason.strip(),
                 corrects=target.event_id,
+                event_id=new_id or uuid.uuid4(),
             )
             return self.log.append(fields)
 
@@ -355,6 +388,7 @@ class CheckIn:
         reason: str,
         kind: Literal["arrival", "departure"] | None = None,
         at: datetime | None = None,
+        new_id: uuid.UUID | None = None,
     ) -> Event:
         """Replace an arrival or departure with one of another kind and/or time.
 
@@ -364,9 +398,11 @@ class CheckIn:
         with self._lock:
             target = self.log.find(event_id)
             if target is None:
-                raise LookupError(f"no event {event_id} in this kiosk's log")
+                raise NoSuchEvent(f"no event {event_id} in this kiosk's log")
             if target.kind == "void":
-                raise ValueError("a void cannot be corrected")
+                raise LeadRefusal(REFUSE_CORRECT_VOID, "a void cannot be corrected")
+            if self.log.is_voided(target.cadre_id, str(target.event_id)):
+                raise LeadRefusal(REFUSE_ALREADY_VOIDED, "a voided event cannot be corrected")
             now = self.keeper.read()
             when = self._operator_time(at, now) or self.true_time(target)
             fields = self._fields(
@@ -380,6 +416,7 @@ class CheckIn:
                 reason=reason.strip(),
                 corrects=target.event_id,
                 device_time=when,
+                event_id=new_id or uuid.uuid4(),
             )
             return self.log.append(fields)
 

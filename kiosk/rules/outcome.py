@@ -32,6 +32,32 @@ REFUSAL_TEXT = {
 }
 
 
+class LeadRefusal(ValueError):
+    """A lead's entry the rules refuse, with a code the pages word (kiosk/web/present.py); the
+    English text is for logs and tests."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+class NoSuchEvent(LeadRefusal, LookupError):
+    """The event a void or correction names is not in this kiosk's log."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(REFUSE_NO_EVENT, text)
+
+
+# The codes of LeadRefusal.
+REFUSE_NO_OPERATOR = "operator_and_reason_required"
+REFUSE_FUTURE = "future_time"
+REFUSE_NO_EVENT = "no_such_event"
+REFUSE_ALREADY_VOIDED = "already_voided"
+REFUSE_UNDO_OF_UNDO = "undo_of_undo"
+REFUSE_UNDO_GONE = "undo_not_possible"
+REFUSE_CORRECT_VOID = "cannot_correct_void"
+
+
 @dataclass(frozen=True)
 class ScanOutcome:
     """What the screen shows and says after a scan."""

@@ -4,6 +4,10 @@ The check-in rules ask "what did this cadre do last?" at every scan, and the pag
 present; both are answered from here without opening a segment. A void removes the event it
 names; a correction takes the place of the event it replaces. Only `recent_per_cadre` rows are
 kept per cadre.
+
+A voided row is kept aside under its void's id (as many per cadre as rows), so that a void of
+that void (the lead's undo) puts it back. In the manifest such a row has one more element, the
+void's id; a manifest without them (an older kiosk's) reads as having none.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from sync.events import Event
+
+ROW_FIELDS = 9  # the elements of EventSummary.to_json()
 
 
 @dataclass(frozen=True)
@@ -88,13 +94,17 @@ class CadreIndex:
     def __init__(self, keep: int) -> None:
         self._keep = keep
         self._rows: dict[str, list[EventSummary]] = {}
+        # cadre -> {void's event id -> the row it voided}, oldest first
+        self._voided: dict[str, dict[str, EventSummary]] = {}
         # The index is most of the manifest (thousands of cadres) and most of it unchanged since
         # the last checkpoint: each cadre's JSON is kept until its rows change.
         self._json: dict[str, str] = {}
 
     def add(self, event: Event) -> None:
         if event.kind == "void":
-            self._drop(event.cadre_id, str(event.corrects))
+            target = str(event.corrects)
+            if not self._restore(event.cadre_id, target):
+                self._drop(event.cadre_id, target, voided_by=str(event.event_id))
             return
         summary = EventSummary.of(event)
         self._json.pop(event.cadre_id, None)
@@ -111,7 +121,7 @@ class CadreIndex:
             rows.append(summary)
         del rows[: -self._keep]
 
-    def _drop(self, cadre_id: str | None, event_id: str) -> None:
+    def _drop(self, cadre_id: str | None, event_id: str, voided_by: str | None = None) -> None:
         # A void names its cadre; a correction whose target is not among its cadre's rows
         # looks through every cadre.
         known = cadre_id is not None and cadre_id in self._rows
@@ -122,7 +132,25 @@ class CadreIndex:
             if len(kept) != len(rows):
                 self._rows[cadre] = kept
                 self._json.pop(cadre, None)
+                if voided_by is not None:
+                    aside = self._voided.setdefault(cadre, {})
+                    aside[voided_by] = next(r for r in rows if r.event_id == event_id)
+                    while len(aside) > self._keep:
+                        del aside[next(iter(aside))]
                 return
+
+    def _restore(self, cadre_id: str, void_id: str) -> bool:
+        """Undo of the void `void_id`: its row back in its place. False when `void_id` voided
+        nothing this index kept aside."""
+        row = self._voided.get(cadre_id, {}).pop(void_id, None)
+        if row is None:
+            return False
+        rows = self._rows.setdefault(cadre_id, [])
+        rows.append(row)
+        rows.sort(key=lambda r: r.seq)
+        del rows[: -self._keep]
+        self._json.pop(cadre_id, None)
+        return True
 
     # ---------------------------------------------------------------- questions
 
@@ -139,6 +167,14 @@ class CadreIndex:
     def latest(self) -> dict[str, EventSummary]:
         return {cadre: rows[-1] for cadre, rows in self._rows.items() if rows}
 
+    def is_voided(self, cadre_id: str, event_id: str) -> bool:
+        """Whether a void (not undone) took this row away."""
+        return any(r.event_id == event_id for r in self._voided.get(cadre_id, {}).values())
+
+    def can_undo(self, cadre_id: str, void_id: str) -> bool:
+        """Whether the row this void took away is still kept aside to be put back."""
+        return void_id in self._voided.get(cadre_id, {})
+
     def seq_of(self, event_id: str) -> int | None:
         """The seq of an indexed event, None when it is not (or no longer) in the index."""
         for rows in self._rows.values():
@@ -152,14 +188,25 @@ class CadreIndex:
     def load(self, cadres: dict[str, list[list[Any]]]) -> None:
         """Rows as the manifest holds them; raises KeyError, TypeError or ValueError when they
         are incomplete."""
-        self._rows = {
-            cadre: [EventSummary.from_json(row) for row in rows] for cadre, rows in cadres.items()
-        }
+        live: dict[str, list[EventSummary]] = {}
+        voided: dict[str, dict[str, EventSummary]] = {}
+        for cadre, rows in cadres.items():
+            live[cadre] = [EventSummary.from_json(row) for row in rows if len(row) == ROW_FIELDS]
+            aside = {
+                str(row[-1]): EventSummary.from_json(row[:-1])
+                for row in rows
+                if len(row) == ROW_FIELDS + 1
+            }
+            if len(live[cadre]) + len(aside) != len(rows):
+                raise ValueError(f"rows of cadre {cadre!r} have the wrong length")
+            if aside:
+                voided[cadre] = aside
+        self._rows, self._voided = live, voided
         # Rows as read are rows as they will be written: no need to format them again.
         self._json = {cadre: _cadre_json(cadre, rows) for cadre, rows in cadres.items()}
 
     def clear(self) -> None:
-        self._rows, self._json = {}, {}
+        self._rows, self._json, self._voided = {}, {}, {}
 
     def manifest_json(self) -> str:
         """The members of the manifest's "cadres" object, without the braces."""
@@ -168,6 +215,8 @@ class CadreIndex:
     def _json_of(self, cadre: str) -> str:
         cached = self._json.get(cadre)
         if cached is None:
-            cached = _cadre_json(cadre, [row.to_json() for row in self._rows[cadre]])
+            rows = [row.to_json() for row in self._rows[cadre]]
+            rows += [[*row.to_json(), void] for void, row in self._voided.get(cadre, {}).items()]
+            cached = _cadre_json(cadre, rows)
             self._json[cadre] = cached
         return cached

@@ -353,6 +353,16 @@ class EventLog:
         with self._lock:
             return self._index.recent(cadre_id)
 
+    def is_voided(self, cadre_id: str, event_id: str) -> bool:
+        """Whether a void that was not undone took this recent event away."""
+        with self._lock:
+            return self._index.is_voided(cadre_id, event_id)
+
+    def can_undo(self, cadre_id: str, void_id: str) -> bool:
+        """Whether a void of this void (the lead's undo) would put back what it voided."""
+        with self._lock:
+            return self._index.can_undo(cadre_id, void_id)
+
     def last_event(self, cadre_id: str) -> Event | None:
         with self._lock:
             seq = self._index.last_seq(cadre_id)

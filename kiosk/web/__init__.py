@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
@@ -12,6 +13,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from kiosk.web import i18n
 from kiosk.web.common import asset_url
+from kiosk.web.forms import RECEIPTS_FILE, FormReceipts
 
 
 def _wants_json() -> bool:
@@ -53,6 +55,10 @@ def register(app: Flask) -> None:
     from kiosk.web.lead import bp as lead_bp
     from kiosk.web.screen import bp as screen_bp
 
+    kiosk = app.extensions["kiosk"]
+    app.extensions["lead_forms"] = FormReceipts(
+        Path(kiosk.instance) / RECEIPTS_FILE, kiosk.secret_key
+    )
     app.json = BodyJSONProvider(app)
     app.register_blueprint(screen_bp)
     app.register_blueprint(lead_bp)

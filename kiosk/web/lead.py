@@ -1,19 +1,25 @@
 """The site lead's page, for a phone on the kiosk's network.
 
 Every route of this blueprint but the login needs a session: pages redirect to the login, the
-JSON API (/lead/api/...) answers 401. Every POST needs the session's CSRF token. The guard is one
-`before_request`, so a route added later cannot forget it (tests walk the URL map to check).
+JSON API (/lead/api/...) answers 401. Every POST needs the session's CSRF token and answers once:
+each form carries a one-time key (kiosk/web/forms.py), and a copy of a POST gets the first answer
+again and changes nothing. The guard is one `before_request`, so a route added later cannot forget
+it (tests walk the URL map to check).
 
 The routes are all here, so the guard's reach is seen in one file; what the pages show is built in
-lead_day.py (the day's people and log) and lead_export.py (CSV and XLSX).
+lead_day.py (the day's people, the search, the log), lead_api.py (the JSON) and lead_export.py
+(CSV and XLSX).
 """
 
 from __future__ import annotations
 
 import io
+import re
 import time
 import unicodedata
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -22,6 +28,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     jsonify,
     redirect,
@@ -34,13 +41,24 @@ from flask import (
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
+from kiosk.rules import LeadRefusal
 from kiosk.web import i18n
 from kiosk.web.auth import CSRF_FIELD, PinGate, check_csrf, csrf_token, pin_fingerprint
 from kiosk.web.common import asset_url, services
-from kiosk.web.lead_day import day_summary, log_rows, parse_day, person, today
-from kiosk.web.lead_export import column_titles, export_rows
-from kiosk.web.present import hm, reason_text
-from kiosk.web.status import clock_words, readiness
+from kiosk.web.forms import API_HEADER, FORM_FIELD, MAX_API_KEY, FormKeyError, FormReceipts, Receipt
+from kiosk.web.lead_api import events_answer, readiness_json, state_json
+from kiosk.web.lead_day import (
+    day_summary,
+    find_people,
+    log_page,
+    offset_label,
+    parse_day,
+    person,
+    today,
+)
+from kiosk.web.lead_export import export_table
+from kiosk.web.present import DEFAULT_OPERATOR, hm, reason_text, refusal_text
+from kiosk.web.status import clock_words, item_words, readiness
 from sync import tabular
 from sync.events import check_time_range
 
@@ -51,8 +69,13 @@ MANUAL_KINDS: tuple[Literal["arrival", "departure"], ...] = ("arrival", "departu
 MAX_EXPORT_DAYS = 92
 MAX_REASON = 200
 MAX_OPERATOR = 40
+MAX_QUERY = 64
+# What an id may be (sync/events.py `Ident`): said in words before the event schema says it.
+CADRE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # The phone's clock is usually NTP-set to well under a second; the request's trip adds a little.
 PHONE_UNCERTAINTY_S = 2.0
+# Parts of the page a script may ask for alone (?part=NAME): the live sections, the search.
+PARTS = ("live", "find")
 
 
 def gate() -> PinGate:
@@ -62,6 +85,12 @@ def gate() -> PinGate:
             kiosk.settings.lead_max_failures, kiosk.settings.lead_lockout_s, kiosk.monotonic
         )
     return kiosk.pin_gate  # type: ignore[attr-defined,no-any-return]
+
+
+def receipts() -> FormReceipts:
+    """The kiosk's form receipts (kiosk/web/__init__.py makes them with the app)."""
+    found: FormReceipts = current_app.extensions["lead_forms"]
+    return found
 
 
 def logged_in() -> bool:
@@ -88,7 +117,7 @@ def plain_text(text: str) -> str:
 
 def operator() -> str:
     lead = session.get("lead") or {}
-    return str(lead.get("name") or "site lead")[:MAX_OPERATOR]
+    return str(lead.get("name") or DEFAULT_OPERATOR)[:MAX_OPERATOR]
 
 
 def is_api() -> bool:
@@ -113,6 +142,8 @@ def _template_helpers() -> dict[str, Any]:
         "asset": asset_url,
         "csrf_token": csrf_token,
         "csrf_field": CSRF_FIELD,
+        "form_key": receipts().issue,
+        "form_key_field": FORM_FIELD,
         "site_name": kiosk.settings.site_name or kiosk.settings.site_id,
         "html_lang": i18n.html_lang(str(_current_locale())),
         "locale": str(_current_locale()),
@@ -126,8 +157,11 @@ def _current_locale() -> str:
     return str(locale) if locale else i18n.CHINESE
 
 
-def _api_error(message: str, status: int) -> Response:
-    response = jsonify({"error": message})
+def _api_error(message: str, status: int, code: str = "") -> Response:
+    body = {"error": message}
+    if code:
+        body["code"] = code
+    response = jsonify(body)
     response.status_code = status
     return response
 
@@ -139,6 +173,80 @@ def _safe_next(target: str | None) -> str:
         if not parts.scheme and not parts.netloc and parts.path.startswith("/lead"):
             return target
     return url_for("lead.overview")
+
+
+# ------------------------------------------------------------------ answering once
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a lead's POST came to: the message, whether it changed anything, where to look."""
+
+    category: Literal["ok", "error"]
+    message: str
+    changed: bool
+    anchor: str = ""
+
+
+def _target(anchor: str) -> str:
+    target = _safe_next(request.form.get("next"))
+    base = target.split("#", 1)[0]
+    return f"{base}#{anchor}" if anchor else target
+
+
+def answer_once(action: str, act: Callable[[uuid.UUID], Answer | BaseResponse]) -> BaseResponse:
+    """Run `act` for the first copy of this form; answer every copy as the first was answered.
+
+    `act` gets the id its event must have (derived from the form's key). It may return a
+    response of its own (a question back to the lead): that changes nothing and is not kept."""
+    store = receipts()
+    key = request.form.get(FORM_FIELD, "")
+    try:
+        store.verify(key)
+    except FormKeyError:
+        flash(_("This form has expired and was not sent: fill it in again."), "error")
+        return redirect(_safe_next(request.form.get("next")))
+    fields = store.fields_digest(request.form)
+    with store.lock:
+        prior = store.get(key)
+        if prior is not None and (prior.action != action or prior.fields != fields):
+            flash(_("This form was sent already, with other values: nothing was changed."), "error")
+            return redirect(_safe_next(request.form.get("next")))
+        if prior is not None and prior.state == "done":
+            flash(prior.message, prior.category)
+            return redirect(prior.target)
+        event_id = store.event_id(key)
+        if prior is not None and services().log.find(event_id) is not None:
+            # The kiosk stopped between recording and answering: the record is there.
+            answer: Answer | BaseResponse = Answer("ok", _("This was recorded already."), True)
+        else:
+            store.put(Receipt(store.digest(key), action, fields, "pending", time.time()))
+            try:
+                answer = act(event_id)
+            except BaseException:
+                store.forget(key)
+                raise
+        if not isinstance(answer, Answer):
+            store.forget(key)
+            return answer
+        target = _target(answer.anchor)
+        if answer.changed:
+            store.put(
+                Receipt(
+                    store.digest(key),
+                    action,
+                    fields,
+                    "done",
+                    time.time(),
+                    category=answer.category,
+                    message=answer.message,
+                    target=target,
+                )
+            )
+        else:
+            store.forget(key)
+    flash(answer.message, answer.category)
+    return redirect(target)
 
 
 # ------------------------------------------------------------------ login
@@ -155,7 +263,29 @@ def login() -> BaseResponse | tuple[str, int] | str:
         return render_template("lead_login.html", pin_set=pin_set, locked_for=locked, error="")
     if not pin_set:
         return render_template("lead_login.html", pin_set=False, locked_for=0, error=""), 403
-    result = gate().attempt(kiosk.settings.lead_pin, request.form.get("pin", ""))
+    store = receipts()
+    key = request.form.get(FORM_FIELD, "")
+    try:
+        store.verify(key)
+    except FormKeyError:
+        key = ""  # an old login page: checked as before, just not answered once
+    with store.lock:
+        prior = store.get(key) if key else None
+        if prior is not None and prior.action == "login" and prior.state == "done":
+            # A copy of a login whose PIN was wrong: the same answer, not another failure.
+            error = prior.message
+            return (
+                render_template("lead_login.html", pin_set=True, locked_for=0, error=error),
+                prior.status,
+            )
+        result = gate().attempt(kiosk.settings.lead_pin, request.form.get("pin", ""))
+        if result.status == "wrong" and key:
+            error = _("Wrong PIN. %(n)d tries left before the login locks.", n=result.attempts_left)
+            store.put(
+                Receipt(
+                    store.digest(key), "login", "", "done", time.time(), "error", error, status=401
+                )
+            )
     if result.status == "ok":
         name = plain_text(request.form.get("name", ""))[:MAX_OPERATOR]
         session.clear()
@@ -191,18 +321,65 @@ def logout() -> BaseResponse:
 # ------------------------------------------------------------------ what the pages show
 
 
+def _before_arg() -> int | None:
+    text = request.args.get("before", "")
+    return int(text) if text.isdigit() and len(text) < 19 else None
+
+
+def _query_arg(name: str) -> str:
+    return plain_text(request.args.get(name, ""))[:MAX_QUERY]
+
+
 @bp.get("/")
 def overview() -> str:
     day = parse_day(request.args.get("day"), today())
     summary = day_summary(day)
-    events = services().rules.events_of_day(day)
+    query = _query_arg("q")
+    found, found_count = find_people(query, summary)
+    part = request.args.get("part", "")
+    context: dict[str, Any] = {
+        "summary": summary,
+        "query": query,
+        "found": found,
+        "found_count": found_count,
+        "unknown_id": _unknown_id(query, found),
+        "today": today(),
+        "operator": operator(),
+    }
+    if part == "find":
+        return render_template("lead_find.html", **context)
+    context.update(
+        log=log_page(day, _query_arg("log_q"), _before_arg()),
+        readiness=[(item, *item_words(item)) for item in readiness(services())],
+        offset=offset_label(services().keeper.read().shown),
+        state=state_json(),
+    )
+    if part == "live":
+        return render_template("lead_live.html", **context)
+    return render_template("lead.html", **context)
+
+
+def _unknown_id(query: str, found: list[Any]) -> str:
+    """A search that looks like an id and finds nobody: offered as an id to check in anyway."""
+    text = query.strip()
+    if not found and CADRE_ID.match(text) and services().roster.current.entry(text) is None:
+        return text
+    return ""
+
+
+@bp.get("/absent")
+def absent_list() -> str:
+    """The day's absent people, to print (or save as PDF) and take round."""
+    day = parse_day(request.args.get("day"), today())
+    summary = day_summary(day)
+    now = services().rules.local(services().keeper.read().shown)
+    roster = services().roster.current
     return render_template(
-        "lead.html",
+        "lead_absent.html",
         summary=summary,
-        rows=log_rows(events),
-        readiness=readiness(services()),
-        today=today(),
-        operator=operator(),
+        printed=now.strftime("%Y-%m-%d %H:%M"),
+        offset=offset_label(now),
+        expected=sum(1 for c in roster.cadres if roster.on_site(c)),
     )
 
 
@@ -241,116 +418,163 @@ def _time_field(name: str = "time") -> datetime | None:
     return value
 
 
-def _back() -> BaseResponse:
-    return redirect(_safe_next(request.form.get("next")))
+def _refused(exc: Exception) -> str:
+    if isinstance(exc, LeadRefusal):
+        return refusal_text(exc.code)
+    return str(exc)
 
 
 @bp.post("/manual")
 def manual() -> BaseResponse:
+    return answer_once("manual", _record_manual)
+
+
+def _record_manual(event_id: uuid.UUID) -> Answer | BaseResponse:
     kiosk = services()
     cadre_id = request.form.get("cadre_id", "").strip()
     kind = request.form.get("kind")
+    anchor = f"p-{cadre_id}" if CADRE_ID.match(cadre_id) else ""
     try:
         if kind not in MANUAL_KINDS:
             raise ValueError(_("Choose check-in or check-out."))
-        if not cadre_id or len(cadre_id) > 64:
+        if not cadre_id:
             raise ValueError(_("Choose a person."))
+        if not CADRE_ID.match(cadre_id):
+            raise ValueError(
+                _("An ID is 1 to 64 letters, digits and . _ : - (no spaces): check it.")
+            )
+        reason = _reason()
+        at = _time_field()
+        roster = kiosk.roster.current
+        if roster.entry(cadre_id) is None and request.form.get("confirm_unknown") != "1":
+            # Not on this site's roster: a typo would make a stranger present. Ask first.
+            return _confirm_unknown(cadre_id, kind)
         outcome = kiosk.rules.manual(
-            cadre_id, kind, operator=operator(), reason=_reason(), at=_time_field()
+            cadre_id, kind, operator=operator(), reason=reason, at=at, event_id=event_id
         )
     except ValueError as exc:
-        flash(str(exc), "error")
-        return _back()
+        return Answer("error", _refused(exc), False, anchor)
     who = person(cadre_id)
     if outcome.event is None:
-        flash(reason_text(outcome.reason, outcome.message), "error")
+        return Answer("error", reason_text(outcome.reason, outcome.message), False, anchor)
+    kiosk.after_lead_event(outcome.event)
+    when = hm(outcome.time_shown)
+    if kind == "arrival":
+        text = _("%(name)s checked in by hand at %(time)s.", name=who.name, time=when)
     else:
-        kiosk.after_lead_event(outcome.event)
-        text = (
-            _(
-                "%(name)s checked in by hand at %(time)s.",
-                name=who.name,
-                time=hm(outcome.time_shown),
-            )
-            if kind == "arrival"
-            else _(
-                "%(name)s checked out by hand at %(time)s.",
-                name=who.name,
-                time=hm(outcome.time_shown),
-            )
-        )
-        flash(text, "ok")
-    return _back()
+        text = _("%(name)s checked out by hand at %(time)s.", name=who.name, time=when)
+    # Back to the person, now in the list they moved to (present, departed...).
+    return Answer("ok", text, True, anchor)
+
+
+def _confirm_unknown(cadre_id: str, kind: str) -> BaseResponse:
+    fields = {k: v for k, v in request.form.items() if k not in (CSRF_FIELD, FORM_FIELD)}
+    page = render_template(
+        "lead_confirm.html",
+        cadre_id=cadre_id,
+        kind=kind,
+        fields=fields,
+        back=_safe_next(request.form.get("next")),
+    )
+    return Response(page, status=200, mimetype="text/html")
 
 
 @bp.post("/void")
 def void() -> BaseResponse:
-    return _lead_change(
-        lambda rules: rules.void(
-            request.form.get("event_id", ""), operator=operator(), reason=_reason()
-        ),
-        _("Event voided."),
-    )
+    def act(new_id: uuid.UUID) -> Answer:
+        kiosk = services()
+        target = request.form.get("event_id", "")
+        try:
+            event = kiosk.rules.void(target, operator=operator(), reason=_reason(), new_id=new_id)
+        except (ValueError, LookupError) as exc:
+            return Answer("error", _refused(exc), False, "log")
+        except OSError as exc:
+            return Answer("error", _("Not recorded: %(problem)s", problem=str(exc)), False, "log")
+        kiosk.after_lead_event(event)
+        target_event = kiosk.log.find(target)
+        undo = target_event is not None and target_event.kind == "void"
+        who = person(event.cadre_id).name
+        text = (
+            _("Void undone: the record of %(name)s counts again.", name=who)
+            if undo
+            else _("Record of %(name)s voided.", name=who)
+        )
+        return Answer("ok", text, True, f"ev-{event.seq}")
+
+    return answer_once("void", act)
 
 
 @bp.post("/correct")
 def correct() -> BaseResponse:
-    kind = request.form.get("kind") or None
+    def act(new_id: uuid.UUID) -> Answer:
+        kiosk = services()
+        kind = request.form.get("kind") or None
+        try:
+            if kind not in (None, "arrival", "departure"):
+                raise ValueError(_("Choose check-in or check-out."))
+            event = kiosk.rules.correct(
+                request.form.get("event_id", ""),
+                operator=operator(),
+                reason=_reason(),
+                kind=kind,  # type: ignore[arg-type]
+                at=_time_field(),
+                new_id=new_id,
+            )
+        except (ValueError, LookupError) as exc:
+            return Answer("error", _refused(exc), False, "log")
+        except OSError as exc:
+            return Answer("error", _("Not recorded: %(problem)s", problem=str(exc)), False, "log")
+        kiosk.after_lead_event(event)
+        who = person(event.cadre_id).name
+        return Answer("ok", _("Record of %(name)s corrected.", name=who), True, f"ev-{event.seq}")
 
-    def change(rules: Any) -> Any:
-        if kind not in (None, "arrival", "departure"):
-            raise ValueError(_("Choose check-in or check-out."))
-        return rules.correct(
-            request.form.get("event_id", ""),
-            operator=operator(),
-            reason=_reason(),
-            kind=kind,
-            at=_time_field(),
-        )
-
-    return _lead_change(change, _("Event corrected."))
-
-
-def _lead_change(change: Callable[[Any], Any], done: str) -> BaseResponse:
-    """Record a void or correction; every refusal comes back to the lead as a message."""
-    kiosk = services()
-    try:
-        event = change(kiosk.rules)
-    except LookupError:
-        flash(_("No such event."), "error")
-        return _back()
-    except ValueError as exc:
-        flash(str(exc), "error")
-        return _back()
-    except OSError as exc:
-        flash(_("Not recorded: %(problem)s", problem=str(exc)), "error")
-        return _back()
-    kiosk.after_lead_event(event)
-    flash(done, "ok")
-    return _back()
+    return answer_once("correct", act)
 
 
-def _set_clock(phone_ms: Any) -> dict[str, Any]:
+def _set_clock(phone_ms: Any) -> tuple[str, str]:
+    """Learn the phone's time; the answer says what the kiosk's clock follows now, as a code
+    (set_from_phone, kept_ntp, kept_centre) and in words."""
     try:
         value = int(phone_ms)
         phone_time = datetime.fromtimestamp(value / 1000, UTC)
+        check_time_range(phone_time)
     except (TypeError, ValueError, OverflowError, OSError):
         raise ValueError(_("The phone did not send its time.")) from None
     kiosk = services()
-    kiosk.keeper.learn(phone_time, "lead_phone", uncertainty_s=PHONE_UNCERTAINTY_S)
+    anchor = kiosk.keeper.learn(phone_time, "lead_phone", uncertainty_s=PHONE_UNCERTAINTY_S)
     kiosk.publish_status()
-    return clock_words(kiosk)
+    reading = kiosk.keeper.read()
+    apart = abs((phone_time - reading.shown).total_seconds())
+    if reading.trusted and reading.source == "ntp":
+        return "kept_ntp", str(
+            _(
+                "The kiosk's clock is synchronised with network time, so it was left as it is "
+                "(this phone differs by %(n)d s).",
+                n=round(apart),
+            )
+        )
+    if anchor.source != "lead_phone":
+        return "kept_centre", str(
+            _(
+                "The kiosk's clock already follows the centre's time, which is more precise, so "
+                "it was left as it is (this phone differs by %(n)d s).",
+                n=round(apart),
+            )
+        )
+    state = clock_words(kiosk)["long_text"]
+    return "set_from_phone", str(_("Kiosk clock set from this phone: %(state)s.", state=state))
 
 
 @bp.post("/clock")
 def set_clock() -> BaseResponse:
-    try:
-        words = _set_clock(request.form.get("phone_time_ms"))
-    except ValueError as exc:
-        flash(str(exc), "error")
-        return _back()
-    flash(_("Kiosk clock set from this phone: %(state)s.", state=words["long_text"]), "ok")
-    return _back()
+    def act(_event_id: uuid.UUID) -> Answer:
+        try:
+            _code, text = _set_clock(request.form.get("phone_time_ms"))
+            return Answer("ok", text, True, "readiness")
+        except ValueError as exc:
+            return Answer("error", str(exc), False, "readiness")
+
+    return answer_once("clock", act)
 
 
 # ------------------------------------------------------------------ exports
@@ -367,10 +591,7 @@ def export(fmt: str) -> Response:
     if (last - first).days + 1 > MAX_EXPORT_DAYS:
         abort(400, description=_("At most %(n)d days at a time.", n=MAX_EXPORT_DAYS))
     kiosk = services()
-    table = tabular.Table(
-        columns=column_titles(), rows=export_rows(first, last), title=first.isoformat()
-    )
-    data = tabular.to_bytes(table, fmt)
+    data = tabular.to_bytes(export_table(first, last), fmt)
     site = tabular.file_name_part(kiosk.settings.site_id or kiosk.settings.kiosk_id)
     name = f"checkins-{site}-{first.isoformat()}"
     if last != first:
@@ -392,8 +613,8 @@ def api_summary() -> Response:
     day = parse_day(request.args.get("day"), today())
     summary = day_summary(day)
 
-    def people(key: str) -> list[dict[str, str]]:
-        return [p.__dict__ for p in summary[key]]
+    def people(key: str) -> list[dict[str, Any]]:
+        return [p.as_json() for p in summary[key]]
 
     return jsonify(
         {
@@ -413,29 +634,72 @@ def api_summary() -> Response:
     )
 
 
+@bp.get("/api/people")
+def api_people() -> Response:
+    """The roster search: people the query finds by characters, id, pinyin or initials."""
+    day = parse_day(request.args.get("day"), today())
+    found, count = find_people(_query_arg("q"), day_summary(day))
+    return jsonify(
+        {"query": _query_arg("q"), "count": count, "people": [p.as_json() for p in found]}
+    )
+
+
 @bp.get("/api/readiness")
 def api_readiness() -> Response:
-    return jsonify({"items": [item.as_json() for item in readiness(services())]})
+    return jsonify(readiness_json())
+
+
+@bp.get("/api/state")
+def api_state() -> Response:
+    """What the page polls to know whether to fetch itself again: small and cheap."""
+    return jsonify(state_json())
 
 
 @bp.get("/api/events")
 def api_events() -> Response:
-    day = parse_day(request.args.get("day"), today())
-    return jsonify(
-        {
-            "day": day.isoformat(),
-            "events": [r.__dict__ for r in log_rows(services().rules.events_of_day(day))],
-        }
-    )
+    try:
+        return jsonify(events_answer(request.args))
+    except ValueError as exc:
+        return _api_error(str(exc), 400)
 
 
 @bp.post("/api/clock")
 def api_clock() -> Response:
+    """Set the clock from a program: an Idempotency-Key header makes a retry answer the same."""
+    key = request.headers.get(API_HEADER, "").strip()
+    if not key or len(key) > MAX_API_KEY:
+        return _api_error(
+            _("Send an Idempotency-Key header (any unique text) with the request."), 400
+        )
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         return _api_error(_("Send a JSON object."), 400)
-    try:
-        words = _set_clock(data.get("phone_time_ms"))
-    except ValueError as exc:
-        return _api_error(str(exc), 400)
-    return jsonify({"clock": words})
+    store = receipts()
+    api_key = "api:" + key
+    fields = store.fields_digest({"phone_time_ms": data.get("phone_time_ms")})
+    with store.lock:
+        prior = store.get(api_key)
+        if prior is not None:
+            if prior.fields != fields:
+                return _api_error(_("This Idempotency-Key was used for other values."), 409)
+            response = jsonify(prior.body)
+            response.status_code = prior.status
+            return response
+        try:
+            outcome, _text = _set_clock(data.get("phone_time_ms"))
+        except ValueError as exc:
+            return _api_error(str(exc), 400)
+        reading = services().keeper.read()
+        body = {
+            "outcome": outcome,
+            "clock": {
+                "source": reading.source,
+                "trusted": reading.trusted,
+                "offset_s": round(reading.offset.total_seconds(), 3),
+                "now": reading.shown.astimezone(UTC).isoformat(timespec="milliseconds"),
+            },
+        }
+        store.put(
+            Receipt(store.digest(api_key), "api_clock", fields, "done", time.time(), body=body)
+        )
+    return jsonify(body)

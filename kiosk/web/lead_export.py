@@ -1,95 +1,108 @@
-"""The lead's export: every event of a range of days as CSV or XLSX, with the names, statuses
-and flags in the page's language (the same writer as the centre's, sync/tabular.py)."""
+"""The lead's export: every event of a range of days as CSV or XLSX, in the page's language.
+
+Every cell a person reads is worded through the catalogue (kinds, sources, flags, statuses, yes
+and no), never a code. Times are the site's, written once as an offset in the time column's
+title; in XLSX the date, time and kiosk-clock cells are real spreadsheet dates (sortable), with
+the header frozen and filterable (sync/tabular.py, the same writer as the centre's).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, timedelta
 
 from flask_babel import gettext as _
 
+from kiosk.rules import standing
 from kiosk.web.common import services
-from kiosk.web.lead_day import person
-from kiosk.web.present import flag_text, kind_text, source_text
+from kiosk.web.lead_day import log_rows, offset_label, person
+from kiosk.web.present import flag_text, kind_text, operator_text, source_text, status_text
 from sync import tabular
 
 EXPORT_COLUMNS = (
-    ("date", "Date"),
-    ("time", "Time"),
-    ("cadre_id", "ID"),
-    ("name", "Name"),
-    ("unit", "Unit"),
-    ("kind", "Kind"),
-    ("source", "Source"),
-    ("clock_trusted", "Clock trusted"),
-    ("operator", "Operator"),
-    ("reason", "Reason"),
-    ("status", "Status"),
-    ("flags", "Flags"),
-    ("device_time", "Device time"),
-    ("seq", "Seq"),
-    ("event_id", "Event ID"),
-    ("corrects", "Corrects"),
+    "date",
+    "time",
+    "cadre_id",
+    "name",
+    "unit",
+    "on_roster",
+    "kind",
+    "source",
+    "clock_trusted",
+    "operator",
+    "reason",
+    "status",
+    "note",
+    "flags",
+    "device_time",
+    "seq",
+    "event_id",
+    "corrects",
 )
 
 
-def column_titles() -> list[str]:
+def column_titles(offset: str) -> list[str]:
     titles = {
         "date": _("Date"),
-        "time": _("Time"),
+        "time": _("Time (%(offset)s)", offset=offset),
         "cadre_id": _("ID"),
         "name": _("Name"),
         "unit": _("Unit"),
+        "on_roster": _("On this site's roster"),
         "kind": _("Kind"),
         "source": _("Source"),
         "clock_trusted": _("Clock trusted"),
         "operator": _("Operator"),
         "reason": _("Reason"),
         "status": _("Status"),
+        "note": _("Note"),
         "flags": _("Flags"),
-        "device_time": _("Device time"),
+        "device_time": _("Kiosk clock when recorded"),
         "seq": _("Seq"),
         "event_id": _("Event ID"),
-        "corrects": _("Corrects"),
+        "corrects": _("Corrects event ID"),
     }
-    return [titles[key] for key, _title in EXPORT_COLUMNS]
+    return [str(titles[key]) for key in EXPORT_COLUMNS]
 
 
-def export_rows(first: date, last: date) -> list[list[tabular.Cell]]:
+def export_rows(first: date, last: date) -> Iterator[list[tabular.Cell]]:
     kiosk = services()
     rules = kiosk.rules
-    rows: list[list[tabular.Cell]] = []
     day = first
     while day <= last:
-        events = rules.events_of_day(day)
-        voided = {str(e.corrects) for e in events if e.kind == "void" and e.corrects}
-        replaced = {str(e.corrects) for e in events if e.kind != "void" and e.corrects}
-        for event in sorted(events, key=lambda e: e.seq):
+        events = sorted(rules.events_of_day(day), key=lambda e: e.seq)
+        status = standing(events)
+        notes = {row.event_id: row.note for row in log_rows(events)}
+        for event in events:
             when = rules.local(rules.true_time(event))
             who = person(event.cadre_id)
-            status = ""
-            if str(event.event_id) in voided:
-                status = _("voided")
-            elif str(event.event_id) in replaced:
-                status = _("corrected")
-            rows.append(
-                [
-                    day.isoformat(),
-                    when.strftime("%H:%M:%S"),
-                    event.cadre_id,
-                    who.name if who.name != event.cadre_id else "",
-                    who.unit,
-                    kind_text(event.kind),
-                    source_text(event.source),
-                    _("yes") if event.clock_trusted else _("no"),
-                    event.operator or "",
-                    event.reason or "",
-                    status,
-                    ", ".join(flag_text(f) for f in event.flags),
-                    event.device_time.isoformat(),
-                    event.seq,
-                    str(event.event_id),
-                    str(event.corrects) if event.corrects else "",
-                ]
-            )
+            yield [
+                day,
+                when.time().replace(microsecond=0),
+                event.cadre_id,
+                who.name if who.named else "",
+                who.unit,
+                _("no") if who.visitor else _("yes"),
+                kind_text(event.kind),
+                source_text(event.source),
+                _("yes") if event.clock_trusted else _("no"),
+                operator_text(event.operator),
+                event.reason or "",
+                status_text(status.get(str(event.event_id))),
+                notes.get(str(event.event_id), ""),
+                ", ".join(flag_text(f) for f in event.flags),
+                rules.local(event.device_time).replace(microsecond=0),
+                event.seq,
+                str(event.event_id),
+                str(event.corrects) if event.corrects else "",
+            ]
         day += timedelta(days=1)
-    return rows
+
+
+def export_table(first: date, last: date) -> tabular.Table:
+    now = services().keeper.read().shown
+    return tabular.Table(
+        columns=column_titles(offset_label(now)),
+        rows=export_rows(first, last),
+        title=first.isoformat() if first == last else f"{first.isoformat()}_{last.isoformat()}",
+    )

@@ -36,7 +36,31 @@ FLAGS = {
     "departure_without_arrival": _l("No arrival recorded before"),
     "time_entered_by_operator": _l("Time entered by the site lead"),
     "clock_uncertain": _l("Kiosk clock uncertain"),
+    "kind_chosen_on_screen": _l("Kind chosen on the screen"),
 }
+
+# What became of a record (kiosk/rules/corrected.py).
+STATUSES = {
+    "voided": _l("voided"),
+    "replaced": _l("corrected"),
+    "undone": _l("undone"),
+}
+
+# Why the rules refused a lead's entry (kiosk.rules.LeadRefusal codes).
+LEAD_REFUSALS = {
+    "operator_and_reason_required": _l("Give a reason."),
+    "future_time": _l("A time in the future cannot be entered."),
+    "no_such_event": _l("No such event."),
+    "already_voided": _l("This record is voided already."),
+    "undo_of_undo": _l("An undo cannot be undone: void the record again instead."),
+    "undo_not_possible": _l(
+        "This void is too old to undo on the kiosk: ask the centre to correct the record."
+    ),
+    "cannot_correct_void": _l("A void cannot be corrected: undo it instead."),
+}
+
+# The operator a lead who gave no name at login is recorded as (stored in English, as data).
+DEFAULT_OPERATOR = "site lead"
 
 KINDS = {
     "arrival": _l("Arrival"),
@@ -49,6 +73,22 @@ SOURCES = {
     "wedge": _l("Barcode scanner"),
     "manual": _l("By hand"),
 }
+
+
+def status_text(status: str | None) -> str:
+    text = STATUSES.get(status or "")
+    return str(text) if text is not None else ""
+
+
+def refusal_text(code: str) -> str:
+    text = LEAD_REFUSALS.get(code)
+    return str(text) if text is not None else str(_("Not possible now"))
+
+
+def operator_text(operator: str | None) -> str:
+    if operator == DEFAULT_OPERATOR:
+        return str(_("site lead"))
+    return operator or ""
 
 
 def reason_text(reason: str, fallback: str = "") -> str:

@@ -6,9 +6,8 @@ so the screen and the lead page never disagree. Call inside an app context with 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,19 +19,6 @@ from kiosk.web.present import duration, reason_text
 # Below this much free space the lead is warned; the store itself refuses only when writes fail.
 DISK_LOW_BYTES = 200 * 1024 * 1024
 ROSTER_OLD_S = 3 * 24 * 3600
-
-
-@dataclass(frozen=True)
-class Item:
-    """One line of the readiness list: a label, a value, and ok/warn/bad."""
-
-    key: str
-    label: str
-    value: str
-    state: str  # "ok", "warn" or "bad"
-
-    def as_json(self) -> dict[str, str]:
-        return {"key": self.key, "label": self.label, "value": self.value, "state": self.state}
 
 
 def span(delta: timedelta) -> str:
@@ -47,49 +33,69 @@ def epoch_ms(when: datetime) -> int:
 # ------------------------------------------------------------------ pieces
 
 
+def clock_long_text(source: str, trusted: bool, offset_s: float) -> str:
+    """The clock's state in a sentence: where its time comes from, and how far off the system
+    clock is when that is known."""
+    if trusted and source == "ntp":
+        return str(_("Synchronised with network time"))
+    if trusted:
+        if source == "centre":
+            return str(_("Set from the centre's time"))
+        return str(_("Set from the site lead's phone"))
+    if source in ("centre", "lead_phone"):
+        offset = timedelta(seconds=offset_s)
+        if offset >= timedelta(0):
+            return str(
+                _("System clock %(amount)s behind; shown time corrected", amount=span(offset))
+            )
+        return str(_("System clock %(amount)s ahead; shown time corrected", amount=span(-offset)))
+    return str(_("Not verified: set it from your phone"))
+
+
 def clock_words(services: KioskServices) -> dict[str, Any]:
     reading = services.keeper.read()
     if reading.trusted and reading.source == "ntp":
-        short, long, state = _("synced"), _("Synchronised with network time"), "ok"
+        short, state = _("synced"), "ok"
     elif reading.trusted:
-        short = _("set")
-        long = (
-            _("Set from the centre's time")
-            if reading.source == "centre"
-            else _("Set from the site lead's phone")
-        )
-        state = "ok"
+        short, state = _("set"), "ok"
     elif reading.source in ("centre", "lead_phone"):
         # The system clock is off but its offset is known: what is shown is right.
-        short = _("corrected")
-        offset = reading.offset
-        if offset >= timedelta(0):
-            long = _("System clock %(amount)s behind; shown time corrected", amount=span(offset))
-        else:
-            long = _("System clock %(amount)s ahead; shown time corrected", amount=span(-offset))
-        state = "warn"
+        short, state = _("corrected"), "warn"
     else:
-        short, long, state = _("unverified"), _("Not verified: set it from your phone"), "bad"
+        short, state = _("unverified"), "bad"
+    offset_s = reading.offset.total_seconds()
     return {
         "trusted": reading.trusted,
         "source": reading.source,
         "text": short,
-        "long_text": long,
+        "long_text": clock_long_text(reading.source, reading.trusted, offset_s),
         "state": state,
         "now_ms": epoch_ms(reading.shown),
-        "offset_s": reading.offset.total_seconds(),
+        "offset_s": offset_s,
     }
 
 
 def network_words(services: KioskServices) -> dict[str, str]:
     state = services.sync_state()
     if not state.get("configured"):
-        return {"state": "warn", "text": _("No centre")}
+        return {"state": "warn", "code": "no_centre", "text": _("No centre")}
+    if state.get("last_error_code") == "unauthorized":
+        # The centre answered, but to refuse this kiosk: "online" would mislead the lead.
+        return {"state": "bad", "code": "shut_out", "text": _("Shut out by the centre")}
     if state.get("online"):
-        return {"state": "ok", "text": _("Online")}
+        return {"state": "ok", "code": "online", "text": _("Online")}
     if state.get("online") is None:
-        return {"state": "warn", "text": _("Connecting…")}
-    return {"state": "bad", "text": _("Offline")}
+        return {"state": "warn", "code": "connecting", "text": _("Connecting…")}
+    return {"state": "bad", "code": "offline", "text": _("Offline")}
+
+
+def shut_out_text() -> str:
+    return str(
+        _(
+            "The centre has shut this kiosk out: badges are still recorded here but not sent. "
+            "Ask the centre to enrol it again."
+        )
+    )
 
 
 # scanner.HealthState values (and "none" when the kiosk has no camera) -> how bad they are.
@@ -139,6 +145,8 @@ def camera_words(health: Mapping[str, Any]) -> dict[str, str]:
 def banner_text(services: KioskServices) -> str:
     if services.store_problem:
         return reason_text(services.store_problem)
+    if services.shut_out:
+        return shut_out_text()
     if not services.roster.current.public_keys:
         return str(_("This kiosk has no badge keys yet: every badge is refused. Enrol the kiosk."))
     return ""
@@ -160,6 +168,25 @@ def screen_status(services: KioskServices) -> dict[str, Any]:
 # ------------------------------------------------------------------ the lead's readiness list
 
 
+@dataclass(frozen=True)
+class Item:
+    """One line of the readiness list: what it is about (`key`), how good (ok/warn/bad), what
+    it says as a code and values a program can read; `item_words` puts it in the page's words."""
+
+    key: str
+    state: str  # "ok", "warn" or "bad"
+    code: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "state": self.state,
+            "code": self.code,
+            "values": dict(self.values),
+        }
+
+
 def size_text(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1024 or unit == "TB":
@@ -179,26 +206,28 @@ def age_text(seconds: float) -> str:
     return str(_("%(n)d days ago", n=seconds // 86400))
 
 
-def _when_text(value: Any, now: datetime) -> str | None:
+def _moment(value: Any) -> datetime | None:
     if not value:
         return None
     if isinstance(value, int | float):
-        when = datetime.fromtimestamp(value, UTC)
-    elif isinstance(value, str):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
         try:
             when = datetime.fromisoformat(value)
         except ValueError:
-            return value
-    elif isinstance(value, datetime):
-        when = value
-    else:
-        return str(value)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return age_text((now - when).total_seconds())
+            return None
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return None
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.astimezone(UTC).isoformat(timespec="seconds") if when else None
 
 
 def readiness(services: KioskServices) -> list[Item]:
+    """The kiosk's state for the lead, as codes and values (ISO times, numbers)."""
     items: list[Item] = []
     now = datetime.now(UTC)
 
@@ -206,77 +235,199 @@ def readiness(services: KioskServices) -> list[Item]:
     camera = camera_words(health)
     code = camera["code"]
     # The scanner's `detail` is English prose for the log; the page shows its own words.
-    items.append(Item("camera", _("Camera"), camera["text"], camera["state"]))
+    items.append(Item("camera", camera["state"], code))
     if health.get("brightness") is not None:
         light = float(health["brightness"])
-        items.append(
-            Item("light", _("Light"), f"{light:.0f} / 255", "warn" if code == "dark" else "ok")
-        )
+        items.append(Item("light", "warn" if code == "dark" else "ok", "level", {"value": light}))
     if health.get("sharpness") is not None:
         focus = float(health["sharpness"])
-        items.append(
-            Item("focus", _("Focus"), f"{focus:.0f}", "warn" if code == "blurry" else "ok")
-        )
+        items.append(Item("focus", "warn" if code == "blurry" else "ok", "level", {"value": focus}))
     if health.get("fps") is not None and code != "none":
-        items.append(Item("fps", _("Frames per second"), f"{float(health['fps']):.1f}", "ok"))
+        items.append(Item("fps", "ok", "level", {"value": round(float(health["fps"]), 1)}))
 
+    reading = services.keeper.read()
     clock = clock_words(services)
-    items.append(Item("clock", _("Clock"), clock["long_text"], clock["state"]))
+    clock_code = reading.source if reading.trusted else f"{reading.source}_untrusted"
+    if not reading.trusted and reading.source in ("centre", "lead_phone"):
+        clock_code = "corrected"
+    items.append(
+        Item(
+            "clock",
+            clock["state"],
+            clock_code,
+            {
+                "source": reading.source,
+                "trusted": reading.trusted,
+                "offset_s": round(reading.offset.total_seconds(), 3),
+            },
+        )
+    )
 
     free, total = services.disk_free()
     disk_state = "ok" if free >= DISK_LOW_BYTES else ("warn" if free > 0 else "bad")
     if services.store_problem:
         disk_state = "bad"
-    percent = 100 * free / total if total else 0
     items.append(
         Item(
             "disk",
-            _("Disk free"),
-            _("%(free)s (%(percent)d%%)", free=size_text(free), percent=round(percent)),
             disk_state,
+            services.store_problem or ("low" if disk_state != "ok" else "ok"),
+            {"free_bytes": free, "total_bytes": total},
         )
     )
 
     snapshot = services.roster.current
     roster_file = services.roster.path
     if services.roster.problem:
-        items.append(Item("roster", _("Roster"), services.roster.problem, "bad"))
+        # The roster store's problem is English prose for the log: the code says enough.
+        items.append(Item("roster", "bad", "unreadable", {"detail": services.roster.problem}))
     elif not roster_file.exists():
-        items.append(Item("roster", _("Roster"), _("None yet: enrol the kiosk"), "bad"))
+        items.append(Item("roster", "bad", "missing"))
     else:
-        age_s = time.time() - roster_file.stat().st_mtime
+        updated = datetime.fromtimestamp(roster_file.stat().st_mtime, UTC)
+        age_s = (now - updated).total_seconds()
         items.append(
             Item(
                 "roster",
-                _("Roster"),
-                _(
-                    "Version %(version)d, %(count)d people, updated %(age)s",
-                    version=snapshot.version,
-                    count=len(snapshot.cadres),
-                    age=age_text(age_s),
-                ),
                 "ok" if age_s < ROSTER_OLD_S else "warn",
+                "ok" if age_s < ROSTER_OLD_S else "old",
+                {
+                    "version": snapshot.version,
+                    "count": len(snapshot.cadres),
+                    "updated_at": _iso(updated),
+                },
             )
         )
-
-    pending = services.log.pending_count()
-    items.append(
-        Item("pending", _("Events waiting to sync"), str(pending), "ok" if pending == 0 else "warn")
-    )
 
     sync = services.sync_state()
+    pending = services.log.pending_count()
+    error_code = sync.get("last_error_code")
+    last_success = _moment(sync.get("last_success"))
+    interval = services.settings.sync_interval_s
+    # "Behind": the last exchange that worked is older than two rounds of the agent, so what
+    # waits is not being sent.
+    behind = last_success is None or (now - last_success).total_seconds() > 2 * interval
     if not sync.get("configured"):
-        items.append(Item("sync", _("Last sync"), _("No centre configured"), "warn"))
+        pending_state = "ok" if pending == 0 else "warn"
+    elif pending == 0:
+        pending_state = "ok"
+    elif error_code == "unauthorized" or (behind and error_code):
+        pending_state = "bad"
     else:
-        success = _when_text(sync.get("last_success"), now)
-        items.append(
-            Item(
-                "sync",
-                _("Last sync"),
-                success or _("Never"),
-                "ok" if sync.get("online") else "warn",
+        pending_state = "warn" if behind else "ok"
+    items.append(Item("pending", pending_state, "count", {"count": pending}))
+
+    if not sync.get("configured"):
+        items.append(Item("sync", "warn", "not_configured"))
+        return items
+    if error_code == "unauthorized":
+        sync_state, sync_code = "bad", "shut_out"
+    elif last_success is None:
+        sync_state, sync_code = ("warn", "never") if not error_code else ("bad", "never")
+    elif error_code or behind:
+        sync_state, sync_code = "bad" if behind else "warn", "failing"
+    else:
+        sync_state, sync_code = "ok", "ok"
+    items.append(
+        Item(
+            "sync",
+            sync_state,
+            sync_code,
+            {
+                "last_success_at": _iso(last_success),
+                "last_error_at": _iso(_moment(sync.get("last_error_at"))),
+                "error_code": error_code,
+                # English, for a program's log; the page words `error_code` instead.
+                "detail": sync.get("last_error"),
+            },
+        )
+    )
+    return items
+
+
+def item_words(item: Item, now: datetime | None = None) -> tuple[str, str]:
+    """The readiness line's label and value in the page's language."""
+    now = now or datetime.now(UTC)
+    values = item.values
+    labels = {
+        "camera": _("Camera"),
+        "light": _("Light"),
+        "focus": _("Focus"),
+        "fps": _("Frames per second"),
+        "clock": _("Clock"),
+        "disk": _("Disk free"),
+        "roster": _("Roster"),
+        "pending": _("Events waiting to sync"),
+        "sync": _("Centre"),
+    }
+    label = str(labels.get(item.key, item.key))
+    if item.key == "camera":
+        return label, _camera_state_text(item.code)
+    if item.key == "light":
+        return label, f"{values['value']:.0f} / 255"
+    if item.key in ("focus", "fps"):
+        value = values["value"]
+        return label, f"{value:.0f}" if item.key == "focus" else f"{value:.1f}"
+    if item.key == "clock":
+        return label, clock_long_text(
+            str(values.get("source")), bool(values.get("trusted")), float(values.get("offset_s", 0))
+        )
+    if item.key == "disk":
+        free, total = int(values["free_bytes"]), int(values["total_bytes"])
+        percent = round(100 * free / total) if total else 0
+        text = _("%(free)s (%(percent)d%%)", free=size_text(free), percent=percent)
+        if item.code in STORE_PROBLEMS:
+            text = f"{text} · {reason_text(item.code)}"
+        return label, str(text)
+    if item.key == "roster":
+        if item.code == "unreadable":
+            return label, str(_("Cannot be read: enrol the kiosk again or ask the centre"))
+        if item.code == "missing":
+            return label, str(_("None yet: enrol the kiosk"))
+        updated = _moment(values.get("updated_at"))
+        age = age_text((now - updated).total_seconds()) if updated else "?"
+        return label, str(
+            _(
+                "Version %(version)d, %(count)d people, updated %(age)s",
+                version=int(values["version"]),
+                count=int(values["count"]),
+                age=age,
             )
         )
-        if sync.get("last_error"):
-            items.append(Item("sync_error", _("Last sync error"), str(sync["last_error"]), "bad"))
-    return items
+    if item.key == "pending":
+        return label, str(values["count"])
+    if item.key == "sync":
+        success = _moment(values.get("last_success_at"))
+        last = (
+            _("last sync %(age)s", age=age_text((now - success).total_seconds()))
+            if success
+            else _("never synced")
+        )
+        texts = {
+            "not_configured": _("No centre configured"),
+            "shut_out": shut_out_text(),
+            "never": _("Not reached yet"),
+            "ok": _("Online"),
+            "failing": _(
+                "Not reached: %(problem)s", problem=sync_problem_text(values.get("error_code"))
+            ),
+        }
+        text = str(texts.get(item.code, item.code))
+        if item.code != "not_configured":
+            text = f"{text} · {last}"
+        return label, text
+    return label, item.code
+
+
+STORE_PROBLEMS = frozenset({"store_full", "store_read_only", "store_failed"})
+
+
+def sync_problem_text(code: Any) -> str:
+    texts = {
+        "unreachable": _("the network or the centre cannot be reached"),
+        "refused": _("the centre refused the request"),
+        "incomplete": _("the centre answered for part of the events; the rest is sent again"),
+        "internal": _("an error inside the kiosk (see its log)"),
+        "unauthorized": _("the centre refused this kiosk's token"),
+    }
+    return str(texts.get(str(code), _("the last sync ended early")))

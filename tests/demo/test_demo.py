@@ -197,7 +197,7 @@ def test_a_camera_check_in_reaches_the_kiosk_log_the_lead_and_the_centre(demo):
 
     def first_camera_arrival() -> dict[str, Any] | None:
         events = lead.get(f"{demo.kiosk_url}/lead/api/events", timeout=10).json()["events"]
-        arrivals = [e for e in events if e["source"] == "Camera" and e["kind"] == "arrival"]
+        arrivals = [e for e in events if e["source"] == "camera" and e["kind"] == "arrival"]
         return arrivals[0] if arrivals else None
 
     arrival = eventually(first_camera_arrival, "a camera arrival in the kiosk's log")

@@ -104,3 +104,20 @@ def login(client, pin: str = PIN, name: str = "张组长") -> object:
 def csrf(client) -> str:
     with client.session_transaction() as session:
         return session["csrf_token"]
+
+
+def form_key(app) -> str:
+    """A one-time form key, as the lead page puts one in each form it renders."""
+    return app.extensions["lead_forms"].issue()
+
+
+def post_form(client, app, path: str, key: str | None = None, **form: str):
+    """POST a lead form as the page would: the session's CSRF token and a one-time key."""
+    data = {"csrf_token": csrf(client), "form_key": key or form_key(app), **form}
+    return client.post(path, data=data)
+
+
+def flashes(client) -> list[tuple[str, str]]:
+    """The answers waiting in the session (shown on the next page), without consuming them."""
+    with client.session_transaction() as session:
+        return list(session.get("_flashes", []))

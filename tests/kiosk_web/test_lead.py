@@ -11,7 +11,7 @@ import pytest
 from openpyxl import load_workbook
 from werkzeug.routing import Rule
 
-from tests.kiosk_web.helpers import LOCAL, PIN, csrf, login, make_kit
+from tests.kiosk_web.helpers import LOCAL, PIN, csrf, flashes, login, make_kit, post_form
 
 # Routes anyone may reach: the login itself, the kiosk screen (loopback-only, see test_screen),
 # static files, the language link and the health probe.
@@ -157,7 +157,9 @@ def test_lists_show_present_departed_absent(kit):
     summary = client.get("/lead/api/summary").get_json()
     assert [p["name"] for p in summary["present"]] == ["宋昕"]
     assert [p["name"] for p in summary["departed"]] == ["李明"]
-    assert summary["departed"][0]["worked"]
+    assert summary["departed"][0]["worked_s"] == 9 * 3600
+    assert summary["departed"][0]["arrived_at"] == "2026-11-29T05:20:00+08:00"
+    assert summary["departed"][0]["departed_at"] == "2026-11-29T14:20:00+08:00"
     assert [p["cadre_id"] for p in summary["absent"]] == ["C003"]
     assert summary["counts"] == {
         "present": 1,
@@ -176,8 +178,11 @@ def test_a_visitor_from_another_site_is_marked_on_the_lead_page(kit):
     client = kit.app.test_client()
     login(client)
     present = {p["cadre_id"]: p for p in client.get("/lead/api/summary").get_json()["present"]}
-    assert present["X900"]["unit"] == "不在本站名单"
-    assert present["C001"]["unit"] != "不在本站名单"
+    assert present["X900"]["on_roster"] is False and present["X900"]["unit"] is None
+    assert present["C001"]["on_roster"] is True and present["C001"]["unit"] == "东湖街道办"
+    page = client.get("/lead/").get_data(as_text=True)
+    visitor = page[page.index('id="p-X900"') :]
+    assert "不在本站名单" in visitor[: visitor.index("</li>")]
 
 
 def test_yesterdays_arrival_without_departure_is_flagged(kit):
@@ -190,14 +195,17 @@ def test_yesterdays_arrival_without_departure_is_flagged(kit):
     assert summary["counts"]["present"] == 0
 
 
-def manual(client, **form: str):
-    return client.post("/lead/manual", data={"csrf_token": csrf(client), **form})
-
-
 def test_manual_check_in_then_void_with_reasons(kit):
     client = kit.app.test_client()
     login(client, name="张组长")
-    response = manual(client, cadre_id="C003", kind="arrival", reason="badge left at home")
+    response = post_form(
+        client,
+        kit.app,
+        "/lead/manual",
+        cadre_id="C003",
+        kind="arrival",
+        reason="badge left at home",
+    )
     assert response.status_code == 302
     event = kit.services.log.last_event("C003")
     assert event.source == "manual"
@@ -205,27 +213,21 @@ def test_manual_check_in_then_void_with_reasons(kit):
     assert event.reason == "badge left at home"
     assert client.get("/lead/api/summary").get_json()["counts"]["present"] == 1
 
-    response = client.post(
-        "/lead/void",
-        data={
-            "csrf_token": csrf(client),
-            "event_id": str(event.event_id),
-            "reason": "wrong person",
-        },
+    response = post_form(
+        client, kit.app, "/lead/void", event_id=str(event.event_id), reason="wrong person"
     )
     assert response.status_code == 302
     assert client.get("/lead/api/summary").get_json()["counts"]["present"] == 0
     events = client.get("/lead/api/events").get_json()["events"]
-    assert [(e["kind"], e["voided"]) for e in events] == [("arrival", True), ("void", False)]
+    assert [(e["kind"], e["status"]) for e in events] == [("arrival", "voided"), ("void", None)]
 
 
 def test_manual_entry_without_a_reason_changes_nothing(kit):
     client = kit.app.test_client()
     login(client)
-    manual(client, cadre_id="C003", kind="arrival", reason="  ")
+    post_form(client, kit.app, "/lead/manual", cadre_id="C003", kind="arrival", reason="  ")
     assert kit.services.log.last_seq == 0
-    page = client.get("/lead/").get_data(as_text=True)
-    assert "请填写原因" in page  # the flash message, in Chinese by default
+    assert flashes(client) == [("error", "请填写原因。")]  # in Chinese by default
 
 
 def test_correction_replaces_the_kind(kit):
@@ -233,21 +235,20 @@ def test_correction_replaces_the_kind(kit):
     event = kit.services.log.last_event("C001")
     client = kit.app.test_client()
     login(client)
-    response = client.post(
+    response = post_form(
+        client,
+        kit.app,
         "/lead/correct",
-        data={
-            "csrf_token": csrf(client),
-            "event_id": str(event.event_id),
-            "kind": "departure",
-            "time": "2026-11-29T05:20",
-            "reason": "was leaving, pressed wrong",
-        },
+        event_id=str(event.event_id),
+        kind="departure",
+        time="2026-11-29T05:20",
+        reason="was leaving, pressed wrong",
     )
     assert response.status_code == 302
     events = client.get("/lead/api/events").get_json()["events"]
-    assert [(e["kind"], e["replaced"]) for e in events] == [
-        ("arrival", True),
-        ("departure", False),
+    assert [(e["kind"], e["status"]) for e in events] == [
+        ("arrival", "replaced"),
+        ("departure", None),
     ]
 
 
@@ -255,17 +256,19 @@ def test_exports_hold_the_rows_with_formulas_defused(kit):
     kit.services.handle_payload(kit.badge("C001"), "camera")
     client = kit.app.test_client()
     login(client)
-    manual(client, cadre_id="C002", kind="arrival", reason='=HYPERLINK("x")')
+    post_form(
+        client, kit.app, "/lead/manual", cadre_id="C002", kind="arrival", reason='=HYPERLINK("x")'
+    )
 
     xlsx = client.get("/lead/export.xlsx?from=2026-11-29&to=2026-11-29")
     assert xlsx.status_code == 200
     assert "attachment" in xlsx.headers["Content-Disposition"]
     sheet = load_workbook(io.BytesIO(xlsx.data)).active
     rows = list(sheet.iter_rows(values_only=True))
-    assert rows[0][:4] == ("日期", "时间", "编号", "姓名")
+    assert rows[0][:4] == ("日期", "时间（UTC+08:00）", "编号", "姓名")
     names = {row[3] for row in rows[1:]}
     assert names == {"宋昕", "李明"}
-    reasons = [row[9] for row in rows[1:] if row[9]]
+    reasons = [row[10] for row in rows[1:] if row[10]]
     assert reasons == ['\'=HYPERLINK("x")']
 
     raw = client.get("/lead/export.csv?from=2026-11-29").data
@@ -292,7 +295,9 @@ def test_clock_button_records_the_phones_time_as_a_trusted_offset(kit):
     login(client)
     true_ms = int((kit.clock.now() + timedelta(hours=2)).timestamp() * 1000)
     response = client.post(
-        "/lead/api/clock", json={"phone_time_ms": true_ms}, headers={"X-CSRF-Token": csrf(client)}
+        "/lead/api/clock",
+        json={"phone_time_ms": true_ms},
+        headers={"X-CSRF-Token": csrf(client), "Idempotency-Key": "set-1"},
     )
     assert response.status_code == 200
     reading = services.keeper.read()
@@ -300,7 +305,9 @@ def test_clock_button_records_the_phones_time_as_a_trusted_offset(kit):
     assert abs(reading.offset - timedelta(hours=2)) < timedelta(seconds=1)
     # The system clock itself was not touched: events keep the raw wall time.
     assert abs(reading.wall - kit.clock.now()) < timedelta(seconds=1)
-    assert response.get_json()["clock"]["state"] == "warn"
+    answer = response.get_json()
+    assert answer["outcome"] == "set_from_phone"
+    assert answer["clock"]["source"] == "lead_phone" and answer["clock"]["trusted"] is False
 
 
 def test_clock_button_refuses_garbage(kit):
@@ -308,7 +315,9 @@ def test_clock_button_refuses_garbage(kit):
     login(client)
     for value in (None, "soon", 10**30):
         response = client.post(
-            "/lead/api/clock", json={"phone_time_ms": value}, headers={"X-CSRF-Token": csrf(client)}
+            "/lead/api/clock",
+            json={"phone_time_ms": value},
+            headers={"X-CSRF-Token": csrf(client), "Idempotency-Key": f"garbage-{value}"},
         )
         assert response.status_code == 400
     assert kit.services.keeper.anchor() is None or kit.services.keeper.anchor().source == "ntp"
@@ -321,7 +330,12 @@ def test_readiness_lists_what_the_lead_must_know(kit):
     keys = {item["key"] for item in items}
     assert {"camera", "clock", "disk", "roster", "pending", "sync"} <= keys
     roster = next(i for i in items if i["key"] == "roster")
-    assert "3" in roster["value"]
+    assert roster["code"] == "ok" and roster["values"]["version"] == 3
+    assert roster["values"]["count"] == 3
+    # Codes and values, never sentences: the page words them in its own language.
+    for item in items:
+        assert set(item) == {"key", "state", "code", "values"}
+        assert item["code"].isascii()
 
 
 @pytest.mark.parametrize(
@@ -381,7 +395,8 @@ def test_lead_posts_never_fail_with_a_server_error_on_garbage(kit):
     assert "/lead/manual" in posts and "/lead/void" in posts
     for path in posts:
         for form in GARBAGE_FORMS:
-            response = client.post(path, data={"csrf_token": csrf(client), **form})
+            key = kit.app.extensions["lead_forms"].issue()
+            response = client.post(path, data={"csrf_token": csrf(client), "form_key": key, **form})
             assert response.status_code < 500, (path, form)
             if response.status_code == 302:
                 assert not response.headers["Location"].startswith("//")
@@ -392,6 +407,6 @@ def test_lead_posts_never_fail_with_a_server_error_on_garbage(kit):
             headers={"X-CSRF-Token": csrf(client)},
         )
         assert response.status_code < 500, path
-    big = client.post("/lead/manual", data={"csrf_token": csrf(client), "reason": "x" * 100_000})
+    big = post_form(client, kit.app, "/lead/manual", reason="x" * 100_000)
     assert big.status_code == 413
     assert kit.services.log.last_seq == before  # nothing of the garbage was stored

@@ -286,7 +286,8 @@ def test_an_enrolled_kiosk_runs_the_sync_agent_and_shows_when_the_centre_is_away
         state = services.sync_state()
         assert state["online"] is False and state["last_error"]
         assert state["waiting"] == 1  # nothing counts as sent before the centre said so
-        assert services.screen_status()["network"] == {"state": "bad", "text": "离线"}
+        network = services.screen_status()["network"]
+        assert network == {"state": "bad", "code": "offline", "text": "离线"}
     finally:
         services.stop()
 

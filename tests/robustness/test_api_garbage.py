@@ -29,7 +29,7 @@ from central.services import central_of
 from sync.events import GENESIS_HASH, seal
 from sync.protocol import API_PREFIX
 from tests.central_web.helpers import csrf_of
-from tests.kiosk_web.helpers import LOCAL, csrf, login
+from tests.kiosk_web.helpers import LOCAL, csrf, form_key, login
 from tests.robustness.conftest import Centre
 
 EXAMPLES = settings(
@@ -624,6 +624,7 @@ def test_times_at_the_ends_of_the_calendar_in_correction_forms(centre: Centre, k
             "time": value,
             "event_id": "x",
             "csrf_token": csrf(lead),
+            "form_key": form_key(kit.app),
         }
         response = lead.post(route, data=data, environ_base=LOCAL, follow_redirects=True)
         assert_answered(response, f"{route} time={value}")

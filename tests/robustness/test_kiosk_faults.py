@@ -18,7 +18,7 @@ import pytest
 
 from kiosk.bus import Subscription
 from kiosk.store import EventLog, verify_log
-from tests.kiosk_web.helpers import LOCAL, csrf, login
+from tests.kiosk_web.helpers import LOCAL, csrf, form_key, login
 from tests.robustness.faulty_kiosk import FaultyKiosk, faulty_kiosk, wait_for
 
 HANG = 30.0  # seconds: only a kiosk that hangs takes this long
@@ -202,6 +202,7 @@ def test_the_disk_filling_while_the_camera_is_out_loses_nothing_confirmed(kiosk,
             "kind": "arrival",
             "reason": "camera out",
             "csrf_token": csrf(client),
+            "form_key": form_key(kiosk.live.kit.app),
         },
         environ_base=LOCAL,
         follow_redirects=True,

@@ -35,7 +35,7 @@ from sync.events import GENESIS_HASH, seal
 from sync.protocol import API_PREFIX
 from sync.tabular import FORMULA_TRIGGERS
 from tests.central_web.helpers import csrf_of, log_in, print_badges
-from tests.kiosk_web.helpers import LOCAL, csrf, login, make_kit
+from tests.kiosk_web.helpers import LOCAL, csrf, form_key, login, make_kit
 from tests.robustness.conftest import enrol_kiosk, make_centre
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -422,6 +422,7 @@ def test_the_lead_page_and_its_exports_show_hostile_text_harmlessly(hostile_kit)
             "kind": "departure",
             "reason": REASON,
             "csrf_token": csrf(client),
+            "form_key": form_key(kit.app),
         },
         environ_base=LOCAL,
         follow_redirects=True,
@@ -463,6 +464,7 @@ def test_what_the_lead_types_is_kept_without_invisible_or_control_characters(kit
             "kind": "arrival",
             "reason": "迟到\u202e了\x00\r\n\u200b原因",
             "csrf_token": csrf(client),
+            "form_key": form_key(kit.app),
         },
         environ_base=LOCAL,
         follow_redirects=True,

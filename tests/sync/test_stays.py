@@ -129,6 +129,25 @@ def test_kiosk_void_and_replacement_are_honoured(site):
     assert stay["duration_s"] == int(8.5 * 3600)
 
 
+def test_a_leads_undo_of_a_void_makes_the_record_count_again(site):
+    """The kiosk's undo is a void of the void: the centre lets the record stand again, its stays
+    follow, and nothing is left for staff to untangle."""
+    gate, _ = two_kiosks(site)
+    arrival = gate.record("C2", "arrival", T0)
+    lead = {"source": "manual", "operator": "lead", "reason": "wrong person"}
+    void = gate.record("C2", "void", T0 + timedelta(minutes=5), corrects=arrival.event_id, **lead)
+    push(site, gate, [arrival, void])
+    assert stays_of(site, "C2") == []
+    undo = gate.record("C2", "void", T0 + timedelta(minutes=9), corrects=void.event_id, **lead)
+    push(site, gate, [undo])
+    [stay] = stays_of(site, "C2")
+    assert stay["state"] == "open" and stay["arrival_event_id"] == str(arrival.event_id)
+    push(site, gate, [gate.record("C2", "departure", T0 + timedelta(hours=8))])
+    [stay] = stays_of(site, "C2")
+    assert stay["state"] == "closed" and stay["duration_s"] == 8 * 3600
+    assert stay["flags"] == [] and anomaly_kinds(site, "C2") == []
+
+
 def test_staff_correction_feeds_the_stays(site):
     gate, _ = two_kiosks(site)
     arrival = gate.record("C1", "arrival", T0)
