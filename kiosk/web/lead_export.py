@@ -68,6 +68,22 @@ def column_titles(offset: str) -> list[str]:
 def export_rows(first: date, last: date) -> Iterator[list[tabular.Cell]]:
     kiosk = services()
     rules = kiosk.rules
+    # The same few words on every row: translated once (a gettext call is ~0.3 ms).
+    cache: dict[tuple[str, str], str] = {}
+
+    def word(kind: str, code: str) -> str:
+        key = (kind, code)
+        if key not in cache:
+            cache[key] = {
+                "kind": kind_text,
+                "source": source_text,
+                "flag": flag_text,
+                "status": status_text,
+                "operator": operator_text,
+            }[kind](code)
+        return cache[key]
+
+    yes, no = str(_("yes")), str(_("no"))
     day = first
     while day <= last:
         events = sorted(rules.events_of_day(day), key=lambda e: e.seq)
@@ -82,15 +98,15 @@ def export_rows(first: date, last: date) -> Iterator[list[tabular.Cell]]:
                 event.cadre_id,
                 who.name if who.named else "",
                 who.unit,
-                _("no") if who.visitor else _("yes"),
-                kind_text(event.kind),
-                source_text(event.source),
-                _("yes") if event.clock_trusted else _("no"),
-                operator_text(event.operator),
+                no if who.visitor else yes,
+                word("kind", event.kind),
+                word("source", event.source),
+                yes if event.clock_trusted else no,
+                word("operator", event.operator or ""),
                 event.reason or "",
-                status_text(status.get(str(event.event_id))),
+                word("status", status.get(str(event.event_id)) or ""),
                 notes.get(str(event.event_id), ""),
-                ", ".join(flag_text(f) for f in event.flags),
+                ", ".join(word("flag", f) for f in event.flags),
                 rules.local(event.device_time).replace(microsecond=0),
                 event.seq,
                 str(event.event_id),

@@ -85,6 +85,13 @@ def test_badges_shown_to_the_camera_appear_on_the_kiosk_screen(
         assert page.inner_text("#result-headline") == "无法签到"
         assert page.inner_text("#result-detail") == "工牌签名不符（伪造或被篡改）"
         assert page.inner_text("#result-name") == ""
+        # A line breaks between words or at punctuation, never inside a word (篡/改).
+        assert lines_of(page, "#result-detail") in (
+            ["工牌签名不符（伪造或被篡改）"],
+            ["工牌签名不符（", "伪造或被篡改）"],
+            ["工牌签名不符", "（伪造或被篡改）"],
+        )
+        assert all(not line.startswith(("改", "）")) for line in lines_of(page, "#result-extra"))
         shot(page, f"screen-{width}x{height}-refused")
 
         # Everything the page loaded came from the kiosk itself: no CDN, no font service.
@@ -93,6 +100,95 @@ def test_badges_shown_to_the_camera_appear_on_the_kiosk_screen(
         assert played == ["arrival", "departure", "repeat", "refused"]
         kinds = [e.kind for e in live.services.log.iter_events()]
         assert kinds == ["arrival", "departure"]
+        page.close()
+
+
+def lines_of(page, selector: str) -> list[str]:
+    """The text of an element as the browser broke it into lines."""
+    return page.evaluate(
+        """(selector) => {
+            const element = document.querySelector(selector);
+            const text = element.firstChild;
+            if (!text) return [];
+            const range = document.createRange();
+            const lines = [];
+            let top = null;
+            for (let i = 0; i < text.length; i++) {
+                range.setStart(text, i);
+                range.setEnd(text, i + 1);
+                const rect = range.getClientRects()[0];
+                if (!rect) continue;
+                if (top === null || Math.abs(rect.top - top) > rect.height / 2) {
+                    lines.push("");
+                    top = rect.top;
+                }
+                lines[lines.length - 1] += text.data[i];
+            }
+            return lines.map((line) => line.trim()).filter((line) => line);
+        }""",
+        selector,
+    )
+
+
+def font_px(page, selector: str) -> float:
+    return page.evaluate(
+        "(s) => parseFloat(getComputedStyle(document.querySelector(s)).fontSize)", selector
+    )
+
+
+class ShutOutAgent:
+    """A sync agent whose last exchange the centre refused: this kiosk was revoked."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def wake(self) -> None: ...
+
+    def snapshot(self):
+        from sync.agent import SyncState
+
+        return SyncState(
+            enabled=True,
+            online=True,
+            waiting=3,
+            last_success_at=None,
+            last_attempt_at=None,
+            last_error="the centre refused this kiosk's token: revoked",
+            last_error_at=None,
+            consecutive_failures=4,
+            next_attempt_in_s=None,
+            sent_total=0,
+            last_refusal=None,
+            clock_offset_s=None,
+            last_error_code="unauthorized",
+        )
+
+
+@pytest.mark.parametrize(("width", "height"), SCREEN_SIZES)
+def test_secondary_lines_are_large_and_a_shut_out_kiosk_says_so(
+    browser, tmp_path, issuing_key, width, height
+):
+    with live_kiosk(tmp_path, issuing_key) as live:
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(live.url + "/")
+        page.wait_for_selector("#camera-badge[data-state='ok']", timeout=10_000)
+        live.services.handle_payload(live.kit.badge("X900"), "camera")  # a visitor: an extra line
+        page.wait_for_selector("#result[data-outcome='arrival']", timeout=10_000)
+        assert page.inner_text("#result-extra") == "不在本站名单"
+        # 36 px at least (6.9 mm on the 7" panel), read from 1.5 m; 24 px before.
+        assert font_px(page, "#result-extra") >= 36
+        assert font_px(page, "#net-badge") >= 24
+        shot(page, f"screen-{width}x{height}-visitor-extra")
+
+        live.services.sync_agent = ShutOutAgent()
+        page.wait_for_selector("#net-badge[data-state='bad']", timeout=5_000)
+        assert page.inner_text("#net-badge") == "已被中心停用"
+        page.wait_for_selector("#banner:not([hidden])", timeout=5_000)
+        assert page.inner_text("#banner").startswith("中心已停用本签到机")
+        assert font_px(page, "#banner") >= 28
+        page.wait_for_selector("#result[data-outcome='idle']", timeout=15_000)
+        shot(page, f"screen-{width}x{height}-shut-out")
         page.close()
 
 
@@ -177,22 +273,22 @@ def test_site_lead_logs_in_checks_in_by_hand_voids_and_exports(browser, tmp_path
         row.locator("summary").click()
         row.locator("input[name=reason]").fill("忘带工牌")
         row.locator("button[type=submit]").click()
-        page.wait_for_selector(".flash.ok")
-        assert "王芳" in page.inner_text(".flash.ok")
+        page.wait_for_selector(".toasts .flash.ok")
+        assert "王芳" in page.inner_text(".toasts .flash.ok")
         assert "王芳" in page.inner_text("#present")
         assert page.inner_text("#count-present") == "2"
         shot(page, "lead-phone-overview")
 
         # Void that manual check-in from the day's log.
         manual = live.services.log.last_event("C003")
-        log_row = page.locator(f"#log tr[data-event='{manual.event_id}']")
+        log_row = page.locator(f"#log li[data-event='{manual.event_id}']")
         log_row.locator("details:has(form.void-form) summary").click()
         log_row.locator("form.void-form input[name=reason]").fill("录错了人")
         log_row.locator("form.void-form button").click()
-        page.wait_for_selector(".flash.ok")
+        page.wait_for_selector(".toasts .flash.ok >> text=作废")
         assert page.inner_text("#count-present") == "1"
         assert "王芳" not in page.inner_text("#present")
-        assert page.locator(f"#log tr.voided[data-event='{manual.event_id}']").count() == 1
+        assert page.locator(f"#log li.struck[data-event='{manual.event_id}']").count() == 1
 
         with page.expect_download() as download_info:
             page.click("#export-xlsx")
@@ -201,12 +297,12 @@ def test_site_lead_logs_in_checks_in_by_hand_voids_and_exports(browser, tmp_path
         workbook = load_workbook(io.BytesIO(Path(download.path()).read_bytes()))
         rows = list(workbook.active.iter_rows(values_only=True))
         body = rows[1:]
-        assert [(r[3], r[5], r[10]) for r in body] == [
+        assert [(r[3], r[6], r[11]) for r in body] == [
             ("宋昕", "到达", None),
             ("王芳", "到达", "已作废"),
             ("王芳", "作废", None),
         ]
-        assert body[1][9] == "忘带工牌" and body[1][8] == "张组长"
+        assert body[1][10] == "忘带工牌" and body[1][9] == "张组长"
 
         # The readiness list and the clock button, after a power cut: the Pi came back with
         # its clock three hours behind and no network time.
@@ -214,7 +310,7 @@ def test_site_lead_logs_in_checks_in_by_hand_voids_and_exports(browser, tmp_path
         clock.reboot("boot-2", wall=clock.now() - timedelta(hours=3), synchronized=False)
         page.goto(live.url + "/lead/#readiness")
         page.click("#clock-form button")
-        page.wait_for_selector(".flash.ok")
+        page.wait_for_selector(".toasts .flash.ok")
         assert live.services.keeper.read().source == "lead_phone"
         page.evaluate("document.getElementById('readiness').scrollIntoView()")
         shot(page, "lead-phone-readiness")
