@@ -14,7 +14,7 @@ from flask import Blueprint, Response, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from central import kiosks
+from central import kiosks, visitor_names
 from central.ingest.heartbeat import record_heartbeat
 from central.ingest.push import ingest_events
 from central.kiosks import EnrolmentRefused, KioskIdentity
@@ -23,12 +23,15 @@ from sync.protocol import (
     API_PREFIX,
     CLOCK_HEADER,
     ClockReading,
+    NAMES_PATH,
     EnrolAnswer,
     EnrolRequest,
     ErrorAnswer,
     FieldProblem,
     Heartbeat,
     HeartbeatAnswer,
+    NamesAnswer,
+    NamesRequest,
     PullAnswer,
     PullRequest,
     PushBatch,
@@ -226,3 +229,14 @@ def heartbeat() -> Response:
         central.engine, kiosk, beat, central.now(), central.rules, central.checks.time_tolerance
     )
     return _json(HeartbeatAnswer(server_time=central.now()))
+
+
+@api.post(NAMES_PATH)
+def names() -> Response:
+    """Names of other sites' cadres whose badges this kiosk read (central/visitor_names.py)."""
+    central = central_of()
+    kiosk = _kiosk(central)
+    asked = _body(NamesRequest)
+    with central.engine.connect() as conn:
+        named = visitor_names.names_for(conn, kiosk, asked.cadre_ids)
+    return _json(NamesAnswer(server_time=central.now(), names=named))

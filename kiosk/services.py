@@ -21,7 +21,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -173,6 +173,7 @@ class KioskServices:
             if self.scan_loop is not None:
                 self.scan_loop.start()
             if self.sync_agent is not None:
+                self.ask_for_visitors_names(self.sync_agent)
                 self.sync_agent.start()
             self._status_thread = threading.Thread(
                 target=self._status_ticker, name="kiosk-status", daemon=True
@@ -215,6 +216,17 @@ class KioskServices:
             return False, "scan loop thread stopped"
         return True, ""
 
+    def ask_for_visitors_names(self, agent: SyncAgentLike) -> None:
+        """Visitors (other sites' cadres) seen here get their names from the centre."""
+        look_up = getattr(agent, "look_up_names", None)
+        if look_up is None:
+            return
+        roster = self.roster.current
+        for cadre_id in self.log.cadre_ids():
+            if roster.entry(cadre_id) is None:
+                self.visitors.note_seen(cadre_id)
+        look_up(self.visitors.wanted, self.visitors.learned)
+
     # ------------------------------------------------------------------ the scan path
 
     def handle_payload(self, payload: str, source: ScanSource = "camera") -> dict[str, Any]:
@@ -222,6 +234,7 @@ class KioskServices:
         kind = self.take_forced_kind()
         outcome = self._scan(payload, source, kind)
         self._note_store(outcome)
+        outcome = self._with_visitors_name(outcome)
         message = self.describe(outcome)
         self.bus.publish("scan", message)
         if outcome.event is not None and self.sync_agent is not None:
@@ -234,6 +247,17 @@ class KioskServices:
         # An Arrive / Leave choice goes to the rules, which record it as the kind (flagged
         # kind_chosen_on_screen) and still time a Leave from the open arrival.
         return self.rules.scan(payload, source, kind=kind)
+
+    def _with_visitors_name(self, outcome: ScanOutcome) -> ScanOutcome:
+        """A visitor's name, when the centre told it, for the screen; else ask for it."""
+        if outcome.name or not outcome.cadre_id or outcome.result == "refused":
+            return outcome
+        entry = self.visitors.entry(outcome.cadre_id)
+        if entry is None:
+            if self.roster.current.entry(outcome.cadre_id) is None:
+                self.visitors.note_seen(outcome.cadre_id)
+            return outcome
+        return replace(outcome, name=entry.name, unit=entry.unit)
 
     def _note_store(self, outcome: ScanOutcome) -> None:
         if outcome.reason in STORE_REASONS:

@@ -15,24 +15,66 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from kiosk.roster import CadreEntry
 from kiosk.store.diskio import DiskIO, atomic_write_bytes
+from sync.protocol import NamesAnswer
 
 log = logging.getLogger(__name__)
 
 VISITORS_FILE = "visitors.json"
 MAX_VISITORS = 2000
+# A visitor the centre did not name (not pushed yet, or not on its roster) is asked about again
+# after this long.
+ASK_AGAIN_S = 600.0
 
 
 class VisitorNames:
-    def __init__(self, instance: Path, disk: DiskIO | None = None) -> None:
+    def __init__(
+        self,
+        instance: Path,
+        disk: DiskIO | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = Path(instance) / VISITORS_FILE
         self._disk = disk or DiskIO()
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self._names: dict[str, CadreEntry] = self._load()
+        # Visitors seen without a name -> when the centre was last asked (None: not yet).
+        self._unknown: dict[str, float | None] = {}
+
+    def note_seen(self, cadre_id: str) -> None:
+        """A badge of another site's cadre was read here: ask the centre for the name."""
+        with self._lock:
+            if cadre_id not in self._names and cadre_id not in self._unknown:
+                self._unknown[cadre_id] = None
+                while len(self._unknown) > MAX_VISITORS:
+                    del self._unknown[next(iter(self._unknown))]
+
+    def wanted(self) -> list[str]:
+        """Visitors to ask the centre about now (the sync agent asks after each pull)."""
+        now = self._monotonic()
+        with self._lock:
+            due = [c for c, at in self._unknown.items() if at is None or now - at >= ASK_AGAIN_S]
+            for cadre_id in due:
+                self._unknown[cadre_id] = now
+        return due
+
+    def learned(self, asked: list[str], answer: NamesAnswer) -> None:
+        """The centre's answer: named visitors are kept; the others are asked again later."""
+        names = {
+            n.cadre_id: CadreEntry(name=n.name, unit=n.unit, site_id=n.site_id)
+            for n in answer.names
+            if n.cadre_id in asked
+        }
+        with self._lock:
+            for cadre_id in names:
+                self._unknown.pop(cadre_id, None)
+        self.learn(names)
 
     def _load(self) -> dict[str, CadreEntry]:
         try:

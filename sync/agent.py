@@ -30,11 +30,14 @@ from sync.events import Event
 from sync.protocol import (
     ACKNOWLEDGED,
     MAX_CLOCK_SAMPLES,
+    MAX_NAMES_ASKED,
     CameraReport,
     ClockReport,
     ClockSample,
     Heartbeat,
     HeartbeatAnswer,
+    NamesAnswer,
+    NamesRequest,
     PullAnswer,
     PullRequest,
     PushAnswer,
@@ -262,6 +265,7 @@ class SyncAgent:
             self._push_all()
             if full:
                 self._pull()
+                self._ask_names()
                 self._send_heartbeat()
                 self._last_full = self._mono()
         except SyncError as exc:
@@ -339,6 +343,37 @@ class SyncAgent:
         following = self._log.pending(skip + size)[skip:]
         body = self._client.encode_push(self._kiosk_id, following) if following else b""
         return following, body
+
+    def look_up_names(
+        self,
+        wanted: Callable[[], list[str]],
+        learned: Callable[[list[str], NamesAnswer], None],
+    ) -> None:
+        """After each pull, ask the centre for the names of the cadres `wanted()` gives (other
+        sites' cadres whose badges this kiosk read) and hand the answer to `learned(asked,
+        answer)`. Never fails a cycle: an older centre (404) is not asked again."""
+        self._names = (wanted, learned)
+
+    def _ask_names(self) -> None:
+        lookup = getattr(self, "_names", None)
+        names = getattr(self._client, "names", None)
+        if lookup is None or names is None or getattr(self, "_names_unsupported", False):
+            return
+        wanted, learned = lookup
+        asked = wanted()[:MAX_NAMES_ASKED]
+        if not asked:
+            return
+        try:
+            reply = names(NamesRequest(cadre_ids=asked))
+        except Refused as exc:
+            if exc.status == 404:
+                self._names_unsupported = True
+            log.info("names of visitors not answered: %s", exc)
+            return
+        except SyncError as exc:
+            log.info("names of visitors not answered: %s", exc)
+            return
+        learned(asked, reply.answer)
 
     def _pull(self) -> None:
         reply = self._client.pull(self._pull_versions())

@@ -22,12 +22,15 @@ from sync.events import Event
 from sync.protocol import (
     API_PREFIX,
     CLOCK_HEADER,
+    NAMES_PATH,
     ClockSample,
     EnrolAnswer,
     EnrolRequest,
     ErrorAnswer,
     Heartbeat,
     HeartbeatAnswer,
+    NamesAnswer,
+    NamesRequest,
     PullAnswer,
     PullRequest,
     PushAnswer,
@@ -145,6 +148,9 @@ class CentralClient:
 
     def heartbeat(self, beat: Heartbeat) -> Reply[HeartbeatAnswer]:
         return self._call("/heartbeat", beat.model_dump_json().encode(), HeartbeatAnswer)
+
+    def names(self, asked: NamesRequest) -> Reply[NamesAnswer]:
+        return self._call(NAMES_PATH, asked.model_dump_json().encode(), NamesAnswer)
 
     def enrol(self, code: str, hostname: str = "", app_version: str = "") -> Reply[EnrolAnswer]:
         asked = EnrolRequest(code=code, hostname=hostname[:200], app_version=app_version[:64])

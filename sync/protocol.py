@@ -309,6 +309,35 @@ class HeartbeatAnswer(Message):
     _check_time = field_validator("server_time")(_aware)
 
 
+# --- names of visitors ----------------------------------------------------------------------
+#
+# A kiosk holds its own site's roster only. It asks the centre for the names of cadres of other
+# sites whose badges it read; the centre names only cadres of whom it stored a badge scan from
+# this very kiosk, so a kiosk's token cannot page through the city's roster. An older centre
+# answers 404 and the kiosk keeps showing ids.
+
+NAMES_PATH = "/names"
+MAX_NAMES_ASKED = 200
+
+
+class NamesRequest(Message):
+    cadre_ids: list[Ident] = Field(max_length=MAX_NAMES_ASKED)
+
+
+class NamedCadre(Message):
+    cadre_id: Ident
+    name: Annotated[str, StringConstraints(max_length=200)]
+    unit: Annotated[str, StringConstraints(max_length=200)] = ""
+    site_id: Annotated[str, StringConstraints(max_length=64)] = ""
+
+
+class NamesAnswer(Message):
+    server_time: datetime
+    names: list[NamedCadre] = Field(max_length=MAX_NAMES_ASKED)
+
+    _check_time = field_validator("server_time")(_aware)
+
+
 # --- enrolment -------------------------------------------------------------------------------
 
 
