@@ -22,8 +22,8 @@ from central.services import Central, central_of
 from sync.protocol import (
     API_PREFIX,
     CLOCK_HEADER,
-    ClockReading,
     NAMES_PATH,
+    ClockReading,
     EnrolAnswer,
     EnrolRequest,
     ErrorAnswer,
