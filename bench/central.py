@@ -51,7 +51,9 @@ ZONE = "Asia/Shanghai"
 DAY_START = "03:00"
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for DateTime on SQLite
 PASSWORD = "bench password 1"
-EVENT_COLUMNS = [c.name for c in tables.events.columns]
+# The columns `generate` fills, in its order; later columns (badge_token, quarantine...) are left
+# to their defaults: every generated record counts.
+EVENT_COLUMNS = [c.name for c in tables.events.columns][:23]
 STAY_COLUMNS = [c.name for c in tables.stays.columns if c.name != "stay_id"]
 BULK_TABLES = (tables.events, tables.stays, tables.anomalies)
 
