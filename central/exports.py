@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, and_, select
 
 from central.db import schema
+from central.stays.pairing import BADGE_SOURCES
 from sync.tabular import Cell, Table, file_name_part
 
 What = Literal["stays", "events"]
@@ -39,6 +40,8 @@ STAY_COLUMNS: dict[str, tuple[str, str]] = {
     "flags": ("标记", "flags"),
     "arrival_kiosk_id": ("到达签到机", "arrival kiosk"),
     "departure_kiosk_id": ("离开签到机", "departure kiosk"),
+    "arrival_recorded": ("到达记录方式", "arrival recorded"),
+    "departure_recorded": ("离开记录方式", "departure recorded"),
 }
 
 EVENT_COLUMNS: dict[str, tuple[str, str]] = {
@@ -60,6 +63,14 @@ EVENT_COLUMNS: dict[str, tuple[str, str]] = {
     "correction": ("人工更正", "staff correction"),
     "correction_reason": ("更正原因", "correction reason"),
     "corrected_by": ("更正人", "corrected by"),
+    "recorded": ("记录方式", "recorded"),
+    "not_counted": ("不计入原因", "not counted because"),
+}
+
+# How a record was made, in the sheet's language: a badge proves it, or a person's word does.
+RECORDED: dict[str, tuple[str, str]] = {
+    "badge": ("胸卡", "badge"),
+    "by_hand": ("手工录入", "by hand"),
 }
 
 
@@ -114,6 +125,12 @@ def _flags(text: str | None) -> str:
     return " ".join(str(v) for v in value) if isinstance(value, list) else ""
 
 
+def _recorded(by_hand: bool | None, language: Language) -> str:
+    if by_hand is None:
+        return ""
+    return RECORDED["by_hand" if by_hand else "badge"][0 if language == "zh-CN" else 1]
+
+
 def unknown_sites(engine: Engine, site_ids: Sequence[str]) -> list[str]:
     if not site_ids:
         return []
@@ -131,7 +148,9 @@ def unknown_sites(engine: Engine, site_ids: Sequence[str]) -> list[str]:
     return sorted(set(site_ids) - known)
 
 
-def _stay_rows(engine: Engine, request: ExportRequest, zone: ZoneInfo) -> Iterator[list[Cell]]:
+def _stay_rows(
+    engine: Engine, request: ExportRequest, zone: ZoneInfo, language: Language
+) -> Iterator[list[Cell]]:
     st, c, s = schema.stays, schema.cadres, schema.sites
     query = (
         select(
@@ -148,6 +167,8 @@ def _stay_rows(engine: Engine, request: ExportRequest, zone: ZoneInfo) -> Iterat
             st.c.flags,
             st.c.arrival_kiosk_id,
             st.c.departure_kiosk_id,
+            st.c.arrival_by_hand,
+            st.c.departure_by_hand,
         )
         .select_from(
             st.outerjoin(c, c.c.cadre_id == st.c.cadre_id).outerjoin(s, s.c.site_id == st.c.site_id)
@@ -175,6 +196,8 @@ def _stay_rows(engine: Engine, request: ExportRequest, zone: ZoneInfo) -> Iterat
                 _flags(row.flags),
                 row.arrival_kiosk_id or "",
                 row.departure_kiosk_id or "",
+                _recorded(row.arrival_by_hand, language),
+                _recorded(row.departure_by_hand, language),
             ]
 
 
@@ -203,7 +226,9 @@ def _correction_text(correction: dict[str, Any] | None, zone: ZoneInfo) -> str:
     return f"{correction['kind']} {when.isoformat() if when else ''}".strip()
 
 
-def _added_rows(engine: Engine, request: ExportRequest, zone: ZoneInfo) -> list[list[Cell]]:
+def _added_rows(
+    engine: Engine, request: ExportRequest, zone: ZoneInfo, language: Language
+) -> list[list[Cell]]:
     """Records staff added (no kiosk made them), shaped like kiosk records."""
     c = schema.cadres
     query = (
@@ -244,6 +269,8 @@ def _added_rows(engine: Engine, request: ExportRequest, zone: ZoneInfo) -> list[
                 _correction_text(correction, zone),
                 correction["reason"] if correction else "",
                 correction["staff_user"] if correction else "",
+                _recorded(True, language),
+                "",
             ]
         )
     return rows
@@ -253,13 +280,17 @@ def _event_sort_key(row: Sequence[Cell]) -> tuple[Any, ...]:
     return (row[0], row[1], row[2], row[5] or datetime.min.replace(tzinfo=UTC))
 
 
-def _event_rows(engine: Engine, request: ExportRequest, zone: ZoneInfo) -> Iterator[list[Cell]]:
-    added = sorted(_added_rows(engine, request, zone), key=_event_sort_key)
+def _event_rows(
+    engine: Engine, request: ExportRequest, zone: ZoneInfo, language: Language
+) -> Iterator[list[Cell]]:
+    added = sorted(_added_rows(engine, request, zone, language), key=_event_sort_key)
     # Both streams are in (day, site, cadre, time) order: merge them without sorting the million.
-    return heapq.merge(_kiosk_rows(engine, request, zone), added, key=_event_sort_key)
+    return heapq.merge(_kiosk_rows(engine, request, zone, language), added, key=_event_sort_key)
 
 
-def _kiosk_rows(engine: Engine, request: ExportRequest, zone: ZoneInfo) -> Iterator[list[Cell]]:
+def _kiosk_rows(
+    engine: Engine, request: ExportRequest, zone: ZoneInfo, language: Language
+) -> Iterator[list[Cell]]:
     e, c = schema.events, schema.cadres
     corrected = _latest_corrections(engine, request)
     query = (
@@ -294,7 +325,22 @@ def _kiosk_rows(engine: Engine, request: ExportRequest, zone: ZoneInfo) -> Itera
                 _correction_text(correction, zone),
                 correction["reason"] if correction else "",
                 correction["staff_user"] if correction else "",
+                _recorded(
+                    _record_by_hand(row.kind, row.source, row.quarantine, correction), language
+                ),
+                row.quarantine or "",
             ]
+
+
+def _record_by_hand(
+    kind: str, source: str, quarantine: str | None, correction: dict[str, Any] | None
+) -> bool | None:
+    """How a kiosk record counts: on a badge, or on a person's word (entered by the lead, or
+    its kind or time set by staff); None when it does not count as attendance at all."""
+    if kind == "void" or quarantine:
+        return None
+    replaced = correction is not None and correction["action"] == "replace"
+    return source not in BADGE_SOURCES or replaced
 
 
 def _device_time(value: datetime, offset_min: int) -> datetime:
@@ -310,8 +356,12 @@ def build_table(
     request.check()
     if request.what == "stays":
         return Table(
-            _headers(STAY_COLUMNS, language), _stay_rows(engine, request, zone), title="stays"
+            _headers(STAY_COLUMNS, language),
+            _stay_rows(engine, request, zone, language),
+            title="stays",
         )
     return Table(
-        _headers(EVENT_COLUMNS, language), _event_rows(engine, request, zone), title="records"
+        _headers(EVENT_COLUMNS, language),
+        _event_rows(engine, request, zone, language),
+        title="records",
     )

@@ -32,14 +32,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def create_schema(engine: Engine) -> None:
-    """Make the missing tables, and the missing columns of tables made by an older version.
+def create_schema(engine: Engine) -> set[tuple[str, str]]:
+    """Make the missing tables, and the missing columns of tables made by an older version;
+    returns the (table, column) pairs added to existing tables.
 
     Columns added since a table was first made are all nullable, so `ALTER TABLE ... ADD
     COLUMN` gives old rows NULL (what each new column means for a row from before it).
     """
     metadata.create_all(engine)
     existing = inspect(engine)
+    added: set[tuple[str, str]] = set()
     with engine.begin() as conn:
         for table in metadata.sorted_tables:
             have = {c["name"] for c in existing.get_columns(table.name)}
@@ -53,3 +55,15 @@ def create_schema(engine: Engine) -> None:
                     )
                 kind = column.type.compile(dialect=engine.dialect)
                 conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
+                added.add((table.name, column.name))
+        if any(table == "stays" for table, _ in added):
+            # Stays paired by an older version lack what this one keeps of them: queue every
+            # (cadre, day) with records, for the stays refresher to pair again.
+            conn.execute(
+                text(
+                    'INSERT INTO "stays_dirty" ("cadre_id", "service_day", "mark") '
+                    'SELECT DISTINCT "cadre_id", "service_day", 0 FROM "events" WHERE true '
+                    'ON CONFLICT ("cadre_id", "service_day") DO NOTHING'  # (SQLite needs WHERE)
+                )
+            )
+    return added

@@ -223,6 +223,10 @@ stays = Table(
     Column("departure_kiosk_id", String(64)),
     Column("duration_s", Integer),
     Column("state", String(16), nullable=False),  # open | closed | no_departure | no_arrival
+    # Whether the arrival / departure counts on a person's word, not a badge (central/stays/
+    # pairing.py `by_hand`); NULL: no such record.
+    Column("arrival_by_hand", Boolean),
+    Column("departure_by_hand", Boolean),
     Column("flags", Text, nullable=False, default="[]"),  # JSON list, see central/stays/pairing.py
     Index("ix_stays_site_day", "site_id", "service_day"),
     Index("ix_stays_cadre_day", "cadre_id", "service_day"),

@@ -32,6 +32,16 @@ from central import corrections as staff_corrections
 from central.timefix import DayRule
 
 EXPLICIT_SOURCES = frozenset({"manual", staff_corrections.STAFF_SOURCE})
+# Records a badge proves (the centre verified the badge token they carry: central/ingest/).
+BADGE_SOURCES = frozenset({"camera", "wedge"})
+
+
+def by_hand(record: dict[str, Any] | None) -> bool | None:
+    """Whether a record counts on a person's word rather than a badge: entered by the lead or by
+    staff, or its kind or time changed by a staff correction. None: no record."""
+    if record is None:
+        return None
+    return record.get("source") not in BADGE_SOURCES or record.get("corrected_by") is not None
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,8 @@ class Stay:
             "arrival_kiosk_id": self.arrival.get("kiosk_id") if self.arrival else None,
             "departure_kiosk_id": self.departure.get("kiosk_id") if self.departure else None,
             "duration_s": duration,
+            "arrival_by_hand": by_hand(self.arrival),
+            "departure_by_hand": by_hand(self.departure),
             "state": self.state,
             "flags": json.dumps(self.flags) if self.flags else "[]",
         }

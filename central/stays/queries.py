@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, literal, select
+from sqlalchemy import Connection, and_, case, false, func, literal, or_, select
 
 from central.db.schema import cadres, events, sites, stays
 from central.stays.pairing import StayRules
@@ -67,6 +67,7 @@ class SiteDay:
     absent: int  # on the roster, not seen at the site that day
     visitors: int  # seen at the site, on another site's roster or none
     no_departure: int = 0  # arrived, not present, never seen leaving
+    by_hand: int = 0  # arrived, with no record a badge proves that day: entered by hand
 
 
 def _present_cutoff(day: date, now: datetime, rules: StayRules) -> datetime | None:
@@ -96,6 +97,12 @@ def _summaries(
         func.max(case((open_now, 1), else_=0)).label("is_present"),
         func.max(case((stays.c.state == "closed", 1), else_=0)).label("has_closed"),
         func.max(case((cadres.c.site_id == stays.c.site_id, 1), else_=0)).label("on_roster"),
+        func.max(
+            case(
+                (or_(stays.c.arrival_by_hand == false(), stays.c.departure_by_hand == false()), 1),
+                else_=0,
+            )
+        ).label("proven"),
     ).select_from(stays.outerjoin(cadres, cadres.c.cadre_id == stays.c.cadre_id))
     per_cadre = per_cadre.where(stays.c.service_day == day)
     if site_id is not None:
@@ -109,6 +116,7 @@ def _summaries(
             case((and_(cadre_rows.c.is_present == 0, cadre_rows.c.has_closed == 1), 1), else_=0)
         ).label("departed"),
         func.sum(cadre_rows.c.on_roster).label("on_roster"),
+        func.sum(cadre_rows.c.proven).label("proven"),
     ).group_by(cadre_rows.c.site_id)
     expected = select(cadres.c.site_id, func.count().label("expected")).group_by(cadres.c.site_id)
     names = select(sites.c.site_id, sites.c.name)
@@ -125,6 +133,7 @@ def _summaries(
         present = int(row.present or 0) if row else 0
         departed = int(row.departed or 0) if row else 0
         on_roster = int(row.on_roster or 0) if row else 0
+        proven = int(row.proven or 0) if row else 0
         want = expected_by_site.get(sid, 0)
         result.append(
             SiteDay(
@@ -137,6 +146,7 @@ def _summaries(
                 absent=max(want - on_roster, 0),
                 visitors=arrived - on_roster,
                 no_departure=arrived - present - departed,
+                by_hand=arrived - proven,
             )
         )
     return result

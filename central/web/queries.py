@@ -104,6 +104,7 @@ def totals(rows: Sequence[SiteDay]) -> SiteDay:
         absent=sum(r.absent for r in rows),
         visitors=sum(r.visitors for r in rows),
         no_departure=sum(r.no_departure for r in rows),
+        by_hand=sum(r.by_hand for r in rows),
     )
 
 
@@ -145,6 +146,7 @@ class CadreDay:
     stays: int = 0
     hours_s: int = 0
     flags: set[str] = field(default_factory=set)
+    by_hand: bool = True  # no record a badge proves that day (until one is found)
 
 
 @dataclass
@@ -200,6 +202,8 @@ def site_page(
             person.last_departure = departure
         person.hours_s += int(stay.duration_s or 0)
         person.flags.update(_flags(stay.flags))
+        if stay.arrival_by_hand is False or stay.departure_by_hand is False:
+            person.by_hand = False
         if person.status == "present":
             continue
         if stay.cadre_id in present:

@@ -87,7 +87,8 @@ def test_voiding_a_record_and_changing_one_are_appended_never_edited(app, seeded
     assert kiosk_record.kind == "departure", "the kiosk's record itself is untouched"
     timeline = text_of(admin.get("/staff/cadres/C001"))
     assert "改为 2026-11-29 10:45:00 离开 — 其实是 10:45 走的 (admin)" in timeline
-    assert "06:00 S01-1 10:45 S01-1 4 小时 45 分" in timeline
+    # The departure's time is now staff's word, not the badge's: counted as by hand.
+    assert "06:00 S01-1 10:45 S01-1 手工录入 4 小时 45 分" in timeline
 
 
 def test_a_correction_needs_a_reason_and_stays_in_its_day(app, seeded, admin, engine):

@@ -15,7 +15,7 @@ from sqlalchemy import inspect, select, text
 from central import roster
 from central.badges import issue_badges
 from central.db.engine import create_schema
-from central.db.schema import anomalies, badge_proofs, events, stays
+from central.db.schema import anomalies, badge_proofs, events, stays, stays_dirty
 from central.ingest import proofs as proofs_module
 from central.ingest.clocks import apply_clock_samples
 from central.ingest.proofs import BadgeProofs
@@ -211,22 +211,32 @@ def test_the_lead_may_only_void_records_of_the_same_cadre(site):
     assert any("no record of this kiosk" in d for d in details)
 
 
-def test_a_store_made_before_proofs_gains_their_columns(tmp_path):
-    """create_schema adds the columns added since a table was made; old rows read NULL."""
-    from central.db.engine import make_engine
-
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    create_schema(engine)
+def test_a_store_made_before_proofs_gains_their_columns(central_engine):
+    """create_schema adds the columns added since a table was made (old rows read NULL), and
+    queues every stay to be paired again when the stays table gained some."""
+    engine = central_engine
+    load_roster(engine, {"S01": ["C1"]})
+    kiosk_id, _ = enrolled(engine, "S01")
+    log = MemoryLog(kiosk_id, "S01")
+    push(engine, log, [log.record("C1", "arrival", T0)], fresh_checks())
     with engine.begin() as conn:
         conn.execute(text('ALTER TABLE events DROP COLUMN "quarantine"'))
-        conn.execute(text('ALTER TABLE events DROP COLUMN "badge_token"'))
         conn.execute(text('ALTER TABLE boots DROP COLUMN "contact_at"'))
+        conn.execute(text('ALTER TABLE stays DROP COLUMN "arrival_by_hand"'))
     assert "quarantine" not in {c["name"] for c in inspect(engine).get_columns("events")}
-    create_schema(engine)
+    assert create_schema(engine) == {
+        ("events", "quarantine"),
+        ("boots", "contact_at"),
+        ("stays", "arrival_by_hand"),
+    }
     fresh = inspect(engine)
-    assert {"quarantine", "badge_token"} <= {c["name"] for c in fresh.get_columns("events")}
+    assert "quarantine" in {c["name"] for c in fresh.get_columns("events")}
     assert "contact_at" in {c["name"] for c in fresh.get_columns("boots")}
-    engine.dispose()
+    with engine.connect() as conn:
+        assert conn.execute(select(events.c.quarantine)).scalars().all() == [None]
+        queued = conn.execute(select(stays_dirty.c.cadre_id, stays_dirty.c.service_day)).all()
+    assert [tuple(q) for q in queued] == [("C1", T0.date() + timedelta(days=1))]
+    assert create_schema(engine) == set()
 
 
 def test_a_record_dated_before_the_kiosks_measured_records_cannot_hold(site):

@@ -264,3 +264,31 @@ def test_staff_added_departure_is_not_a_departure_at_another_kiosk():
     (across,), _ = pairing.pair_site("C1", "S01", DAY, [arrival, other_kiosk], RULES)
     assert by_staff.state == "closed" and "cross_kiosk" not in by_staff.flags
     assert "cross_kiosk" in across.flags
+
+
+def test_arrivals_by_hand_are_counted_apart(site):
+    """Arrived counts everyone seen; `by_hand` those with no record a badge proves that day: the
+    lead's entries and a kiosk's replacement, not a scan nor a departure scanned."""
+    gate, _ = two_kiosks(site)
+    hand = {"source": "manual", "operator": "lead", "reason": "no badge", "badge_serial": None}
+    scanned = gate.record("C3", "arrival", T0)
+    batch = [
+        gate.record("C1", "arrival", T0),  # a scan
+        gate.record("C2", "arrival", T0 + timedelta(minutes=1), **hand),  # the lead's word
+        scanned,
+        gate.record(  # the lead replaces C3's scan: the new time is the lead's word
+            "C3",
+            "arrival",
+            T0 + timedelta(minutes=3),
+            corrects=scanned.event_id,
+            flags=["time_entered_by_operator"],
+            **hand,
+        ),
+        gate.record("C9", "departure", T0 + timedelta(minutes=4)),  # seen leaving, by badge
+    ]
+    push(site, gate, batch)
+    with site.connect() as conn:
+        summary = stay_queries.site_day_summary(conn, "S01", DAY, T0 + timedelta(hours=1), RULES)
+        c2 = stay_queries.stays_for_cadre(conn, "C2", DAY, DAY)
+    assert (summary.arrived, summary.by_hand) == (4, 2)
+    assert (c2[0]["arrival_by_hand"], c2[0]["departure_by_hand"]) == (True, None)

@@ -48,7 +48,15 @@ def stamp(conn: Connection, *parts: str) -> str:
 def _counts(summary: Any) -> dict[str, int]:
     return {
         name: int(getattr(summary, name))
-        for name in ("expected", "arrived", "present", "departed", "no_departure", "absent")
+        for name in (
+            "expected",
+            "arrived",
+            "present",
+            "departed",
+            "no_departure",
+            "absent",
+            "by_hand",
+        )
     }
 
 
