@@ -300,7 +300,8 @@ def site_counts(page) -> dict[str, int]:
     """The kiosk's site row on the all-sites page, column by column."""
     row = page.locator("tr", has_text=KIOSK_SITE).first
     numbers = [int(text) for text in row.locator("td.num").all_inner_texts()]
-    columns = ["expected", "arrived", "present", "departed", "no_departure", "absent"]
+    # The headers name their figure (data-f), so a column added later cannot shift the others.
+    columns = page.locator("th.num[data-f]").evaluate_all("ths => ths.map(th => th.dataset.f)")
     return dict(zip(columns, numbers, strict=True))
 
 
