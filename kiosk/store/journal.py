@@ -2,7 +2,9 @@
 
 This is the durability point of the log. Appending a line and one fsync cost the same whether the
 log holds ten events or a million. Segments receive the journal's events in batches at checkpoints
-(the fold); a journal whose events are all in segments is deleted.
+(the fold). When a fold takes its batch, appends move to a fresh journal the fold made beforehand
+(so the switch costs the appending thread nothing), and the old one is deleted once a manifest
+that covers its last event is on disk.
 """
 
 from __future__ import annotations
@@ -142,13 +144,16 @@ class Journal:
             self._disk.close(self._fd)
 
 
-def open_new_journal(folder: Path, disk: DiskIO, first_seq: int) -> Journal:
-    """A fresh journal named after `first_seq`. A non-empty file of that name can only hold
-    bytes that were not replayed (garbage that could not be cut off): it is never continued."""
+def open_new_journal(
+    folder: Path, disk: DiskIO, first_seq: int, avoid: frozenset[Path] = frozenset()
+) -> Journal:
+    """A fresh journal named after `first_seq` (a hint for ordering: replay goes by the seqs in
+    the lines). A non-empty file of that name can only hold bytes that were not replayed
+    (garbage that could not be cut off): it is never continued, nor is a file in `avoid`."""
     attempt = 0
     while True:
         path = folder / journal_name(first_seq, attempt)
-        if not path.exists() or path.stat().st_size == 0:
+        if path not in avoid and (not path.exists() or path.stat().st_size == 0):
             break
         attempt += 1
     journal = Journal(path, disk, 0)
@@ -161,17 +166,31 @@ def open_new_journal(folder: Path, disk: DiskIO, first_seq: int) -> Journal:
 
 
 class JournalWriter:
-    """The journal that appends go to: opened at start, opened again by the next append when the
-    disk refused it, replaced by a fresh one after each fold. Called under the log's lock."""
+    """The journal appends go to, a fresh one made ahead for the next fold, and older ones kept
+    until their events are in a segment the manifest lists.
+
+    `start`, `append` and `switch` run under the log's lock; `prepare` and `release` in the fold,
+    which holds the fold lock (so only one fold at a time touches the spare and the retired)."""
 
     def __init__(self, folder: Path, disk: DiskIO) -> None:
         self._folder = folder
         self._disk = disk
         self._current: Journal | None = None
+        self._spare: Journal | None = None
+        self._retired: list[tuple[Path, int]] = []  # (journal, the last seq it can hold)
+
+    def _in_use(self) -> frozenset[Path]:
+        paths = {path for path, _last in self._retired}
+        paths.update(j.path for j in (self._current, self._spare) if j is not None)
+        return frozenset(paths)
 
     def start(self, first_seq: int) -> None:
+        """Appends go to a fresh journal from `first_seq` on; the journals already there hold
+        nothing after `first_seq - 1` and go when a manifest covers that."""
+        for _first, _attempt, path in iter_journal_files(self._folder):
+            self._retired.append((path, first_seq - 1))
         try:
-            self._current = open_new_journal(self._folder, self._disk, first_seq)
+            self._current = open_new_journal(self._folder, self._disk, first_seq, self._in_use())
         except OSError as exc:
             # A full or read-only disk at start: the log opens for reading, and every append
             # tries again, so recording resumes by itself when the disk recovers.
@@ -183,30 +202,55 @@ class JournalWriter:
         Raises StoreWriteError when the disk refuses (nothing confirmed, nothing damaged)."""
         if self._current is None:
             try:
-                self._current = open_new_journal(self._folder, self._disk, seq)
+                self._current = open_new_journal(self._folder, self._disk, seq, self._in_use())
             except OSError as exc:
                 raise StoreWriteError("could not store the event", exc) from exc
         self._current.append(line)
 
-    def rotate(self, first_seq: int) -> None:
-        """Every event so far is in a segment: start a fresh journal at `first_seq` and delete
-        the others. When the fresh one cannot be made, the old one is kept and appended to."""
-        old = self._current
-        try:
-            fresh = open_new_journal(self._folder, self._disk, first_seq)
-        except OSError as exc:
-            log.warning("journal not rotated (%s); the old one is kept", exc)
+    def prepare(self, first_seq_hint: int) -> None:
+        """Make the next journal now (a file and an fsync of the folder), outside the log's
+        lock, so that `switch` only swaps descriptors. When it cannot be made, the fold goes on
+        and appends stay in the current journal."""
+        if self._spare is not None:
             return
-        self._current = fresh
-        if old is not None:
-            old.close()
-        for _first, _attempt, path in iter_journal_files(self._folder):
-            if path != fresh.path:
-                with contextlib.suppress(OSError):
-                    self._disk.unlink(path)
+        try:
+            self._spare = open_new_journal(self._folder, self._disk, first_seq_hint, self._in_use())
+        except OSError as exc:
+            log.warning("next journal not made (%s); appends stay in the current one", exc)
+
+    def switch(self, last_seq: int) -> None:
+        """The fold takes every event up to `last_seq`: appends go to the spare from here on,
+        and the current journal is kept until a manifest covers `last_seq`."""
+        if self._spare is None:
+            return
+        if self._current is not None:
+            self._current.close()
+            self._retired.append((self._current.path, last_seq))
+        self._current, self._spare = self._spare, None
+
+    def release(self, through: int) -> None:
+        """A manifest covering `through` is on disk: delete the journals that hold nothing
+        after it."""
+        done = [path for path, last in self._retired if last <= through]
+        if not done:
+            return
+        for path in done:
+            try:
+                self._disk.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("old journal %s not deleted yet: %s", path.name, exc)
+                continue
+            self._retired = [(p, last) for p, last in self._retired if p != path]
         with contextlib.suppress(OSError):
             self._disk.fsync_dir(self._folder)
 
     def close(self) -> None:
-        if self._current is not None:
-            self._current.close()
+        for journal in (self._current, self._spare):
+            if journal is not None:
+                journal.close()
+        if self._spare is not None:
+            with contextlib.suppress(OSError):
+                self._disk.unlink(self._spare.path)
+        self._current = self._spare = None

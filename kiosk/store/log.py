@@ -12,13 +12,15 @@
     manifest.py   manifest.json read and written
     damage.py     unreadable bytes kept aside, damaged segments salvaged, the RecoveryReport
 
-An append: seal the event (seq, previous hash), write one journal line, fsync, return. Every
-`checkpoint_events` appends the journal's events are folded into the open segment in one atomic
-write, the manifest is replaced, and a fresh journal begins. At open, recovery repairs what a
-crash left; `recovery` says what was found.
+An append: seal the event (seq, previous hash), write one journal line, fsync, return: one fsync
+on the scan's path. Every `checkpoint_events` appends a background thread folds the journal's
+events into the open segment in one atomic write, replaces the manifest, and moves appends to a
+fresh journal (fold.py). At open, recovery repairs what a crash left; `recovery` says what was
+found.
 
-One lock serialises every call, so the log can be shared by the scan path, the pages and the sync
-agent's thread.
+One lock (the log's) serialises every call, so the log can be shared by the scan path, the pages
+and the sync agent's thread; the fold and the cursor write do their disk work outside it, taking
+it only for moments, so a scan never waits for their fsyncs.
 """
 
 from __future__ import annotations
@@ -36,11 +38,10 @@ from kiosk.store.catalog import SegmentCatalog
 from kiosk.store.config import StoreConfig
 from kiosk.store.damage import Quarantine, RecoveryReport
 from kiosk.store.diskio import TEMP_SUFFIX, DiskIO, StoreWriteError, atomic_write_json
-from kiosk.store.fold import Fold
+from kiosk.store.fold import Fold, FoldWriter
 from kiosk.store.folder import LogFolder, StoreError
 from kiosk.store.index import CadreIndex, EventSummary
 from kiosk.store.journal import JournalWriter
-from kiosk.store.manifest import write_manifest
 from kiosk.store.recovery import Recovery
 from kiosk.store.retention import Retention
 from kiosk.store.segments import SegmentMeta
@@ -75,6 +76,8 @@ class EventLog:
         self._disk = disk or DiskIO()
         self._folder = LogFolder(self.directory)
         self._lock = threading.RLock()
+        self._fold_lock = threading.Lock()  # one fold at a time; taken before the log's lock
+        self._cursor_lock = threading.Lock()  # one cursor write at a time, outside the log's lock
         self._closed = False
         self.recovery = RecoveryReport()
         self._state = LogState()
@@ -83,15 +86,18 @@ class EventLog:
         self._catalog = SegmentCatalog(self._folder, self._disk, self.config, self._quarantine)
         self._journal = JournalWriter(self._folder.journal_dir, self._disk)
         self._retention = Retention(
-            self._folder, self._disk, self.config, self._state, self._catalog, self._write_manifest
+            self._folder, self._disk, self._lock, self._state, self._catalog
         )
         self._fold = Fold(
             self.config,
+            self._folder,
+            self._disk,
+            self._lock,
             self._state,
             self._catalog,
+            self._index,
             self._journal,
             self._retention,
-            self._write_manifest,
         )
         self._lock_fd = self._folder.take_lock(self._disk)
         try:
@@ -99,6 +105,7 @@ class EventLog:
         except BaseException:
             self._folder.release_lock(self._lock_fd)
             raise
+        self._writer = FoldWriter(self._fold, self._fold_lock, f"fold {self.directory.name}")
 
     def _open(self) -> None:
         recovery = Recovery(
@@ -114,16 +121,10 @@ class EventLog:
         self._journal.start(self._state.last_seq + 1)
         if recovery.needs_recording:
             # Record the repair now, so the next open does not have to do it again.
-            with contextlib.suppress(OSError):
-                if self._state.buffer:
-                    self.checkpoint()
-                else:
-                    self._write_manifest()
+            with contextlib.suppress(OSError), self._fold_lock:
+                self._fold.run(force_manifest=True)
         if not self.recovery.clean:
             log.warning("event log %s opened: %s", self.directory, self.recovery.summary())
-
-    def _write_manifest(self) -> None:
-        write_manifest(self._disk, self._folder, self._state, self._catalog, self._index)
 
     # ---------------------------------------------------------------- paths
 
@@ -168,14 +169,16 @@ class EventLog:
             draft["seq"] = state.last_seq + 1
             draft["prev_hash"] = state.head_hash
             event = seal(draft)
-            self._journal.append(event.seq, event.model_dump_json().encode() + b"\n")
+            text = event.wire_json()
+            self._journal.append(event.seq, text + b"\n")
             # Durable from here on: only memory changes below, and the fold, which cannot undo it.
             state.buffer.append(event)
+            state.lines.append(text)
             state.last_seq = event.seq
             state.head_hash = event.hash
             self._index.add(event)
             if self._fold.due():
-                self._fold.run_or_put_off()
+                self._writer.request()
             return event
 
     def can_write(self) -> bool:
@@ -199,15 +202,15 @@ class EventLog:
                     self._disk.unlink(probe)
             return True
 
-    def wait_idle(self) -> None:
-        """Return when no fold is under way (folds run in the appending thread for now)."""
-        with self._lock:
-            return
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no background fold is asked for or under way; False on timeout."""
+        return self._writer.wait_idle(timeout)
 
     def checkpoint(self) -> None:
-        """Move the journal's events into segments and start a fresh journal."""
-        with self._lock:
-            self._check_open()
+        """Move the journal's events into segments now, in this thread; raises when a write
+        fails (nothing confirmed is lost)."""
+        self._check_open()
+        with self._fold_lock:
             self._fold.run()
 
     # ---------------------------------------------------------------- the sync cursor
@@ -229,13 +232,16 @@ class EventLog:
                 raise ValueError(
                     f"cannot acknowledge seq {through_seq}: the log ends at {self._state.last_seq}"
                 )
+        # The write (three fsyncs) happens outside the log's lock: a scan never waits for it.
+        with self._cursor_lock:
             if through_seq <= self._state.acked:
                 return
             try:
                 atomic_write_json(self._disk, self.cursor_path, {"acknowledged_seq": through_seq})
             except OSError as exc:
                 raise StoreWriteError("could not save the sync cursor", exc) from exc
-            self._state.acked = through_seq
+            with self._lock:
+                self._state.acked = through_seq
 
     @property
     def acknowledged_seq(self) -> int:
@@ -382,13 +388,14 @@ class EventLog:
     def archive_old(self, older_than: datetime) -> int:
         """Move sealed segments whose events are all acknowledged and older than `older_than`
         into archive/. Nothing is deleted. Returns how many segments moved."""
-        with self._lock:
-            self._check_open()
+        self._check_open()
+        with self._fold_lock:
             try:
-                self.checkpoint()
+                return self._fold.run(archive_before=older_than)
+            except StoreWriteError:
+                raise
             except OSError as exc:
                 raise StoreWriteError("could not fold the journal before archiving", exc) from exc
-            return self._retention.archive(older_than)
 
     @property
     def segment_count(self) -> int:
@@ -405,14 +412,17 @@ class EventLog:
             raise StoreError("the event log is closed")
 
     def close(self) -> None:
+        """Wait for the fold under way, fold what is left, and let go of the folder."""
         with self._lock:
             if self._closed:
                 return
-            with contextlib.suppress(OSError):
-                self.checkpoint()
+            self._closed = True  # appends refused from here on
+        self._writer.stop()
+        with self._fold_lock, contextlib.suppress(OSError):
+            self._fold.run()
+        with self._lock:
             self._catalog.close()
             self._journal.close()
-            self._closed = True
             self._folder.release_lock(self._lock_fd)
 
     def __enter__(self) -> EventLog:

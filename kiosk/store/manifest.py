@@ -1,21 +1,24 @@
 """manifest.json: the segment list, the seq they cover, the chain's head and the per-cadre index.
 
-Written by atomic replace at the end of every fold and archiving, and only when no event waits in
-the journal: the index is written as of `through_seq`, and replaying the journal applies what came
-after. Read once at open; when it is missing or unreadable the log is rebuilt from the segments.
+Written by atomic replace at the end of every fold and archiving. The index in it is as of
+`through_seq` (a `ManifestBasis`, taken when the fold took its batch), whatever was appended
+since: replaying the journal at open applies what came after. Read once at open; when it is
+missing or unreadable the log is rebuilt from the segments.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kiosk.store.catalog import SegmentCatalog
 from kiosk.store.damage import Quarantine
 from kiosk.store.diskio import DiskIO, atomic_write_bytes
 from kiosk.store.folder import LogFolder
-from kiosk.store.index import CadreIndex
+from kiosk.store.index import CadreIndex, Entry
 from kiosk.store.segments import SegmentMeta
 from kiosk.store.state import LogState
 
@@ -65,23 +68,32 @@ def load_manifest(
     catalog.reindex()
 
 
+@dataclass(frozen=True)
+class ManifestBasis:
+    """What a manifest says of the events: every one up to `through` is in a segment, the last
+    of them hashed to `head_hash`, and the index rows as they were just after it."""
+
+    through: int
+    head_hash: str
+    cadres: dict[str, Entry]
+
+
 def write_manifest(
     disk: DiskIO,
     folder: LogFolder,
-    state: LogState,
-    catalog: SegmentCatalog,
+    basis: ManifestBasis,
+    live: list[SegmentMeta],
+    archived: list[SegmentMeta],
     index: CadreIndex,
+    pause: Callable[[], None] | None = None,
 ) -> None:
-    # The index is written as of `through`; journal replay applies what came after. So the
-    # manifest is only written when nothing is waiting in the journal.
-    assert not state.buffer, "manifest written with events still only in the journal"
     data = {
         "format": MANIFEST_FORMAT,
-        "through_seq": state.through,
-        "head_hash": state.head_hash,
-        "segments": [m.as_json() for m in catalog.live],
-        "archived": [m.as_json() for m in catalog.archived],
+        "through_seq": basis.through,
+        "head_hash": basis.head_hash,
+        "segments": [m.as_json() for m in live],
+        "archived": [m.as_json() for m in archived],
     }
     head = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    text = head[:-1] + ',"cadres":{' + index.manifest_json() + "}}"
+    text = head[:-1] + ',"cadres":{' + index.manifest_json(basis.cadres, pause) + "}}"
     atomic_write_bytes(disk, folder.manifest_path, text.encode())

@@ -169,6 +169,17 @@ class Recovery:
     def _check_segment_files(self) -> None:
         """Listed segments must exist and parse; a torn one is salvaged, what it lost reported."""
         catalog, report = self._catalog, self.report
+        for meta in catalog.archived:
+            moved = self._folder.archive_dir / meta.file
+            left = self._folder.segment_dir / meta.file
+            if not moved.exists() and left.exists():
+                # Listed as archived, the move itself lost by a power cut: make it again.
+                try:
+                    self._disk.replace(left, moved)
+                    self._disk.fsync_dir(self._folder.archive_dir)
+                    self._disk.fsync_dir(self._folder.segment_dir)
+                except OSError as exc:
+                    log.error("could not finish moving %s to archive/: %s", meta.file, exc)
         for meta in list(catalog.live):
             path = self._folder.segment_dir / meta.file
             if not path.exists():
@@ -313,6 +324,7 @@ class Recovery:
             if seq != expected:
                 lost += range(expected, seq)
             state.buffer.append(event)
+            state.lines.append(event.wire_json())
             self._index.add(event)
             state.last_seq = seq
             state.head_hash = event.hash

@@ -1,81 +1,76 @@
 """Retention: sealed segments whose events the centre acknowledged, and that are old enough, move
-from segments/ to archive/. Nothing is deleted; archived events stay readable (sync, export)."""
+from segments/ to archive/. Nothing is deleted; archived events stay readable (sync, export).
+
+Run by the fold, after it committed its batch and before it writes the manifest, so the manifest
+that lists a segment as archived is written only once the move is on disk.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime, timedelta
+import threading
+from datetime import datetime
 
 from kiosk.store.catalog import SegmentCatalog
-from kiosk.store.config import StoreConfig
 from kiosk.store.diskio import DiskIO, StoreWriteError
 from kiosk.store.folder import LogFolder
 from kiosk.store.state import LogState
-from sync.events import Event
 
 log = logging.getLogger(__name__)
 
 
 class Retention:
-    """Called under the log's lock, after a fold (the manifest must not lag the journal)."""
-
     def __init__(
         self,
         folder: LogFolder,
         disk: DiskIO,
-        config: StoreConfig,
+        lock: threading.RLock,
         state: LogState,
         catalog: SegmentCatalog,
-        write_manifest: Callable[[], None],
     ) -> None:
         self._folder = folder
         self._disk = disk
-        self._config = config
+        self._lock = lock
         self._state = state
         self._catalog = catalog
-        self._write_manifest = write_manifest
 
-    def archive(self, older_than: datetime) -> int:
+    def move(self, older_than: datetime) -> int:
         """Move every sealed, acknowledged segment whose newest event is older than `older_than`.
-        Returns how many moved; raises StoreWriteError when the disk refuses (what moved so far
-        is recorded at the next open at the latest)."""
-        catalog = self._catalog
+        Returns how many moved; raises StoreWriteError when the disk refuses (what moved before
+        stays moved, and the caller's manifest records it)."""
+        catalog, folder = self._catalog, self._folder
         moved = 0
-        for meta in list(catalog.live):
-            if not meta.sealed or meta.last > self._state.acked or meta.max_time is None:
-                continue
-            if datetime.fromisoformat(meta.max_time) >= older_than:
-                continue
-            catalog.forget(meta.file)
-            try:
-                self._disk.replace(
-                    self._folder.segment_dir / meta.file, self._folder.archive_dir / meta.file
-                )
-                self._disk.fsync_dir(self._folder.archive_dir)
-                self._disk.fsync_dir(self._folder.segment_dir)
-            except OSError as exc:
-                if moved:
-                    catalog.reindex()
-                raise StoreWriteError("could not archive old events", exc) from exc
-            catalog.live.remove(meta)
-            catalog.archived.append(meta)
+        failure: OSError | None = None
+        with self._lock:
+            due = [
+                meta
+                for meta in catalog.live
+                if meta.sealed
+                and meta.last <= self._state.acked
+                and meta.max_time is not None
+                and datetime.fromisoformat(meta.max_time) < older_than
+            ]
+        for meta in due:
+            # One rename under the lock: a reader finds the file where the catalogue says it is.
+            with self._lock:
+                try:
+                    self._disk.replace(
+                        folder.segment_dir / meta.file, folder.archive_dir / meta.file
+                    )
+                except OSError as exc:
+                    failure = exc
+                    break
+                catalog.forget(meta.file)
+                catalog.live.remove(meta)
+                catalog.archived.append(meta)
+                catalog.reindex()
             moved += 1
         if moved:
-            catalog.reindex()
             try:
-                self._write_manifest()
+                self._disk.fsync_dir(folder.archive_dir)
+                self._disk.fsync_dir(folder.segment_dir)
             except OSError as exc:
-                # The open-time check finishes the move from the files themselves.
-                raise StoreWriteError("could not record archived segments", exc) from exc
+                failure = failure or exc
+        if failure is not None:
+            raise StoreWriteError("could not archive old events", failure)
         return moved
-
-    def after_fold(self, newest: Event) -> None:
-        """With `retention_days` set: age is measured back from the newest event's time (the
-        log has no clock of its own); a wrong clock only moves a segment early or late."""
-        if self._config.retention_days is None:
-            return
-        try:
-            self.archive(newest.device_time - timedelta(days=self._config.retention_days))
-        except OSError as exc:
-            log.warning("old events not archived yet: %s", exc)

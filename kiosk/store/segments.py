@@ -2,27 +2,31 @@
 
 Stock TinyDB keeps one table in one JSON file and rewrites it in place for every insert: cost grows
 with history, a kill mid-write leaves JSON that no longer parses. Here each segment holds at most
-a few thousand events, is written by `SegmentStorage` (tmp file, fsync, rename, fsync folder), and
-receives events in batches at checkpoints, so TinyDB's whole-table rewrite stays bounded. Document
-ids are the events' `seq`, so a batch replayed after a crash cannot be stored twice.
+a few thousand events in TinyDB's layout (`{"events": {"<seq>": {...}}}`, read through TinyDB and
+`SegmentStorage`), and receives events in batches at checkpoints: the fold writes a whole new file
+(tmp file, fsync, rename, fsync folder), its bytes made from the previous file's bytes and the new
+events' journal lines (`SegmentImage`), so a batch costs what the batch holds, not what the segment
+holds. Document ids are the events' `seq`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
-from tinydb.table import Document, Table
+from tinydb.table import Table
 
 from kiosk.store.diskio import DiskIO, atomic_write_bytes
 
 TABLE = "events"
+_HEAD = b'{"events":{'
+_TAIL = b"}}"
 SEGMENT_GLOB = "seg-*.json"
 _SEGMENT_NAME = re.compile(r"seg-(\d{12})\.json")
 # Where each stored document starts: `"<doc id>":{`. Inside JSON strings every quote is escaped,
@@ -102,15 +106,74 @@ class SegmentMeta:
     bytes: int
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Written by hand: dataclasses.asdict deep-copies, ten times slower, for every segment
+        # at every manifest.
+        return {
+            "file": self.file,
+            "first": self.first,
+            "last": self.last,
+            "count": self.count,
+            "min_time": self.min_time,
+            "max_time": self.max_time,
+            "sealed": self.sealed,
+            "bytes": self.bytes,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SegmentMeta:
         return cls(**data)
 
 
+def encode_segment(docs: Mapping[str, dict[str, Any]]) -> bytes:
+    """A segment file's bytes in TinyDB's layout, documents in seq order."""
+    ordered = {key: docs[key] for key in sorted(docs, key=int)}
+    return json.dumps({TABLE: ordered}, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class SegmentImage:
+    """A segment file as the fold last wrote it: its bytes and its documents. Never changed once
+    made: a fold makes a new image, and readers keep using the old one until the fold's result
+    is committed under the log's lock."""
+
+    name: str
+    raw: bytes
+    docs: Mapping[str, dict[str, Any]]
+
+    @classmethod
+    def empty(cls, name: str) -> SegmentImage:
+        return cls(name, _HEAD + _TAIL, {})
+
+    @classmethod
+    def of(cls, name: str, raw: bytes, docs: Mapping[str, dict[str, Any]]) -> SegmentImage:
+        """From a file's bytes and the documents to keep; bytes in another layout, or holding
+        documents not kept, are encoded again."""
+        in_layout = raw.startswith(_HEAD) and raw.endswith(_TAIL)
+        if in_layout:
+            try:
+                parsed = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                in_layout = False
+            else:
+                in_layout = list(parsed) == [TABLE] and set(parsed[TABLE]) == set(docs)
+        return cls(name, raw if in_layout else encode_segment(docs), dict(docs))
+
+    def extended(self, entries: Sequence[tuple[int, bytes, dict[str, Any]]]) -> SegmentImage:
+        """With (seq, the event's JSON, its document) added after what the image holds."""
+        if not entries:
+            return self
+        body = b",".join(b'"%d":%s' % (seq, text) for seq, text, _doc in entries)
+        separator = b"," if self.docs else b""
+        raw = self.raw[: -len(_TAIL)] + separator + body + _TAIL
+        docs = dict(self.docs)
+        for seq, _text, doc in entries:
+            assert str(seq) not in docs, f"seq {seq} is in {self.name} already"
+            docs[str(seq)] = doc
+        return SegmentImage(self.name, raw, docs)
+
+
 class Segment:
-    """One open segment file: a TinyDB with one table of event documents keyed by seq."""
+    """One segment file, for reading: a TinyDB with one table of event documents keyed by seq."""
 
     def __init__(self, path: Path, disk: DiskIO) -> None:
         self.path = path
@@ -132,14 +195,6 @@ class Segment:
     def get(self, seq: int) -> dict[str, Any] | None:
         doc = self.table.get(doc_id=seq)
         return dict(doc) if doc is not None else None
-
-    def add(self, docs: Iterable[tuple[int, dict[str, Any]]]) -> int:
-        """Insert documents not already present, in one atomic write. Returns how many were new."""
-        present = self.docs()
-        fresh = [Document(doc, doc_id=seq) for seq, doc in docs if str(seq) not in present]
-        if fresh:
-            self.table.insert_multiple(fresh)
-        return len(fresh)
 
     def seqs(self) -> list[int]:
         return sorted(int(key) for key in self.docs())
@@ -177,9 +232,7 @@ def salvage(raw: bytes) -> dict[int, dict[str, Any]]:
 
 def write_segment_file(disk: DiskIO, path: Path, docs: dict[int, dict[str, Any]]) -> None:
     """Write a whole segment in TinyDB's layout (used when repairing a damaged one)."""
-    data = {TABLE: {str(seq): docs[seq] for seq in sorted(docs)}}
-    encoded = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-    atomic_write_bytes(disk, path, encoded)
+    atomic_write_bytes(disk, path, encode_segment({str(seq): doc for seq, doc in docs.items()}))
 
 
 def iter_segment_files(folder: Path) -> Iterator[tuple[int, Path]]:

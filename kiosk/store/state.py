@@ -13,6 +13,9 @@ class LogState:
 
     through: int = 0  # every event up to here is in a segment
     buffer: list[Event] = field(default_factory=list)  # events after `through`, in seq order
+    # Each buffered event's JSON as its journal line holds it (no newline): the fold writes these
+    # bytes into the segment as they are, instead of encoding the events again.
+    lines: list[bytes] = field(default_factory=list)
     last_seq: int = 0
     head_hash: str = GENESIS_HASH
     acked: int = 0  # the highest seq the centre acknowledged (cursor.json)

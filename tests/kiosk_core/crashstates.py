@@ -986,6 +986,7 @@ def explore(
     every: int = 1,
     seed: int = 1,
     workdir: Path | None = None,
+    points: list[int] | None = None,
 ) -> Tally:
     """Every `every`-th crash point of `trace` under each model, each distinct state once."""
     rng = random.Random(seed)
@@ -994,10 +995,13 @@ def explore(
     base = Path(tempfile.mkdtemp(prefix="powercut-", dir=workdir or scratch_dir()))
     seen: set[tuple[str, str, tuple[int, int, int]]] = set()
     try:
-        points = trace.crash_points()
-        chosen = points[::every]
-        if points and points[-1] not in chosen:
-            chosen.append(points[-1])
+        if points is not None:
+            chosen = points
+        else:
+            every_point = trace.crash_points()
+            chosen = every_point[::every]
+            if every_point and every_point[-1] not in chosen:
+                chosen.append(every_point[-1])
         number = 0
         for model_name in models:
             model = MODELS[model_name](trace)

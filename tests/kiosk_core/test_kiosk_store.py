@@ -55,7 +55,9 @@ def test_events_chain_and_survive_reopen(tmp_path):
 
 def test_seq_continues_after_a_crash_without_close(tmp_path):
     log = EventLog(tmp_path / "log", SMALL)
-    first = fill(log, 7)  # one checkpoint (4) and three in the journal only
+    first = fill(log, 4)  # a checkpoint (in the background)
+    log.wait_idle()
+    first += fill(log, 3, start=4)  # three in the journal only
     crashed = crash_copy(tmp_path / "log", tmp_path / "crashed")
     log.close()
     with EventLog(crashed, SMALL) as reopened:
@@ -152,6 +154,7 @@ def test_cut_files_keep_every_complete_event_and_report_the_rest(tmp_path):
         events = fill(log, 37)
         log.acknowledge(20)
         by_seq = {e.seq: e for e in events}
+        log.wait_idle()
         crashed = crash_copy(source, tmp_path / "base")
     files = sorted(p for p in crashed.rglob("*") if p.is_file() and p.name != "LOCK")
     rng = random.Random(11)
@@ -186,9 +189,10 @@ def test_cut_files_keep_every_complete_event_and_report_the_rest(tmp_path):
                 assert log.acknowledged_seq == 20
             for event in log.iter_events():
                 assert event == by_seq[event.seq]
-            # A journal cut at its end loses the newest events without a trace to report.
+            # A journal cut at its end loses the newest events without a trace to report; seqs
+            # reported lost are not used again.
             added = log.append(event_fields(900)).seq
-            assert added == max(kept) + 1
+            assert added == max(kept | reported) + 1
         with EventLog(copy, SMALL) as log:  # the repair itself was stored
             assert {e.seq for e in log.iter_events()} == (set(by_seq) - lost) | {added}
     assert segment_losses >= 5  # the trial did cut into segments, not only around them
@@ -312,10 +316,12 @@ def test_checkpoints_put_off_while_the_disk_is_full_events_still_durable(tmp_pat
         disk.fill_up()
         disk.fail_on = {"open"}  # new files (segment temp files) fail, the journal appends work
         fill(log, 6, start=3)  # crosses a checkpoint that cannot be written
+        log.wait_idle()
         assert log.segment_count == 0
         crashed = crash_copy(tmp_path / "log", tmp_path / "crashed")
         disk.recover()
         fill(log, 4, start=9)  # the next due checkpoint works
+        log.wait_idle()
         assert log.segment_count >= 1
     with EventLog(crashed, SMALL) as log:
         assert log.last_seq == 9 and verify_log(log).ok
@@ -365,10 +371,13 @@ def test_retention_setting_archives_at_checkpoints(tmp_path):
     with EventLog(tmp_path / "log", config) as log:
         old = BASE_TIME - timedelta(days=40)
         fill(log, 20, device_time=old)
+        log.wait_idle()
         log.acknowledge(20)
         fill(log, 3, start=20)  # recent, not yet at a checkpoint: nothing moves
+        log.wait_idle()
         assert log.archived_count == 0
         fill(log, 1, start=23)  # checkpoint: both sealed old segments are acknowledged
+        log.wait_idle()
         assert log.archived_count == 20 and log.segment_count == 1
         assert log.pending_count() == 4
 
@@ -442,7 +451,9 @@ class DiesAtManifest(DiskIO):
 def test_a_crash_between_the_segment_and_the_manifest_shows_each_event_once(tmp_path):
     disk = DiesAtManifest(at_fold=2)
     log = EventLog(tmp_path / "log", SMALL, disk=disk)
-    events = fill(log, 8)  # folds at 4 (whole) and at 8 (segment written, manifest not)
+    events = fill(log, 4)  # a fold, whole
+    log.wait_idle()
+    events += fill(log, 4, start=4)  # a fold: its segment written, its manifest not
     log.wait_idle()
     assert disk.manifests == 2
     crashed = crash_copy(tmp_path / "log", tmp_path / "crashed")
@@ -454,7 +465,7 @@ def test_a_crash_between_the_segment_and_the_manifest_shows_each_event_once(tmp_
         )
         assert everything == events
         assert verify_log(reopened).ok
-        assert reopened.recovery.fold_finished == 4 and reopened.recovery.replayed == 0
+        assert reopened.recovery.fold_finished >= 1  # the segment past the manifest was taken in
         assert not reopened.recovery.lost_anything
         assert reopened.append(event_fields(50)).seq == 9
     with EventLog(crashed, SMALL) as again:
@@ -506,3 +517,79 @@ def test_an_unreadable_line_before_readable_ones_is_a_loss_reported_once(tmp_pat
         again = crash_copy(crashed, tmp_path / "again")
     with EventLog(again, config) as log:
         assert log.recovery.clean, log.recovery.summary()
+
+
+# ---------------------------------------------------------------- the fold in the background
+
+
+class CountingDisk(DiskIO):
+    """Counts fsyncs by thread, and can hold the fold at its first segment fsync."""
+
+    def __init__(self) -> None:
+        self.fsyncs: dict[str, int] = {}
+        self.hold = threading.Event()
+        self.held = threading.Event()
+        self.hold.set()
+
+    def _count(self) -> None:
+        name = threading.current_thread().name
+        self.fsyncs[name] = self.fsyncs.get(name, 0) + 1
+
+    def fsync(self, fd: int) -> None:
+        self._count()
+        if threading.current_thread() is not threading.main_thread():
+            self.held.set()
+            self.hold.wait()
+        super().fsync(fd)
+
+    def fsync_dir(self, path: Path) -> None:
+        self._count()
+        super().fsync_dir(path)
+
+
+def test_an_append_pays_one_fsync_whatever_the_fold_does(tmp_path):
+    disk = CountingDisk()
+    with EventLog(
+        tmp_path / "log", StoreConfig(segment_events=50, checkpoint_events=10), disk=disk
+    ):
+        pass
+    log = EventLog(
+        tmp_path / "log", StoreConfig(segment_events=50, checkpoint_events=10), disk=disk
+    )
+    main = threading.current_thread().name
+    extra = []
+    for n in range(120):  # twelve folds, two sealed segments
+        before = disk.fsyncs.get(main, 0)
+        log.append(event_fields(n))
+        extra.append(disk.fsyncs.get(main, 0) - before - 1)
+        log.wait_idle()
+    assert extra == [0] * 120
+    assert log.segment_count == 3
+    assert sum(n for name, n in disk.fsyncs.items() if name != main) > 12 * 3
+    log.close()
+
+
+def test_reads_see_every_event_once_while_a_fold_is_held_and_close_waits_for_it(tmp_path):
+    disk = CountingDisk()
+    log = EventLog(tmp_path / "log", SMALL, disk=disk)
+    disk.hold.clear()
+    first = fill(log, 4)  # a fold is asked for, and held at its segment's fsync
+    assert disk.held.wait(10)
+    more = fill(log, 7, start=4)  # the scan goes on while the fold is held
+    expected = first + more
+    assert list(log.iter_events()) == expected
+    assert log.events_between(BASE_TIME, BASE_TIME + timedelta(days=1)) == expected
+    assert [log.event(e.seq) for e in expected] == expected
+    assert log.last_event(expected[-1].cadre_id) == expected[-1]
+    assert [e.seq for e in log.pending(100)] == list(range(1, 12))
+    closed = threading.Event()
+    closer = threading.Thread(target=lambda: (log.close(), closed.set()))
+    closer.start()
+    assert not closed.wait(0.3)  # close() waits for the fold under way
+    disk.hold.set()
+    closer.join(10)
+    assert closed.is_set()
+    with EventLog(tmp_path / "log", SMALL) as reopened:
+        assert reopened.recovery.clean and reopened.recovery.replayed == 0
+        assert list(reopened.iter_events()) == expected
+        assert verify_log(reopened).ok
