@@ -126,7 +126,7 @@ def create_app(
     instance = Path(instance_path) if instance_path else kiosk_settings.default_instance()
     instance = instance.resolve()
     make_dirs(DiskIO(), instance)  # synced: a power cut must not take the folder back
-    settings = settings or kiosk_settings.load(instance)
+    settings = settings or kiosk_settings.load_at_start(instance)
 
     app = Flask(
         "kiosk",

@@ -78,7 +78,7 @@ def run_command(instance: Path, host: str | None, port: int | None, log_level: s
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = load_or_exit(kiosk_settings.load, instance)
+    settings = load_or_exit(kiosk_settings.load_at_start, instance)
     try:
         app = create_app(instance, settings)
     except StoreError as exc:

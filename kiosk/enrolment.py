@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import socket
-import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ from kiosk import settings as kiosk_settings
 from kiosk.clock import TimeKeeper
 from kiosk.roster import CadreEntry, RosterSnapshot, RosterStore
 from kiosk.settings import KioskSettings
+from kiosk.store.diskio import DiskIO, atomic_write_bytes, make_dirs
 from sync.agent import AgentTuning, EventLog, SyncAgent
 from sync.client import CentralClient
 from sync.config import SettingsError, render_toml_value
@@ -68,24 +67,11 @@ class EnrolmentError(Exception):
 
 
 def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write a sibling temp file, fsync, rename over `path`, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    """Temp file, fsync, rename over `path`, fsync the folder (kiosk.store's helpers, which
+    every file the kiosk writes goes through)."""
+    disk = DiskIO()
+    make_dirs(disk, path.parent)
+    atomic_write_bytes(disk, path, data, mode=mode)
 
 
 def save_token(instance: Path, token: str) -> None:
@@ -103,9 +89,17 @@ def update_toml(path: Path, values: Mapping[str, Any]) -> None:
     """Set top-level `key = value` lines in a flat TOML file, keeping every other line.
 
     The result is parsed back before it replaces the file, so a value that would not read back
-    the same leaves the file untouched.
+    the same leaves the file untouched. The file as it was is kept as kiosk.toml.prev; a file
+    that no longer reads as TOML (damaged) keeps only its lines that read on their own.
     """
-    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    current = path.read_bytes().decode("utf-8", errors="replace") if path.exists() else ""
+    lines = current.splitlines()
+    try:
+        tomllib.loads(current)
+        damaged = False
+    except ValueError:
+        damaged = True
+        lines = [line for line in lines if _reads_alone(line)]
     pending = dict(values)
     out = []
     for line in lines:
@@ -121,7 +115,18 @@ def update_toml(path: Path, values: Mapping[str, Any]) -> None:
     for key, value in values.items():
         if parsed.get(key) != value:
             raise EnrolmentError(f"{path.name}: {key} would not read back as {value!r}")
+    if current and not damaged:
+        # The file as it was, for a start after this one finds it damaged (kiosk.settings).
+        _atomic_write(path.with_name(kiosk_settings.PREVIOUS_FILE), current.encode("utf-8"))
     _atomic_write(path, text.encode("utf-8"))
+
+
+def _reads_alone(line: str) -> bool:
+    try:
+        tomllib.loads(line)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass

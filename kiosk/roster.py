@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from kiosk.store.diskio import DiskIO, atomic_write_bytes
+from kiosk.store.diskio import DiskIO, atomic_write_bytes, make_dirs
 from sync.badge_token import key_id_of, public_key_from_text
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class RosterStore:
             raise RosterError("save() takes a RosterSnapshot")
         data = snapshot.to_json_bytes()
         with self._save_lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self._disk, self.path.parent)
             if self.path.exists():
                 # Keep the last good one; a crash between the two steps leaves at least one.
                 with contextlib.suppress(FileNotFoundError):

@@ -1,23 +1,30 @@
 """Every kiosk setting, declared once with its default and help.
 
 Read from `kiosk.toml` in the instance folder, then `KIOSK_<NAME>` environment variables.
-docs/settings.md must list each one (a test checks).
+docs/settings.md must list each one (a test checks). A kiosk.toml that no longer reads as TOML
+does not stop the kiosk from starting (`load_at_start`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from sync.config import StrictSettings, TimeZoneName, load_settings
+from sync.config import SettingsError, StrictSettings, TimeZoneName, env_name, load_settings
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "KIOSK_"
 INSTANCE_ENV = "KIOSK_INSTANCE"
 SETTINGS_FILE = "kiosk.toml"
+# kiosk.toml as it was before the kiosk last rewrote it (enrolment, settings from the centre).
+PREVIOUS_FILE = "kiosk.toml.prev"
 
 
 class KioskSettings(StrictSettings):
@@ -239,3 +246,75 @@ def load(instance: Path, env: dict[str, str] | None = None, **overrides: object)
         overrides=overrides,
         reserved_env=frozenset({INSTANCE_ENV}),
     )
+
+
+def _reads_as_toml(path: Path) -> bool:
+    try:
+        tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def damaged_file(instance: Path) -> Literal["", "previous", "lines"]:
+    """ "" when kiosk.toml reads (or is not there); else what the kiosk runs with instead: its
+    copy from before the kiosk last rewrote it, or the lines that still read on their own."""
+    path = instance / SETTINGS_FILE
+    if not path.exists() or _reads_as_toml(path):
+        return ""
+    return "previous" if _reads_as_toml(instance / PREVIOUS_FILE) else "lines"
+
+
+def _readable_lines(path: Path) -> dict[str, Any]:
+    """Each `key = value` line of a damaged flat TOML file that still reads on its own."""
+    values: dict[str, Any] = {}
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    for line in text.splitlines():
+        try:
+            values.update(tomllib.loads(line))
+        except ValueError:
+            continue
+    return {k: v for k, v in values.items() if k in KioskSettings.model_fields}
+
+
+def load_at_start(instance: Path, env: dict[str, str] | None = None) -> KioskSettings:
+    """The settings the kiosk starts with. A kiosk.toml that no longer reads as TOML (a power cut
+    while an editor rewrote it in place, a bad sector) must not keep the kiosk from starting and
+    scanning: the copy kept before the kiosk's last rewrite of it is used, else every line that
+    still reads on its own (kiosk.toml is flat). `damaged_file` tells the lead's page.
+    Values that are invalid still stop the kiosk, with their reasons (`kiosk check-config`)."""
+    try:
+        return load(instance, env=env)
+    except SettingsError as exc:
+        if not any(problem.key == "(file)" for problem in exc.problems):
+            raise
+        log.error("%s", exc)
+    previous = instance / PREVIOUS_FILE
+    if _reads_as_toml(previous):
+        return load_settings(
+            KioskSettings,
+            previous,
+            env=env,
+            env_prefix=ENV_PREFIX,
+            reserved_env=frozenset({INSTANCE_ENV}),
+        )
+    values = _readable_lines(instance / SETTINGS_FILE)
+    environment = os.environ if env is None else env
+    # The file's values come before the environment's, as when it reads.
+    kept = {k: v for k, v in values.items() if env_name(ENV_PREFIX, k) not in environment}
+    while True:
+        try:
+            return load_settings(
+                KioskSettings,
+                None,
+                env=env,
+                env_prefix=ENV_PREFIX,
+                overrides=kept,
+                reserved_env=frozenset({INSTANCE_ENV}),
+            )
+        except SettingsError as exc:
+            # A line cut in the middle can read as a wrong value: leave it out too.
+            bad = {problem.key.split(".")[0] for problem in exc.problems} & set(kept)
+            if not bad:
+                raise
+            kept = {k: v for k, v in kept.items() if k not in bad}

@@ -65,6 +65,7 @@ class FailedScanLog:
         self._last_key_at = -1e18
         self.total_suppressed = 0
         self.write_failures = 0
+        self._tail_checked = False
 
     def record(self, reason: str, payload: str, source: str, at: datetime) -> bool:
         """Log one refused scan. True when a line was written, False when it was left out."""
@@ -102,6 +103,11 @@ class FailedScanLog:
 
     def _write(self, data: bytes) -> bool:
         try:
+            if not self._tail_checked:
+                # A power cut can leave the last line unfinished: start on a line of our own
+                # rather than glue this entry onto it.
+                data = self._after_unfinished_line() + data
+                self._tail_checked = True
             with contextlib.suppress(FileNotFoundError):
                 if self.path.stat().st_size + len(data) > self.max_bytes:
                     self._disk.replace(self.path, self.path.with_name(self.path.name + ".1"))
@@ -114,6 +120,16 @@ class FailedScanLog:
             self.write_failures += 1
             return False
         return True
+
+    def _after_unfinished_line(self) -> bytes:
+        try:
+            with open(self.path, "rb") as handle:
+                if handle.seek(0, os.SEEK_END) == 0:
+                    return b""
+                handle.seek(-1, os.SEEK_END)
+                return b"" if handle.read(1) == b"\n" else b"\n"
+        except FileNotFoundError:
+            return b""
 
     def recent(self, limit: int = 50) -> list[FailedScan]:
         """The newest entries first (from the current file only)."""

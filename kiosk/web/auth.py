@@ -21,6 +21,8 @@ from typing import Literal
 
 from flask import abort, request, session
 
+from kiosk.store.diskio import DiskIO, atomic_write_bytes, make_dirs
+
 MAX_LOCKOUT_S = 24 * 3600.0
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -94,9 +96,14 @@ def load_secret_key(instance: Path) -> bytes:
         key = path.read_bytes()
     except FileNotFoundError:
         key = b""
-    if len(key) >= 32:
+    if len(key) >= 32 and any(key):
         return key
-    instance.mkdir(parents=True, exist_ok=True)
+    if key:
+        # Cut short or zeros (a damaged disk; zeros would be a key anyone can sign with): a new
+        # key, replacing it (lead sessions start again).
+        atomic_write_bytes(DiskIO(), path, secrets.token_bytes(32), mode=0o600)
+        return path.read_bytes()
+    make_dirs(DiskIO(), instance)
     tmp = instance / f".{SECRET_FILE}.{secrets.token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:

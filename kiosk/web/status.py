@@ -13,6 +13,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 
+from kiosk import settings as kiosk_settings
 from kiosk.services import KioskServices
 from kiosk.web.present import duration, reason_text
 
@@ -299,6 +300,12 @@ def readiness(services: KioskServices) -> list[Item]:
             )
         )
 
+    damaged = kiosk_settings.damaged_file(services.instance)
+    if damaged:
+        # kiosk.toml no longer reads: the kiosk runs on its copy from before its last rewrite
+        # ("previous") or on the lines that still read ("lines").
+        items.append(Item("settings", "bad", damaged))
+
     sync = services.sync_state()
     pending = services.log.pending_count()
     error_code = sync.get("last_error_code")
@@ -357,6 +364,7 @@ def item_words(item: Item, now: datetime | None = None) -> tuple[str, str]:
         "clock": _("Clock"),
         "disk": _("Disk free"),
         "roster": _("Roster"),
+        "settings": _("Settings file"),
         "pending": _("Events waiting to sync"),
         "sync": _("Centre"),
     }
@@ -393,6 +401,14 @@ def item_words(item: Item, now: datetime | None = None) -> tuple[str, str]:
                 count=int(values["count"]),
                 age=age,
             )
+        )
+    if item.key == "settings":
+        if item.code == "previous":
+            return label, str(
+                _("kiosk.toml is damaged: running with its copy from before its last change")
+            )
+        return label, str(
+            _("kiosk.toml is damaged: running with the lines that could still be read")
         )
     if item.key == "pending":
         return label, str(values["count"])
