@@ -88,7 +88,9 @@ def export_rows(first: date, last: date) -> Iterator[list[tabular.Cell]]:
     while day <= last:
         events = sorted(rules.events_of_day(day), key=lambda e: e.seq)
         status = standing(events)
-        notes = {row.event_id: row.note for row in log_rows(events)}
+        # Only voids and corrections have a note ("voids arrival 05:20 · 宋昕").
+        correcting = [e for e in events if e.corrects is not None]
+        notes = {row.event_id: row.note for row in log_rows(correcting, events)}
         for event in events:
             when = rules.local(rules.true_time(event))
             who = person(event.cadre_id)

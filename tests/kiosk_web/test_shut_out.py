@@ -42,7 +42,7 @@ def test_a_revoked_kiosk_says_it_is_shut_out_on_the_screen_and_the_lead_page(tmp
         assert agent is not None
         services.sync_agent = agent
         assert agent.run_cycle(), agent.snapshot().last_error
-        assert services.screen_status()["network"]["code"] == "online"
+        assert services.screen_status()["network"]["state"] == "ok"
 
         kiosks.revoke(engine, new.kiosk_id, NOW)
         services.rules.manual("C1", "arrival", operator="张组长", reason="忘带工牌")
@@ -50,6 +50,7 @@ def test_a_revoked_kiosk_says_it_is_shut_out_on_the_screen_and_the_lead_page(tmp
         assert not agent.run_cycle(full=True)
 
         status = services.screen_status()
+        assert status["network"]["text"] == "已被中心停用"  # not 在线 (online)
         assert status["network"] == {"state": "bad", "code": "shut_out", "text": "已被中心停用"}
         assert status["banner"].startswith("中心已停用本签到机")
 
