@@ -8,8 +8,10 @@ key does the work and writes a receipt; a later POST of the same key gets the fi
 and another form filled into it) is refused.
 
 Receipts outlive restarts: `lead-forms.jsonl` in the instance folder, one fsync'd line each,
-loaded at start and compacted there (receipts older than RECEIPT_KEEP_S are dropped; keys expire
-sooner, after FORM_KEY_TTL_S, so no expired receipt can be replayed into a second action).
+loaded at start and compacted then and every COMPACT_EVERY lines (receipts older than
+RECEIPT_KEEP_S are dropped; keys expire sooner, after FORM_KEY_TTL_S, so no expired receipt can be
+replayed into a second action). Writes go through the store's DiskIO seam, atomically replaced
+when compacted.
 
 An action that records an event names it by an id derived from the key (`event_id`): the event
 itself is the receipt of last resort. The receipt goes down as "pending" before the event is
@@ -24,7 +26,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 import threading
 import time
@@ -34,6 +35,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from kiosk.store.diskio import DiskIO, atomic_write_bytes
+
 log = logging.getLogger(__name__)
 
 FORM_FIELD = "form_key"
@@ -42,6 +45,7 @@ RECEIPTS_FILE = "lead-forms.jsonl"
 FORM_KEY_TTL_S = 24 * 3600.0
 RECEIPT_KEEP_S = 48 * 3600.0
 MAX_API_KEY = 100
+COMPACT_EVERY = 1000
 # A key issued a little in the future is a clock step between render and POST, not a forgery.
 FUTURE_SLACK_S = 600.0
 # Fields that are the form's envelope, not what it asks for.
@@ -79,12 +83,15 @@ class FormReceipts:
         path: Path,
         secret: bytes,
         wall: Callable[[], float] = time.time,
+        disk: DiskIO | None = None,
     ) -> None:
         self.path = path
         self._secret = secret
         self._wall = wall
+        self._disk = disk or DiskIO()
         self.lock = threading.RLock()
         self._receipts: dict[str, Receipt] = {}
+        self._appended = 0
         self._load()
 
     # ------------------------------------------------------------------ keys
@@ -143,6 +150,7 @@ class FormReceipts:
         with self.lock:
             self._append(line.encode())
             self._receipts[receipt.key] = receipt
+            self._maybe_compact()
 
     def forget(self, key: str) -> None:
         """The action recorded nothing (refused): a copy of the POST may simply run again."""
@@ -151,25 +159,30 @@ class FormReceipts:
             if digest in self._receipts:
                 self._append(json.dumps({"key": digest, "forget": True}).encode() + b"\n")
                 del self._receipts[digest]
+                self._maybe_compact()
 
     def _append(self, data: bytes) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = self._disk.open_append(self.path)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            self._disk.write_all(fd, data)
+            self._disk.fsync(fd)
         finally:
-            os.close(fd)
+            self._disk.close(fd)
+
+    def _maybe_compact(self) -> None:
+        """After the receipt is current in memory too, so compaction keeps it."""
+        self._appended += 1
+        if self._appended >= COMPACT_EVERY:
+            self._appended = 0
+            self._compact()
 
     def _load(self) -> None:
         """Read the receipts back (a torn last line is a crash mid-write: skipped), then write
-        the file again without the old ones, atomically."""
+        the file again without the old ones."""
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return
-        oldest = self._wall() - RECEIPT_KEEP_S
         kept: dict[str, Receipt] = {}
         for line in raw.splitlines():
             try:
@@ -180,23 +193,19 @@ class FormReceipts:
                 receipt = Receipt(**data)
             except (ValueError, TypeError, KeyError):
                 continue
-            if receipt.at >= oldest:
-                kept[receipt.key] = receipt
+            kept[receipt.key] = receipt
         self._receipts = kept
+        self._compact()
+
+    def _compact(self) -> None:
+        oldest = self._wall() - RECEIPT_KEEP_S
+        self._receipts = {k: r for k, r in self._receipts.items() if r.at >= oldest}
         text = "".join(
             json.dumps(asdict(r), ensure_ascii=False, separators=(",", ":")) + "\n"
-            for r in kept.values()
+            for r in self._receipts.values()
         )
-        temporary = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            try:
-                os.write(fd, text.encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temporary, self.path)
+            atomic_write_bytes(self._disk, self.path, text.encode(), mode=0o600)
         except OSError as exc:
-            # The old file still holds every receipt: compaction can wait for the next start.
+            # The old file still holds every receipt: compaction can wait for the next time.
             log.warning("could not compact %s: %s", self.path, exc)
-            temporary.unlink(missing_ok=True)

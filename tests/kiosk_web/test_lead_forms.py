@@ -272,3 +272,21 @@ def test_receipts_file_survives_a_torn_last_line(tmp_path, issuing_key):
         assert len(events(again)) == 1
     finally:
         again.services.stop()
+
+
+def test_old_receipts_are_dropped_while_the_kiosk_runs(tmp_path, monkeypatch):
+    from kiosk.web import forms
+
+    monkeypatch.setattr(forms, "COMPACT_EVERY", 10)
+    now = [1_000_000.0]
+    receipts = forms.FormReceipts(tmp_path / "lead-forms.jsonl", b"k" * 32, wall=lambda: now[0])
+    first = receipts.issue()
+    receipts.put(forms.Receipt(receipts.digest(first), "manual", "f", "done", now[0]))
+    now[0] += forms.RECEIPT_KEEP_S + 1
+    for n in range(9):
+        key = receipts.issue()
+        receipts.put(forms.Receipt(receipts.digest(key), "manual", str(n), "done", now[0]))
+    assert receipts.get(first) is None
+    lines = (tmp_path / "lead-forms.jsonl").read_text().splitlines()
+    assert len(lines) == 9  # the old one gone from the file too
+    assert (tmp_path / "lead-forms.jsonl").stat().st_mode & 0o777 == 0o600
