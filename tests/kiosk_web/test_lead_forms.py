@@ -226,6 +226,7 @@ def test_the_language_link_is_idempotent(kit):
     second = client.get("/lang/en?next=/lead/%3Fq%3Dsx")
     assert first.status_code == second.status_code == 302
     assert first.headers["Location"] == second.headers["Location"] == "/lead/?q=sx"
+
     def lang_cookie(response) -> list[str]:
         return [c for c in response.headers.getlist("Set-Cookie") if c.startswith("lang=")]
 
