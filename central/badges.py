@@ -257,6 +257,7 @@ class Sheet:
         logging.getLogger("fontTools.subset").setLevel(logging.ERROR)
         self._families: dict[int, str] = {}
         self._runs: dict[str, list[tuple[int, str, float]]] = {}
+        self._chars: dict[str, tuple[int, str, float]] = {}
         self._family(0)
         self.pdf.set_font(self._families[0], size=10)
         self.missing: set[str] = set()
@@ -280,12 +281,11 @@ class Sheet:
             return cached
         runs: list[tuple[int, str, float]] = []
         for char in text:
-            index = 0 if char.isspace() else font_index(self.fonts, char)
-            if index is None:
-                self.missing.add(char)
-                char, index = MISSING_MARK, 0
-            table = fonts_module.metrics(self.fonts.fonts[index])
-            width = table.widths.get(ord(char), table.default) / 1000 * MM_PER_PT
+            known = self._chars.get(char)
+            if known is None:
+                known = self._char(char)
+                self._chars[char] = known
+            index, char, width = known
             if runs and runs[-1][0] == index:
                 last = runs[-1]
                 runs[-1] = (index, last[1] + char, last[2] + width)
@@ -294,6 +294,15 @@ class Sheet:
         if len(self._runs) < 50_000:  # units and site names repeat on thousands of badges
             self._runs[text] = runs
         return runs
+
+    def _char(self, char: str) -> tuple[int, str, float]:
+        """(font index, the character drawn, its width at 1 pt in mm)."""
+        index = 0 if char.isspace() else font_index(self.fonts, char)
+        if index is None:
+            self.missing.add(char)
+            char, index = MISSING_MARK, 0
+        table = fonts_module.metrics(self.fonts.fonts[index])
+        return index, char, table.widths.get(ord(char), table.default) / 1000 * MM_PER_PT
 
     def width(self, text: str, size: float) -> float:
         """Width of `text` in mm at `size` points."""

@@ -391,7 +391,14 @@ def user_role_command(instance: Path, name: str, role: str) -> None:
     "--to", "last", type=click.DateTime(["%Y-%m-%d"]), required=True, help="Last service day."
 )
 @click.option("--site", "sites", multiple=True, help="A site to include (repeat it); none: all.")
-@click.option("--what", type=click.Choice(["stays", "events"]), default="stays", show_default=True)
+@click.option(
+    "--what",
+    type=click.Choice(["stays", "events", "attendance"]),
+    default="stays",
+    show_default=True,
+    help="attendance: who came and who is absent (XLSX adds counts per site, unit and district "
+    "and the arrival curve).",
+)
 @click.option(
     "--format",
     "fmt",
@@ -403,7 +410,7 @@ def user_role_command(instance: Path, name: str, role: str) -> None:
     "--language",
     type=click.Choice(["zh-CN", "en"]),
     default=None,
-    help="Language of the column headers; default: the language setting.",
+    help="Language of the headers and cells; default: the language setting.",
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.pass_obj
@@ -417,10 +424,10 @@ def export_command(
     language: str | None,
     out: Path,
 ) -> None:
-    """Write the stays (or every record) of service days --from..--to as XLSX or CSV."""
-    from zoneinfo import ZoneInfo
-
+    """Write the stays, every record, or the attendance of service days --from..--to as XLSX or
+    CSV. Runs as a job (listed by `central jobs list`), here, with a progress bar."""
     from central import exports
+    from central.jobs import export_job
     from sync import tabular
 
     settings, engine = _open_store(instance)
@@ -430,13 +437,13 @@ def export_command(
         missing = exports.unknown_sites(engine, sites)
         if missing:
             raise exports.ExportError(f"unknown site(s): {', '.join(missing)}")
-        zone = ZoneInfo(settings.timezone)
-        headers = language or settings.language
-        table = exports.build_table(engine, request, zone, headers)  # type: ignore[arg-type]
-        rows = tabular.write_file(table, out, chosen)  # type: ignore[arg-type]
+        request.check()
     except (ValueError, exports.ExportError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"wrote {rows} rows to {out}")
+    params = export_job.export_params(request, chosen, language or settings.language)
+    job = _run_job_here(settings, engine, instance, export_job.KIND, params, "exporting")
+    _copy_result(settings, instance, job, out)
+    click.echo(f"wrote {job.summary['rows']} rows to {out}")
 
 
 # --- background jobs -----------------------------------------------------------------------------

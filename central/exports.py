@@ -1,30 +1,49 @@
-"""Exports for a range of service days and some sites: stays or records, as rows for sync/tabular.
+"""Exports for a range of service days and some sites, as tables for sync/tabular: stays,
+records, or attendance (who came and who did not, with counts per site, unit and district and the
+arrival curve).
 
-Used by the staff pages and by `central export`. Times are given in the centre's time zone: an
-XLSX cell shows the local wall time, a CSV cell the ISO time with its offset. Column headers are in
-Chinese or English; values stay as stored (ids, kinds), so a sheet can be read by a program too.
+Used by the staff pages (a background job for big ones) and by `central export`. Every cell is in
+the sheet's language: headers, kinds, sources, states and flags (central/words.py); ids,
+names and reasons as stored. Times are wall times in the sites' time zone (the `timezone`
+setting), the UTC offset said once, in the column's header ("到达 (UTC+08:00)"); only when the
+zone changes its offset inside the range (summer time) does each time carry its own.
 """
 
 from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Connection, Engine, and_, case, func, select
 
+from central import roster
 from central.db import schema
-from central.stays.pairing import BADGE_SOURCES
+from central.stays.pairing import BADGE_SOURCES, StayRules
+from central.words import Language, Words, zone_label
 from sync.tabular import Cell, Table, file_name_part
 
-What = Literal["stays", "events"]
-WHATS: tuple[str, ...] = ("stays", "events")
-Language = Literal["zh-CN", "en"]
+What = Literal["stays", "events", "attendance"]
+WHATS: tuple[str, ...] = ("stays", "events", "attendance")
 FETCH_ROWS = 5_000
+CURVE_MINUTES = 15
+
+# Columns whose cells are times: their header carries the UTC offset.
+TIME_COLUMNS = frozenset(
+    {
+        "arrival_time",
+        "departure_time",
+        "corrected_time",
+        "device_time",
+        "first_arrival",
+        "last_departure",
+    }
+)
 
 STAY_COLUMNS: dict[str, tuple[str, str]] = {
     "service_day": ("日期", "day"),
@@ -51,7 +70,7 @@ EVENT_COLUMNS: dict[str, tuple[str, str]] = {
     "name": ("姓名", "name"),
     "kind": ("类型", "kind"),
     "corrected_time": ("校正时间", "corrected time"),
-    "device_time": ("签到机时间", "kiosk clock time"),
+    "device_time": ("签到机时钟", "kiosk clock"),
     "time_status": ("时间状态", "time status"),
     "kiosk_id": ("签到机", "kiosk"),
     "seq": ("序号", "seq"),
@@ -72,6 +91,66 @@ RECORDED: dict[str, tuple[str, str]] = {
     "badge": ("胸卡", "badge"),
     "by_hand": ("手工录入", "by hand"),
 }
+
+ATTENDANCE_COLUMNS: dict[str, tuple[str, str]] = {
+    "service_day": ("日期", "day"),
+    "district": ("区", "district"),
+    "site_id": ("站点", "site"),
+    "site_name": ("站点名称", "site name"),
+    "cadre_id": ("编号", "id"),
+    "name": ("姓名", "name"),
+    "unit": ("单位", "unit"),
+    "status": ("出勤", "attendance"),
+    "first_arrival": ("首次到达", "first arrival"),
+    "last_departure": ("最后离开", "last departure"),
+    "hours": ("时长(小时)", "hours"),
+}
+SITE_COUNT_COLUMNS: dict[str, tuple[str, str]] = {
+    "service_day": ("日期", "day"),
+    "district": ("区", "district"),
+    "site_id": ("站点", "site"),
+    "site_name": ("站点名称", "site name"),
+    "expected": ("应到", "expected"),
+    "arrived": ("已到", "arrived"),
+    "absent": ("缺勤", "absent"),
+    "rate": ("到岗率(%)", "arrived (%)"),
+    "visitors": ("非本站人员", "from other sites"),
+}
+UNIT_COUNT_COLUMNS: dict[str, tuple[str, str]] = {
+    "service_day": ("日期", "day"),
+    "unit": ("单位", "unit"),
+    "expected": ("应到", "expected"),
+    "arrived": ("已到", "arrived"),
+    "absent": ("缺勤", "absent"),
+    "rate": ("到岗率(%)", "arrived (%)"),
+}
+DISTRICT_COUNT_COLUMNS: dict[str, tuple[str, str]] = {
+    "service_day": ("日期", "day"),
+    "district": ("区", "district"),
+    "sites": ("站点数", "sites"),
+    "expected": ("应到", "expected"),
+    "arrived": ("已到", "arrived"),
+    "absent": ("缺勤", "absent"),
+    "rate": ("到岗率(%)", "arrived (%)"),
+}
+CURVE_COLUMNS: dict[str, tuple[str, str]] = {
+    "service_day": ("日期", "day"),
+    "slot": ("时段起", "from"),
+    "arrivals": ("到达人数", "arriving"),
+    "arrived": ("累计到达", "arrived so far"),
+    "rate": ("累计到岗率(%)", "arrived so far (%)"),
+}
+SHEET_TITLES: dict[str, tuple[str, str]] = {
+    "stays": ("在岗记录", "stays"),
+    "events": ("签到记录", "records"),
+    "attendance": ("出勤名单", "attendance"),
+    "sites": ("按站点", "by site"),
+    "units": ("按单位", "by unit"),
+    "districts": ("按区", "by district"),
+    "curve": ("到达曲线", "arrival curve"),
+}
+# Order of the attendance list within a site: who is missing first.
+STATUS_ORDER = {"absent": 0, "no_departure": 1, "present": 2, "departed": 3, "visitor": 4}
 
 
 class ExportError(ValueError):
@@ -102,9 +181,44 @@ class ExportRequest:
         return f"{self.what}-{self.first_day.isoformat()}-{self.last_day.isoformat()}-{sites}"
 
 
-def _headers(columns: dict[str, tuple[str, str]], language: Language) -> list[str]:
+def _headers(
+    columns: dict[str, tuple[str, str]], language: Language, offset: str | None = None
+) -> list[str]:
+    """Headers in the sheet's language; a time column's says the offset (or zone) of its cells."""
     index = 0 if language == "zh-CN" else 1
-    return [labels[index] for labels in columns.values()]
+    return [
+        f"{labels[index]} ({offset})" if offset and key in TIME_COLUMNS else labels[index]
+        for key, labels in columns.items()
+    ]
+
+
+def _title(key: str, language: Language) -> str:
+    return SHEET_TITLES[key][0 if language == "zh-CN" else 1]
+
+
+@dataclass(frozen=True)
+class TimeShape:
+    """How the times of one export are written: wall times under an offset the header says, or
+    (when the zone's offset changes inside the range) times that carry their own offset."""
+
+    zone: ZoneInfo
+    label: str | None  # "UTC+08:00"; None: each time carries its offset
+
+    @classmethod
+    def of(cls, zone: ZoneInfo, request: ExportRequest) -> TimeShape:
+        start = datetime.combine(request.first_day, datetime.min.time(), UTC) - timedelta(days=1)
+        end = datetime.combine(request.last_day, datetime.min.time(), UTC) + timedelta(days=2)
+        return cls(zone, zone_label(zone, start, end))
+
+    @property
+    def header(self) -> str:
+        return self.label or self.zone.key
+
+    def cell(self, value: datetime | None) -> datetime | None:
+        local = _local(value, self.zone)
+        if local is None or self.label is None:
+            return local
+        return local.replace(tzinfo=None)
 
 
 def _local(value: datetime | None, zone: ZoneInfo) -> datetime | None:
@@ -115,14 +229,14 @@ def _local(value: datetime | None, zone: ZoneInfo) -> datetime | None:
     return value.astimezone(zone)
 
 
-def _flags(text: str | None) -> str:
+def _flag_list(text: str | None) -> list[str]:
     if not text:
-        return ""
+        return []
     try:
         value = json.loads(text)
     except ValueError:
-        return ""
-    return " ".join(str(v) for v in value) if isinstance(value, list) else ""
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def _recorded(by_hand: bool | None, language: Language) -> str:
@@ -149,7 +263,7 @@ def unknown_sites(engine: Engine, site_ids: Sequence[str]) -> list[str]:
 
 
 def _stay_rows(
-    engine: Engine, request: ExportRequest, zone: ZoneInfo, language: Language
+    engine: Engine, request: ExportRequest, shape: TimeShape, words: Words
 ) -> Iterator[list[Cell]]:
     st, c, s = schema.stays, schema.cadres, schema.sites
     query = (
@@ -189,15 +303,15 @@ def _stay_rows(
                 row.cadre_id,
                 row.name or "",
                 row.unit or "",
-                _local(row.arrival_time, zone),
-                _local(row.departure_time, zone),
+                shape.cell(row.arrival_time),
+                shape.cell(row.departure_time),
                 hours,
-                row.state,
-                _flags(row.flags),
+                words.stay_state(row.state),
+                words.flags(_flag_list(row.flags)),
                 row.arrival_kiosk_id or "",
                 row.departure_kiosk_id or "",
-                _recorded(row.arrival_by_hand, language),
-                _recorded(row.departure_by_hand, language),
+                _recorded(row.arrival_by_hand, words.language),
+                _recorded(row.departure_by_hand, words.language),
             ]
 
 
@@ -217,17 +331,18 @@ def _latest_corrections(engine: Engine, request: ExportRequest) -> dict[str, dic
         return {r.target_event_id: dict(r._mapping) for r in conn.execute(query)}
 
 
-def _correction_text(correction: dict[str, Any] | None, zone: ZoneInfo) -> str:
+def _correction_text(correction: dict[str, Any] | None, shape: TimeShape, words: Words) -> str:
     if correction is None:
         return ""
     if correction["action"] == "void":
-        return "void"
-    when = _local(correction["event_time"], zone)
-    return f"{correction['kind']} {when.isoformat() if when else ''}".strip()
+        return words.kind("void")
+    when = shape.cell(correction["event_time"])
+    shown = when.isoformat(sep=" ") if when else ""
+    return f"{words.kind(correction['kind'])} {shown}".strip()
 
 
 def _added_rows(
-    engine: Engine, request: ExportRequest, zone: ZoneInfo, language: Language
+    engine: Engine, request: ExportRequest, shape: TimeShape, words: Words
 ) -> list[list[Cell]]:
     """Records staff added (no kiosk made them), shaped like kiosk records."""
     c = schema.cadres
@@ -255,21 +370,21 @@ def _added_rows(
                 row["site_id"],
                 row["cadre_id"],
                 row["name"] or "",
-                row["kind"],
-                _local(row["event_time"], zone),
+                words.kind(row["kind"]),
+                shape.cell(row["event_time"]),
                 None,
-                "staff",
+                words.time_status("staff"),
                 "",
                 None,
-                "staff",
+                words.source("staff"),
                 row["staff_user"],
                 row["reason"],
                 "",
                 row["new_event_id"],
-                _correction_text(correction, zone),
+                _correction_text(correction, shape, words),
                 correction["reason"] if correction else "",
                 correction["staff_user"] if correction else "",
-                _recorded(True, language),
+                _recorded(True, words.language),
                 "",
             ]
         )
@@ -277,19 +392,22 @@ def _added_rows(
 
 
 def _event_sort_key(row: Sequence[Cell]) -> tuple[Any, ...]:
-    return (row[0], row[1], row[2], row[5] or datetime.min.replace(tzinfo=UTC))
+    when = row[5]
+    if isinstance(when, datetime) and when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return (row[0], row[1], row[2], when or datetime.min)
 
 
 def _event_rows(
-    engine: Engine, request: ExportRequest, zone: ZoneInfo, language: Language
+    engine: Engine, request: ExportRequest, shape: TimeShape, words: Words
 ) -> Iterator[list[Cell]]:
-    added = sorted(_added_rows(engine, request, zone, language), key=_event_sort_key)
+    added = sorted(_added_rows(engine, request, shape, words), key=_event_sort_key)
     # Both streams are in (day, site, cadre, time) order: merge them without sorting the million.
-    return heapq.merge(_kiosk_rows(engine, request, zone, language), added, key=_event_sort_key)
+    return heapq.merge(_kiosk_rows(engine, request, shape, words), added, key=_event_sort_key)
 
 
 def _kiosk_rows(
-    engine: Engine, request: ExportRequest, zone: ZoneInfo, language: Language
+    engine: Engine, request: ExportRequest, shape: TimeShape, words: Words
 ) -> Iterator[list[Cell]]:
     e, c = schema.events, schema.cadres
     corrected = _latest_corrections(engine, request)
@@ -310,23 +428,25 @@ def _kiosk_rows(
                 row.site_id,
                 row.cadre_id,
                 row.name or "",
-                row.kind,
-                _local(row.corrected_time, zone),
-                # As the kiosk's clock showed it, with the offset it wrote.
-                _device_time(row.device_time, row.device_utc_offset_min),
-                row.time_status,
+                words.kind(row.kind),
+                shape.cell(row.corrected_time),
+                # What the kiosk's clock said, on the same clock face as the corrected time:
+                # the two differ by the kiosk clock's error.
+                shape.cell(row.device_time),
+                words.time_status(row.time_status),
                 row.kiosk_id,
                 row.seq,
-                row.source,
+                words.source(row.source),
                 row.operator or "",
                 row.reason or "",
-                _flags(row.flags),
+                words.flags(_flag_list(row.flags)),
                 row.event_id,
-                _correction_text(correction, zone),
+                _correction_text(correction, shape, words),
                 correction["reason"] if correction else "",
                 correction["staff_user"] if correction else "",
                 _recorded(
-                    _record_by_hand(row.kind, row.source, row.quarantine, correction), language
+                    _record_by_hand(row.kind, row.source, row.quarantine, correction),
+                    words.language,
                 ),
                 row.quarantine or "",
             ]
@@ -343,25 +463,441 @@ def _record_by_hand(
     return source not in BADGE_SOURCES or replaced
 
 
-def _device_time(value: datetime, offset_min: int) -> datetime:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(timezone(timedelta(minutes=offset_min)))
+# ---------------------------------------------------------------------------------------------
+# Attendance: who was expected, who came, who did not
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """A cadre's stays at one site on one day, folded."""
+
+    first_arrival: datetime | None
+    last_departure: datetime | None
+    seconds: int | None
+    present: bool
+    closed: bool
+
+
+def _seen_on(
+    conn: Connection,
+    day: date,
+    site_ids: Sequence[str],
+    now: datetime,
+    rules: StayRules,
+) -> dict[tuple[str, str], _Seen]:
+    """(site, cadre) -> their stays there that day, as the staff pages count them."""
+    st = schema.stays
+    start, end = rules.day.bounds(day)
+    now = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
+    if start <= now < end:
+        present = case(
+            (and_(st.c.state == "open", st.c.arrival_time >= now - rules.longest_shift), 1),
+            else_=0,
+        )
+    else:
+        present = case((st.c.state == "__never__", 1), else_=0)
+    query = (
+        select(
+            st.c.site_id,
+            st.c.cadre_id,
+            func.min(st.c.arrival_time).label("first_arrival"),
+            func.max(st.c.departure_time).label("last_departure"),
+            func.sum(st.c.duration_s).label("seconds"),
+            func.max(present).label("present"),
+            func.max(case((st.c.state == "closed", 1), else_=0)).label("closed"),
+        )
+        .where(st.c.service_day == day)
+        .group_by(st.c.site_id, st.c.cadre_id)
+    )
+    if site_ids:
+        query = query.where(st.c.site_id.in_(list(site_ids)))
+    return {
+        (r.site_id, r.cadre_id): _Seen(
+            r.first_arrival,
+            r.last_departure,
+            int(r.seconds) if r.seconds is not None else None,
+            bool(r.present),
+            bool(r.closed),
+        )
+        for r in conn.execute(query)
+    }
+
+
+def _status(seen: _Seen | None) -> str:
+    if seen is None:
+        return "absent"
+    if seen.present:
+        return "present"
+    if seen.closed:
+        return "departed"
+    return "no_departure"
+
+
+@dataclass
+class _Counts:
+    expected: int = 0
+    arrived: int = 0
+    visitors: int = 0
+    sites: int = 0
+
+    @property
+    def absent(self) -> int:
+        return self.expected - self.arrived
+
+    @property
+    def rate(self) -> float | None:
+        return round(100 * self.arrived / self.expected, 1) if self.expected else None
+
+
+@dataclass
+class _Attendance:
+    """One day's attendance, as the rows of every sheet."""
+
+    people: list[list[Cell]]
+    sites: list[list[Cell]]
+    units: list[list[Cell]]
+    districts: list[list[Cell]]
+    curve: list[list[Cell]]
+
+
+def _days(request: ExportRequest) -> Iterator[date]:
+    day = request.first_day
+    while day <= request.last_day:
+        yield day
+        day += timedelta(days=1)
+
+
+class AttendanceBook:
+    """The attendance of a range of days, made one day at a time: the list of people is
+    yielded as it is written (a month of a whole city is a million rows), and each day's counts
+    are kept for the sheets after it (a few hundred rows a day)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        request: ExportRequest,
+        shape: TimeShape,
+        words: Words,
+        now: datetime,
+        rules: StayRules,
+    ) -> None:
+        self.engine = engine
+        self.request = request
+        self.shape = shape
+        self.words = words
+        self.now = now
+        self.rules = rules
+        self.sites: list[list[Cell]] = []
+        self.units: list[list[Cell]] = []
+        self.districts: list[list[Cell]] = []
+        self.curve: list[list[Cell]] = []
+
+    def people(self) -> Iterator[list[Cell]]:
+        c, s = schema.cadres, schema.sites
+        request = self.request
+        with self.engine.connect() as conn:
+            site_query = select(s.c.site_id, s.c.name)
+            roster_query = select(c.c.cadre_id, c.c.name, c.c.unit, c.c.site_id).where(
+                c.c.site_id.is_not(None)
+            )
+            if request.site_ids:
+                site_query = site_query.where(s.c.site_id.in_(list(request.site_ids)))
+                roster_query = roster_query.where(c.c.site_id.in_(list(request.site_ids)))
+            site_names = {r.site_id: r.name for r in conn.execute(site_query)}
+            people = list(conn.execute(roster_query))
+            names_of = {
+                r.cadre_id: (r.name, r.unit)
+                for r in conn.execute(select(c.c.cadre_id, c.c.name, c.c.unit))
+            }
+        site_ids = sorted(set(site_names) | set(request.site_ids) | {p.site_id for p in people})
+        roster_by_site: dict[str, list[Any]] = defaultdict(list)
+        for person in sorted(people, key=lambda r: r.cadre_id):
+            roster_by_site[person.site_id].append(person)
+        for day in _days(request):
+            with self.engine.connect() as conn:
+                seen = _seen_on(conn, day, request.site_ids, self.now, self.rules)
+            today = _attendance_of_day(
+                day,
+                site_ids,
+                site_names,
+                roster_by_site,
+                names_of,
+                seen,
+                len(people),
+                self.shape,
+                self.words,
+                self.rules,
+            )
+            self.sites.extend(today.sites)
+            self.units.extend(today.units)
+            self.districts.extend(today.districts)
+            self.curve.extend(today.curve)
+            yield from today.people
+
+
+def _attendance_of_day(
+    day: date,
+    site_ids: Sequence[str],
+    site_names: dict[str, str],
+    roster_by_site: dict[str, list[Any]],
+    names_of: dict[str, tuple[str, str]],
+    seen: dict[tuple[str, str], _Seen],
+    expected_total: int,
+    shape: TimeShape,
+    words: Words,
+    rules: StayRules,
+) -> _Attendance:
+    people: list[list[Cell]] = []
+    sites: list[list[Cell]] = []
+    units: dict[str, _Counts] = defaultdict(_Counts)
+    districts: dict[str, _Counts] = defaultdict(_Counts)
+    firsts: dict[str, datetime] = {}
+    seen_at: dict[str, list[str]] = defaultdict(list)
+    for (site_id, cadre_id), stays_there in seen.items():
+        seen_at[site_id].append(cadre_id)
+        arrival = stays_there.first_arrival
+        if arrival is not None:
+            earlier = firsts.get(cadre_id)
+            if earlier is None or arrival < earlier:
+                firsts[cadre_id] = arrival
+    for site_id in site_ids:
+        district = roster.district_of(site_id)
+        on_roster = roster_by_site.get(site_id, [])
+        counts = _Counts(expected=len(on_roster))
+        rows: list[tuple[int, str, list[Cell]]] = []
+        for person in on_roster:
+            found = seen.get((site_id, person.cadre_id))
+            status = _status(found)
+            counts.arrived += found is not None
+            unit = units[person.unit or ""]
+            unit.expected += 1
+            unit.arrived += found is not None
+            row = _person_row(
+                day,
+                district,
+                site_id,
+                site_names,
+                person.cadre_id,
+                person.name,
+                person.unit,
+                status,
+                found,
+                shape,
+                words,
+            )
+            rows.append((STATUS_ORDER[status], person.cadre_id, row))
+        rostered = {person.cadre_id for person in on_roster}
+        for cadre_id in seen_at.get(site_id, []):
+            if cadre_id in rostered:
+                continue
+            counts.visitors += 1
+            name, unit_name = names_of.get(cadre_id, ("", ""))
+            row = _person_row(
+                day,
+                district,
+                site_id,
+                site_names,
+                cadre_id,
+                name,
+                unit_name,
+                "visitor",
+                seen[(site_id, cadre_id)],
+                shape,
+                words,
+            )
+            rows.append((STATUS_ORDER["visitor"], cadre_id, row))
+        rows.sort(key=lambda r: (r[0], r[1]))
+        people.extend(row for _order, _id, row in rows)
+        sites.append(
+            [
+                day,
+                district,
+                site_id,
+                site_names.get(site_id, ""),
+                counts.expected,
+                counts.arrived,
+                counts.absent,
+                counts.rate,
+                counts.visitors,
+            ]
+        )
+        total = districts[district]
+        total.sites += 1
+        total.expected += counts.expected
+        total.arrived += counts.arrived
+    return _Attendance(
+        people,
+        sites,
+        [[day, unit, n.expected, n.arrived, n.absent, n.rate] for unit, n in sorted(units.items())],
+        [
+            [day, district, n.sites, n.expected, n.arrived, n.absent, n.rate]
+            for district, n in sorted(districts.items())
+        ],
+        _curve(day, firsts.values(), expected_total, shape, rules),
+    )
+
+
+def _person_row(
+    day: date,
+    district: str,
+    site_id: str,
+    site_names: dict[str, str],
+    cadre_id: str,
+    name: str,
+    unit: str,
+    status: str,
+    found: _Seen | None,
+    shape: TimeShape,
+    words: Words,
+) -> list[Cell]:
+    return [
+        day,
+        district,
+        site_id,
+        site_names.get(site_id, ""),
+        cadre_id,
+        name or "",
+        unit or "",
+        words.attendance(status),
+        shape.cell(found.first_arrival) if found else None,
+        shape.cell(found.last_departure) if found else None,
+        round(found.seconds / 3600, 2) if found and found.seconds is not None else None,
+    ]
+
+
+def _curve(
+    day: date,
+    firsts: Iterable[datetime],
+    expected: int,
+    shape: TimeShape,
+    rules: StayRules,
+) -> list[list[Cell]]:
+    """People arriving per slot of the service day (each counted once, at their first arrival
+    at any of the sites), how many had arrived by the slot's end, and that as a share."""
+    start, end = rules.day.bounds(day)
+    width = timedelta(minutes=CURVE_MINUTES)
+    slots = int((end - start) / width)
+    counts = [0] * slots
+    for first in firsts:
+        index = int((first - start) / width)
+        if 0 <= index < slots:
+            counts[index] += 1
+    rows: list[list[Cell]] = []
+    arrived = 0
+    for index, count in enumerate(counts):
+        arrived += count
+        slot = shape.cell(start + index * width)
+        rows.append(
+            [
+                day,
+                slot.strftime("%H:%M") if slot is not None and shape.label else slot,
+                count,
+                arrived,
+                round(100 * arrived / expected, 1) if expected else None,
+            ]
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# The tables of an export
+
+
+def count_rows(engine: Engine, request: ExportRequest) -> int:
+    """About how many rows the export's main table has: big ones are made in the background."""
+    request.check()
+    days = (request.last_day - request.first_day).days + 1
+    with engine.connect() as conn:
+        if request.what == "attendance":
+            query = select(func.count()).select_from(schema.cadres)
+            if request.site_ids:
+                query = query.where(schema.cadres.c.site_id.in_(list(request.site_ids)))
+            return int(conn.execute(query).scalar_one()) * days
+        table = schema.stays if request.what == "stays" else schema.events
+        query = (
+            select(func.count())
+            .select_from(table)
+            .where(
+                table.c.service_day >= request.first_day, table.c.service_day <= request.last_day
+            )
+        )
+        if request.site_ids:
+            query = query.where(table.c.site_id.in_(list(request.site_ids)))
+        return int(conn.execute(query).scalar_one())
+
+
+def build_tables(
+    engine: Engine,
+    request: ExportRequest,
+    zone: ZoneInfo,
+    language: Language = "zh-CN",
+    now: datetime | None = None,
+    rules: StayRules | None = None,
+    on_row: Callable[[], None] | None = None,
+) -> list[Table]:
+    """The export's tables (attendance: the list, then counts per site, unit and district, then
+    the arrival curve), their rows fetched as they are written. `on_row` hears each row of the
+    main table (progress)."""
+    request.check()
+    words = Words(language)
+    shape = TimeShape.of(zone, request)
+
+    def counted(rows: Iterable[list[Cell]]) -> Iterator[list[Cell]]:
+        for row in rows:
+            if on_row is not None:
+                on_row()
+            yield row
+
+    if request.what == "stays":
+        return [
+            Table(
+                _headers(STAY_COLUMNS, language, shape.header),
+                counted(_stay_rows(engine, request, shape, words)),
+                title=_title("stays", language),
+            )
+        ]
+    if request.what == "events":
+        return [
+            Table(
+                _headers(EVENT_COLUMNS, language, shape.header),
+                counted(_event_rows(engine, request, shape, words)),
+                title=_title("events", language),
+            )
+        ]
+    if rules is None:
+        raise ExportError("an attendance export needs the stay rules (service day, shift)")
+    book = AttendanceBook(engine, request, shape, words, now or datetime.now(UTC), rules)
+    # The counts fill as the list is written: its sheet comes first, CSV holds only it.
+    return [
+        Table(
+            _headers(ATTENDANCE_COLUMNS, language, shape.header),
+            counted(book.people()),
+            title=_title("attendance", language),
+        ),
+        Table(_headers(SITE_COUNT_COLUMNS, language), book.sites, title=_title("sites", language)),
+        Table(_headers(UNIT_COUNT_COLUMNS, language), book.units, title=_title("units", language)),
+        Table(
+            _headers(DISTRICT_COUNT_COLUMNS, language),
+            book.districts,
+            title=_title("districts", language),
+        ),
+        Table(_curve_headers(language, shape), book.curve, title=_title("curve", language)),
+    ]
+
+
+def _curve_headers(language: Language, shape: TimeShape) -> list[str]:
+    headers = _headers(CURVE_COLUMNS, language)
+    headers[1] = f"{headers[1]} ({shape.header})"
+    return headers
 
 
 def build_table(
-    engine: Engine, request: ExportRequest, zone: ZoneInfo, language: Language = "zh-CN"
+    engine: Engine,
+    request: ExportRequest,
+    zone: ZoneInfo,
+    language: Language = "zh-CN",
+    now: datetime | None = None,
+    rules: StayRules | None = None,
 ) -> Table:
-    """The rows of the export, fetched lazily as the table is written."""
-    request.check()
-    if request.what == "stays":
-        return Table(
-            _headers(STAY_COLUMNS, language),
-            _stay_rows(engine, request, zone, language),
-            title="stays",
-        )
-    return Table(
-        _headers(EVENT_COLUMNS, language),
-        _event_rows(engine, request, zone, language),
-        title="records",
-    )
+    """The export's main table (the only one of stays and records exports)."""
+    return build_tables(engine, request, zone, language, now, rules)[0]

@@ -10,6 +10,7 @@ written in one transaction: a file with a bad row changes nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,15 @@ from central.roster_file import ParsedRoster, RosterRow
 from central.timefix import to_utc_naive
 
 WRITE_CHUNK = 2_000
+_DISTRICT_SEPARATOR = re.compile(r"[-_./]")
+
+
+def district_of(site_id: str) -> str:
+    """A site's district: its id without the last part (BJ-DC-01 is in BJ-DC); an id with no
+    separator is its own district. The roster has no district column; ids are given district by
+    district. The staff pages (central/web/lists.py) and the exports count by it."""
+    cut = max((m.start() for m in _DISTRICT_SEPARATOR.finditer(site_id)), default=-1)
+    return site_id[:cut] if cut > 0 else site_id
 
 
 def next_version(conn: Connection) -> int:

@@ -173,6 +173,49 @@ class CentralSettings(StrictSettings):
         60.0, gt=0, description="Minutes a job may run before it is stopped and failed."
     )
 
+    export_inline_max_rows: int = Field(
+        20_000,
+        ge=0,
+        description="Exports of up to this many rows are sent at once; bigger ones are "
+        "prepared as background jobs.",
+    )
+
+    # Alerts (central/alerts.py, docs/alerts.md)
+    alert_webhook_url: str = Field(
+        "",
+        description="Where alerts are posted as JSON; empty: alerts only show on the staff "
+        "pages. A secret: a robot's URL holds its key.",
+    )
+    alert_webhook_format: Literal["json", "robot"] = Field(
+        "json",
+        description="json: kind, subject, site, message, detail; robot: the text message of a "
+        'WeCom or DingTalk group robot, {"msgtype": "text", "text": {"content": ...}}.',
+    )
+    alert_kiosk_silent_min: float = Field(
+        15.0, ge=1, description="An enrolled kiosk not heard from for this long raises an alert."
+    )
+    alert_absent_at: str = Field(
+        "08:00",
+        description="Local time (HH:MM) from which sites with many absent raise an alert each "
+        "service day; empty: never.",
+    )
+    alert_absent_min_count: int = Field(
+        5, ge=1, description="A site alerts only with at least this many absent ..."
+    )
+    alert_absent_min_share: float = Field(
+        0.3, gt=0, le=1, description="... and at least this share of its roster absent."
+    )
+    alert_check_s: float = Field(
+        60.0, ge=5, le=3600, description="Seconds between two checks for alerts."
+    )
+
+    @field_validator("alert_absent_at")
+    @classmethod
+    def _optional_clock_time(cls, value: str) -> str:
+        if value and not re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value):
+            raise ValueError("must be HH:MM, 24-hour, or empty")
+        return value
+
     @field_validator("service_day_start")
     @classmethod
     def _clock_time(cls, value: str) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 Cell = str | int | float | bool | datetime | date | time | None
 Format = Literal["csv", "xlsx"]
@@ -80,6 +80,9 @@ def _text_cell(value: Cell) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, datetime) and value.tzinfo is None:
+        # A wall time in the zone the header names: the form Excel and WPS read as a time.
+        return value.isoformat(sep=" ")
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     if isinstance(value, str):
@@ -139,13 +142,27 @@ def column_widths(columns: Sequence[str], sample: Sequence[Sequence[Cell]]) -> l
 
 def write_xlsx(table: Table, out: BinaryIO) -> int:
     """Write `table` as a one-sheet XLSX workbook to a binary stream. Returns data rows."""
+    return write_xlsx_book([table], out)
+
+
+def write_xlsx_book(tables: Sequence[Table], out: BinaryIO) -> int:
+    """Write each table as a sheet of one XLSX workbook to a binary stream (header frozen and
+    filtered, columns as wide as their first rows, dates formatted). Returns the data rows of
+    all sheets."""
     from openpyxl import Workbook
+
+    # write_only streams rows to disk-backed XML: memory stays flat for a month of a whole city.
+    workbook = Workbook(write_only=True)
+    count = sum(_write_sheet(workbook, table) for table in tables)
+    workbook.save(out)
+    return count
+
+
+def _write_sheet(workbook: Any, table: Table) -> int:
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
-    # write_only streams rows to disk-backed XML: memory stays flat for a month of a whole city.
-    workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title=_sheet_title(table.title))
     rows: Iterator[Sequence[Cell]] = iter(table.rows)
     sample = list(itertools.islice(rows, WIDTH_SAMPLE))
@@ -167,7 +184,6 @@ def write_xlsx(table: Table, out: BinaryIO) -> int:
     if table.columns:
         last = get_column_letter(len(table.columns))
         sheet.auto_filter.ref = f"A1:{last}{count + 1}"
-    workbook.save(out)
     return count
 
 
@@ -189,6 +205,14 @@ def _xlsx_value(sheet: object, value: Cell) -> object:
 def _sheet_title(title: str) -> str:
     cleaned = re.sub(r"[\\/*?:\[\]]", "_", title).strip("'") or "export"
     return cleaned[:31]
+
+
+def write_tables(tables: Sequence[Table], out: BinaryIO, fmt: Format) -> int:
+    """Several tables: sheets of one workbook in XLSX; the first table alone in CSV (a CSV
+    file holds one table)."""
+    if fmt == "xlsx":
+        return write_xlsx_book(tables, out)
+    return write(tables[0], out, fmt)
 
 
 def write(table: Table, out: BinaryIO, fmt: Format) -> int:

@@ -431,3 +431,28 @@ jobs = Table(
     Index("ix_jobs_started_by", "started_by", "created_at"),
     Index("ux_jobs_request", "started_by", "request_key", unique=True),
 )
+
+
+# --- alerts ----------------------------------------------------------------------------------
+
+# A silent kiosk or a site with many absent (central/alerts.py). `key` is unique: whichever
+# process inserts it raises the alert, so checks running in many processes raise it once.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("alert_id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),  # kiosk_silent | site_absent
+    Column("subject", String(64), nullable=False),  # the kiosk or the site
+    Column("site_id", String(64)),
+    Column("detail", Text, nullable=False, default="{}"),  # JSON: what the message says
+    Column("raised_at", DateTime, nullable=False),
+    Column("resolved_at", DateTime),
+    Column("sent_at", DateTime),  # delivered to the webhook
+    Column("sends", Integer, nullable=False, default=0),  # attempts
+    Column("sending_until", DateTime),  # a sender's short claim
+    Column("sender", String(32)),
+    Column("send_error", Text),
+    Index("ix_alerts_open", "resolved_at", "raised_at"),
+    Index("ix_alerts_kind_subject", "kind", "subject"),
+)

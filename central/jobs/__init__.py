@@ -3,5 +3,5 @@
 store.py (the jobs table: submit, claim, progress, end, leases, retention), runner.py (running
 one claimed job: its context, result file and end), worker.py (the thread that claims and runs
 jobs, each in a child process), kinds.py (which handler runs each kind), badge_job.py (badge
-sheets).
+sheets), export_job.py (exports).
 """

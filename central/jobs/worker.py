@@ -7,24 +7,29 @@ and in a child neither competes with the pages for the interpreter lock, and the
 back to the system when the child ends. `"thread"` runs it on the worker thread (tests, and
 machines where starting a process is dear).
 
-Between jobs the worker puts lapsed leases back in the queue (store.expire_leases) and, every
-few minutes, removes results older than `job_retention_h`. Both are single guarded UPDATEs, safe
-from every process at once.
+Between jobs the worker puts lapsed leases back in the queue (store.expire_leases) and runs its
+periodic duties when they are due: removing results older than `job_retention_h` every few
+minutes, and checking for alerts every `alert_check_s` (central/alerts.py). Each is safe from
+every process at once (guarded UPDATEs, unique keys); under a database lease (issue 16) they
+would run in one process at a time instead, for less work, not for correctness.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
+from central import alerts
 from central.jobs import store
 from central.jobs.kinds import HANDLERS
 from central.jobs.runner import Handler, remove_job_files, result_folder, run_claimed
@@ -37,6 +42,16 @@ SWEEP_EVERY_S = 300.0
 ORPHAN_AGE_S = 6 * 3600.0
 
 
+@dataclass
+class Duty:
+    """Periodic work a worker does between jobs."""
+
+    name: str
+    every_s: float
+    run: Callable[[datetime | None], object]
+    last: float = field(default=-math.inf)  # monotonic time of the last run
+
+
 class JobWorker:
     def __init__(
         self,
@@ -47,6 +62,7 @@ class JobWorker:
         handlers: dict[str, Handler] | None = None,
         now: Callable[[], datetime] | None = None,
         isolation: str | None = None,
+        post: alerts.Poster | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -58,7 +74,16 @@ class JobWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last_sweep = 0.0
+        self.duties = [
+            Duty("retention", SWEEP_EVERY_S, lambda _now: self.sweep()),
+            Duty(
+                "alerts",
+                settings.alert_check_s,
+                lambda now: alerts.check_and_send(
+                    engine, settings, now or datetime.now(UTC), post or alerts.http_post()
+                ),
+            ),
+        ]
 
     # --- the thread ------------------------------------------------------------------------
 
@@ -92,12 +117,22 @@ class JobWorker:
     def _moment(self) -> datetime | None:
         return self.now() if self.now else None
 
+    def run_duties(self, force: bool = False) -> None:
+        """Run the duties that are due (all of them with `force`); one failing does not stop
+        the others, nor the jobs."""
+        for duty in self.duties:
+            if not force and time.monotonic() - duty.last < duty.every_s:
+                continue
+            duty.last = time.monotonic()
+            try:
+                duty.run(self._moment())
+            except Exception:
+                log.exception("duty %s failed", duty.name)
+
     def run_once(self) -> bool:
-        """Expire lapsed leases, sweep old results now and then, run one job; True if it ran."""
+        """Expire lapsed leases, run the duties that are due, run one job; True if it ran."""
         store.expire_leases(self.engine, self.settings.job_max_attempts, self._moment())
-        if time.monotonic() - self._last_sweep > SWEEP_EVERY_S:
-            self._last_sweep = time.monotonic()
-            self.sweep()
+        self.run_duties()
         job = store.claim(
             self.engine,
             self.token,

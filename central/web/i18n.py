@@ -7,7 +7,8 @@ catalogue in central/translations translates every one (a test checks). Babel na
 update and compile the catalogue:
 
     cd central/translations
-    ../../.venv/bin/pybabel extract -F babel.cfg -o messages.pot --no-location ../web
+    ../../.venv/bin/pybabel extract -F babel.cfg -o messages.pot --no-location ../web \
+        ../words.py ../alerts.py
     ../../.venv/bin/pybabel update -i messages.pot -d . -l zh_Hans_CN --no-location
     (translate the new entries in zh_Hans_CN/LC_MESSAGES/messages.po)
     ../../.venv/bin/pybabel compile -d . -l zh_Hans_CN

@@ -62,6 +62,7 @@ ERRORS: dict[str, Callable[[str], str]] = {
     "issue_failed": lambda d: gettext("A badge could not be issued; the server log says why."),
     "nothing_to_print": lambda d: gettext("No cadres match: nothing to print."),
     "nothing_to_export": lambda d: gettext("Nothing to export for these days and sites."),
+    "bad_export": lambda d: gettext("The days or sites chosen are not valid."),
 }
 
 

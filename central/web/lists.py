@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -19,15 +18,10 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, select
 
 from central.db import schema
+from central.roster import district_of as district_of  # the pages import it from here
 from sync import names
 
 T = TypeVar("T")
-_SEPARATOR = re.compile(r"[-_./]")
-
-
-def district_of(site_id: str) -> str:
-    cut = max((m.start() for m in _SEPARATOR.finditer(site_id)), default=-1)
-    return site_id[:cut] if cut > 0 else site_id
 
 
 def districts(site_ids: Iterable[str]) -> list[str]:

@@ -36,11 +36,13 @@ def test_stays_as_csv_for_one_site(seeded, viewer):
     assert rows[0][:5] == ["日期", "站点", "站点名称", "编号", "姓名"]
     by_cadre = {row[3]: row for row in rows[1:]}
     assert sorted(by_cadre) == ["C001", "C002", "C004"]
+    # Wall times of the sites' zone, its offset said once in the headers; the state in words.
+    assert rows[0][6:8] == ["到达 (UTC+08:00)", "离开 (UTC+08:00)"]
     assert by_cadre["C001"][6:10] == [
-        "2026-11-29T06:00:00+08:00",
-        "2026-11-29T11:30:00+08:00",
+        "2026-11-29 06:00:00",
+        "2026-11-29 11:30:00",
         "5.5",
-        "closed",
+        "完整",
     ]
 
 
@@ -55,7 +57,7 @@ def test_events_as_xlsx_defuse_formula_names_and_keep_both_times(app, seeded, vi
     assert response.status_code == 200
     sheet = load_workbook(io.BytesIO(response.data)).active
     rows = list(sheet.iter_rows(values_only=True))
-    assert rows[0][:6] == ("day", "site", "id", "name", "kind", "corrected time")
+    assert rows[0][:6] == ("day", "site", "id", "name", "kind", "corrected time (UTC+08:00)")
     c5 = next(row for row in rows if row[2] == "C005")
     assert c5[3] == '\'=HYPERLINK("x")'
     cells = {cell.value: cell.data_type for cell in sheet[rows.index(c5) + 1]}

@@ -19,10 +19,19 @@ METHODS = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 
 
+# Said outside a page in the reader's language (export cells, alert messages): same catalogue.
+OUTSIDE_PAGES = [WEB.parent / "words.py", WEB.parent / "alerts.py"]
+
+
 def _extracted() -> set[str | tuple[str, ...]]:
+    from babel.messages.extract import extract_from_file
+
     ids: set[str | tuple[str, ...]] = set()
     for _file, _line, message, _comments, _context in extract_from_dir(str(WEB), METHODS):
         ids.add(message if isinstance(message, str) else tuple(message))
+    for path in OUTSIDE_PAGES:
+        for _line, message, _comments, _context in extract_from_file("python", str(path)):
+            ids.add(message if isinstance(message, str) else tuple(message))
     return ids
 
 

@@ -42,7 +42,7 @@ def test_pages_corrections_and_exports_on_each_store(app_on):
     export = client.get("/staff/exports/download?from=2026-11-29&to=2026-11-29&what=events")
     rows = list(load_workbook(io.BytesIO(export.data)).active.iter_rows(values_only=True))
     voided = next(row for row in rows if row[14] == departure)
-    assert voided[15] == "void" and voided[16] == "误扫" and voided[17] == "admin"
+    assert voided[15] == "作废" and voided[16] == "误扫" and voided[17] == "admin"
 
 
 def test_once_tokens_fixes_reviews_and_live_figures_on_each_store(app_on):

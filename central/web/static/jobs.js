@@ -1,5 +1,6 @@
 /* A job's page follows its progress: it polls the job's small JSON once a second until the job
-   has finished, then shows the download or the error. Leaving the page does not stop the job. */
+   has finished, then shows the download or the error (an export's file is fetched at once).
+   Leaving the page does not stop the job. */
 (function () {
   "use strict";
   var card = document.querySelector("[data-job-url]");
@@ -26,6 +27,7 @@
     }
     if (job.download_url) {
       field("download_url").setAttribute("href", job.download_url);
+      field("result_name").textContent = job.result_name || "";
       field("download").hidden = false;
     }
     var cancel = field("cancel");
@@ -38,6 +40,11 @@
         if (!job) { setTimeout(poll, 5000); return; }
         show(job);
         if (job.finished) {
+          if (job.kind === "export" && job.download_url) {
+            // An export the person waited for: the file comes by itself (the link stays).
+            window.location.assign(job.download_url);
+            return;
+          }
           // Reload once for what only the server renders (the list of unprintable names).
           if (!card.hasAttribute("data-finished")) { window.location.reload(); }
           return;

@@ -7,6 +7,7 @@ def load_views() -> None:
     from central.web.views import (  # noqa: F401
         account,
         accounts,
+        alerts,
         anomalies,
         cadres,
         corrections,
