@@ -104,6 +104,7 @@ ATTENDANCE_COLUMNS: dict[str, tuple[str, str]] = {
     "first_arrival": ("首次到达", "first arrival"),
     "last_departure": ("最后离开", "last departure"),
     "hours": ("时长(小时)", "hours"),
+    "arrival_recorded": ("到达记录方式", "arrival recorded"),
 }
 SITE_COUNT_COLUMNS: dict[str, tuple[str, str]] = {
     "service_day": ("日期", "day"),
@@ -115,6 +116,7 @@ SITE_COUNT_COLUMNS: dict[str, tuple[str, str]] = {
     "absent": ("缺勤", "absent"),
     "rate": ("到岗率(%)", "arrived (%)"),
     "visitors": ("非本站人员", "from other sites"),
+    "by_hand": ("其中手工录入", "of which by hand"),
 }
 UNIT_COUNT_COLUMNS: dict[str, tuple[str, str]] = {
     "service_day": ("日期", "day"),
@@ -476,6 +478,7 @@ class _Seen:
     seconds: int | None
     present: bool
     closed: bool
+    by_hand: bool  # no arrival of theirs there that day rests on a badge: a person's word
 
 
 def _seen_on(
@@ -505,6 +508,7 @@ def _seen_on(
             func.sum(st.c.duration_s).label("seconds"),
             func.max(present).label("present"),
             func.max(case((st.c.state == "closed", 1), else_=0)).label("closed"),
+            func.min(case((st.c.arrival_by_hand.is_(True), 1), else_=0)).label("by_hand"),
         )
         .where(st.c.service_day == day)
         .group_by(st.c.site_id, st.c.cadre_id)
@@ -518,6 +522,7 @@ def _seen_on(
             int(r.seconds) if r.seconds is not None else None,
             bool(r.present),
             bool(r.closed),
+            bool(r.by_hand),
         )
         for r in conn.execute(query)
     }
@@ -539,6 +544,7 @@ class _Counts:
     arrived: int = 0
     visitors: int = 0
     sites: int = 0
+    by_hand: int = 0
 
     @property
     def absent(self) -> int:
@@ -669,6 +675,7 @@ def _attendance_of_day(
             found = seen.get((site_id, person.cadre_id))
             status = _status(found)
             counts.arrived += found is not None
+            counts.by_hand += found is not None and found.by_hand
             unit = units[person.unit or ""]
             unit.expected += 1
             unit.arrived += found is not None
@@ -719,6 +726,7 @@ def _attendance_of_day(
                 counts.absent,
                 counts.rate,
                 counts.visitors,
+                counts.by_hand,
             ]
         )
         total = districts[district]
@@ -762,6 +770,7 @@ def _person_row(
         shape.cell(found.first_arrival) if found else None,
         shape.cell(found.last_departure) if found else None,
         round(found.seconds / 3600, 2) if found and found.seconds is not None else None,
+        _recorded(found.by_hand, words.language) if found else "",
     ]
 
 

@@ -58,16 +58,18 @@ def test_attendance_lists_the_absent_and_counts_sites_units_districts(seeded, vi
         "首次到达 (UTC+08:00)",
         "最后离开 (UTC+08:00)",
         "时长(小时)",
+        "到达记录方式",
     )
     by_key = {(row[2], row[4]): row for row in people[1:]}
     # Per site: the absent first, then the rest; a visitor from another site last.
     assert [row[4] for row in people[1:] if row[2] == "S01"] == ["C003", "C002", "C001", "C004"]
-    assert by_key[("S01", "C003")][7:] == ("缺勤", None, None, None)
+    assert by_key[("S01", "C003")][7:] == ("缺勤", None, None, None, None)
     assert by_key[("S01", "C001")][7:] == (
         "已离开",
         datetime(2026, 11, 29, 6, 0),
         datetime(2026, 11, 29, 11, 30),
         5.5,
+        "胸卡",  # on a badge, not a person's word
     )
     assert by_key[("S01", "C002")][7:9] == ("在岗", datetime(2026, 11, 29, 6, 10))
     assert by_key[("S01", "C004")][5:8] == ("赵敏", "街道办", "不在本站名单")
@@ -75,7 +77,7 @@ def test_attendance_lists_the_absent_and_counts_sites_units_districts(seeded, vi
     assert by_key[("S02", "C005")][5] == '\'=HYPERLINK("x")'  # defused, as everywhere
 
     sites = {row[2]: row[4:] for row in book["按站点"][1:]}
-    assert sites == {"S01": (3, 2, 1, 66.7, 1), "S02": (2, 0, 2, 0.0, 0)}
+    assert sites == {"S01": (3, 2, 1, 66.7, 1, 0), "S02": (2, 0, 2, 0.0, 0, 0)}
     units = {row[1]: row[2:] for row in book["按单位"][1:]}
     assert units == {
         "城管一队": (2, 2, 0, 100.0),
@@ -248,3 +250,22 @@ def test_the_command_line_export_shows_progress_and_writes_attendance(app, seede
     assert result.exit_code == 0, result.output
     assert re.search(r"wrote 6 rows to .*absent\.xlsx", result.output)
     assert list(_book(out.read_bytes())) == ["出勤名单", "按站点", "按单位", "按区", "到达曲线"]
+
+
+def test_attendance_says_who_came_on_a_persons_word(app, seeded, viewer):
+    """An arrival the lead entered by hand counts as arrived, said apart (issue 11)."""
+    east = seeded.kiosks["S01"]
+    central = app.extensions["central"]
+    by_hand = {"source": "manual", "operator": "组长王", "reason": "忘带胸卡", "badge_serial": None}
+    push(
+        central.engine,
+        east,
+        [east.event("C003", "arrival", local(8, 20), **by_hand)],
+        central.now(),
+        app,
+    )
+    book = _book(viewer.get(f"/staff/exports/download?from={DAY}&to={DAY}&what=attendance").data)
+    c3 = next(row for row in book["出勤名单"][1:] if row[4] == "C003")
+    assert (c3[7], c3[8], c3[11]) == ("在岗", datetime(2026, 11, 29, 8, 20), "手工录入")
+    sites = {row[2]: row[4:] for row in book["按站点"][1:]}
+    assert sites["S01"] == (3, 3, 0, 100.0, 1, 1)
