@@ -11,6 +11,7 @@ reloader's watcher process can never run a second scan loop against the same cam
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from flask import Flask
 
 from kiosk import settings as kiosk_settings
 from kiosk.clock import Clock, SystemClock, TimeKeeper
+from kiosk.photos import PhotoStore
 from kiosk.roster import RosterStore
 from kiosk.rules import CheckIn, RuleSettings
 from kiosk.services import (
@@ -36,7 +38,9 @@ from kiosk.store.diskio import make_dirs
 from kiosk.web import i18n, register
 from kiosk.web.auth import load_secret_key, screen_token
 from kiosk.web.words import ScreenWording
-from scanner import FrameSource, ScanLoop, ScannerOptions
+from scanner import FaceWatcher, FrameSource, ScanLoop, ScannerOptions
+
+PHOTO_FOLDER = "photos"
 
 
 def scanner_options(settings: KioskSettings) -> ScannerOptions:
@@ -65,7 +69,37 @@ def build_scan_loop(services: KioskServices, source: FrameSource | None = None) 
     def on_payload(payload: str, _frame_time_ns: int) -> None:
         services.handle_payload(payload, "camera")
 
-    return ScanLoop(scanner_options(services.settings), on_payload, source=source)
+    keeps_frames = services.photos is not None or services.faces is not None
+    return ScanLoop(
+        scanner_options(services.settings),
+        on_payload,
+        source=source,
+        on_read=services.handle_read if keeps_frames else None,
+        faces=services.faces,
+    )
+
+
+def photo_parts(
+    settings: KioskSettings, instance: Path
+) -> tuple[PhotoStore | None, FaceWatcher | None]:
+    """The photo store (photo_capture) and the face watcher (photo_capture or require_face).
+    A store already on disk is opened even with capture off, so the lead still sees the photos
+    taken until then and retention still deletes them."""
+    folder = instance / PHOTO_FOLDER
+    photos = None
+    if settings.photo_capture or folder.is_dir():
+        photos = PhotoStore(
+            folder,
+            cap_bytes=settings.photo_store_mb * 1024 * 1024,
+            retention_days=settings.photo_retention_days,
+        )
+    faces = None
+    if settings.photo_capture or settings.require_face:
+        try:
+            faces = FaceWatcher()
+        except RuntimeError as exc:  # an OpenCV without the cascade: photos still work
+            logging.getLogger(__name__).error("no face check: %s", exc)
+    return photos, faces
 
 
 def _default_scan_loop(services: KioskServices) -> ScanLoopLike | None:
@@ -181,6 +215,7 @@ def create_app(
 
         else:
             scan_loop_factory = _default_scan_loop
+    photos, faces = photo_parts(settings, instance)
     services = KioskServices(
         settings,
         instance,
@@ -196,6 +231,8 @@ def create_app(
         secret_key=secret,
         screen_token=screen_token(secret),
         monotonic=monotonic,
+        photos=photos,
+        faces=faces,
     )
     app.extensions["kiosk"] = services
     i18n.init_babel(app)

@@ -22,17 +22,28 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from kiosk.bus import EventBus
 from kiosk.clock import Clock, TimeKeeper
+from kiosk.photos import PhotoStore, photo_sha256
 from kiosk.roster import RosterStore
-from kiosk.rules import STORE_REASONS, CheckIn, ScanOutcome, normalise_wedge_input
+from kiosk.rules import (
+    FLAG_NO_FACE,
+    FLAG_NO_PHOTO,
+    STORE_REASONS,
+    CameraEvidence,
+    CheckIn,
+    ScanOutcome,
+    normalise_wedge_input,
+)
 from kiosk.settings import KioskSettings
 from kiosk.store import EventLog, FailedScanLog
 from kiosk.visitors import VisitorNames
+from scanner import BadgeRead, FaceWatcher, PhotoEncodeError, reviewer_jpeg
+from sync.badge_token import verify_token
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +91,19 @@ class ScreenWords(Protocol):
 
     def mode_text(self, kind: ForcedKind) -> str: ...
 
+    def face_prompt(self) -> str: ...
+
     def status(self, services: KioskServices) -> dict[str, Any]: ...
 
 
 ScanLoopFactory = Callable[["KioskServices"], ScanLoopLike | None]
 SyncAgentFactory = Callable[["KioskServices"], SyncAgentLike | None]
+
+
+@dataclass(frozen=True)
+class PendingPhoto:
+    sha256: str
+    jpeg: bytes
 
 
 @dataclass
@@ -113,7 +132,11 @@ class KioskServices:
         secret_key: bytes,
         screen_token: str,
         monotonic: Callable[[], float] = time.monotonic,
+        photos: PhotoStore | None = None,
+        faces: FaceWatcher | None = None,
     ) -> None:
+        """`photos` and `faces`: the photo store and the face watcher, when photo_capture or
+        require_face is on (kiosk/app.py makes them)."""
         self.settings = settings
         self.instance = instance
         self.clock = clock
@@ -128,6 +151,9 @@ class KioskServices:
         self.secret_key = secret_key
         self.screen_token = screen_token
         self.monotonic = monotonic
+        self.photos = photos
+        self.faces = faces
+        self._purged_on: date | None = None
         self._scan_loop_factory = scan_loop_factory
         self._sync_agent_factory = sync_agent_factory
         self.scan_loop: ScanLoopLike | None = None
@@ -170,6 +196,8 @@ class KioskServices:
                 self.scan_loop = self._scan_loop_factory(self)
             if self._sync_agent_factory is not None:
                 self.sync_agent = self._sync_agent_factory(self)
+            if self.photos is not None:
+                self.photos.start()
             if self.scan_loop is not None:
                 self.scan_loop.start()
             if self.sync_agent is not None:
@@ -202,6 +230,8 @@ class KioskServices:
                 log.exception("stopping the %s failed", name)
         if self._status_thread is not None:
             self._status_thread.join(timeout=5)
+        if self.photos is not None:
+            self.photos.stop()
         self.log.close()
 
     def health(self) -> tuple[bool, str]:
@@ -229,10 +259,22 @@ class KioskServices:
 
     # ------------------------------------------------------------------ the scan path
 
-    def handle_payload(self, payload: str, source: ScanSource = "camera") -> dict[str, Any]:
-        """Run one scanned payload through the rules; publish the result once it is durable."""
+    def handle_payload(
+        self,
+        payload: str,
+        source: ScanSource = "camera",
+        *,
+        evidence: CameraEvidence | None = None,
+        photo: PendingPhoto | None = None,
+    ) -> dict[str, Any]:
+        """Run one scanned payload through the rules; publish the result once it is durable.
+
+        `evidence` goes on the record (photo hash, no_face / no_photo); `photo` is queued for
+        the photo store only when a record was made."""
         kind = self.take_forced_kind()
-        outcome = self._scan(payload, source, kind)
+        outcome = self._scan(payload, source, kind, evidence)
+        if photo is not None and outcome.event is not None and self.photos is not None:
+            self.photos.put(photo.sha256, photo.jpeg, outcome.time_shown.date())
         self._note_store(outcome)
         outcome = self._with_visitors_name(outcome)
         message = self.describe(outcome)
@@ -241,12 +283,61 @@ class KioskServices:
             self.sync_agent.wake()
         return message
 
-    def _scan(self, payload: str, source: ScanSource, kind: ForcedKind | None) -> ScanOutcome:
+    def handle_read(self, read: BadgeRead) -> dict[str, Any]:
+        """A badge read by the camera, with the frame it was read from (the scan loop's
+        delivery thread calls this)."""
+        evidence, photo = self.camera_evidence(read)
+        return self.handle_payload(read.payload, "camera", evidence=evidence, photo=photo)
+
+    def camera_evidence(self, read: BadgeRead) -> tuple[CameraEvidence, PendingPhoto | None]:
+        """The photo and flags for a camera read, with no disk access and no waiting (but for
+        require_face, whose point is to wait for a face).
+
+        The photo is of the newest frame with a face seen from face_lookback_s before the read
+        on (the face watcher checked it already), else of the frame the badge was read from."""
+        settings = self.settings
+        flags: list[str] = []
+        image = read.image
+        if self.faces is not None:
+            since = read.time_ns - int(settings.face_lookback_s * 1e9)
+            seen = self.faces.sighting(since)
+            if seen is None and settings.require_face and self._badge_is_valid(read.payload):
+                self.bus.publish(
+                    "prompt", {"text": self.words.face_prompt(), "wait_s": settings.face_wait_s}
+                )
+                seen = self.faces.wait_for_face(since, settings.face_wait_s)
+            if seen is None:
+                flags.append(FLAG_NO_FACE)
+            else:
+                image = seen.image
+        if self.photos is None or not settings.photo_capture:
+            return CameraEvidence(None, tuple(flags)), None
+        try:
+            jpeg = reviewer_jpeg(image)
+        except PhotoEncodeError:
+            log.warning("a check-in photo could not be encoded")
+            return CameraEvidence(None, (*flags, FLAG_NO_PHOTO)), None
+        if not self.photos.can_take(len(jpeg)):
+            return CameraEvidence(None, (*flags, FLAG_NO_PHOTO)), None
+        digest = photo_sha256(jpeg)
+        return CameraEvidence(digest, tuple(flags)), PendingPhoto(digest, jpeg)
+
+    def _badge_is_valid(self, payload: str) -> bool:
+        roster = self.roster.current
+        return verify_token(payload, roster.keyring, roster.revoked_through).valid
+
+    def _scan(
+        self,
+        payload: str,
+        source: ScanSource,
+        kind: ForcedKind | None,
+        evidence: CameraEvidence | None = None,
+    ) -> ScanOutcome:
         if source == "wedge":
             payload = normalise_wedge_input(payload)
         # An Arrive / Leave choice goes to the rules, which record it as the kind (flagged
         # kind_chosen_on_screen) and still time a Leave from the open arrival.
-        return self.rules.scan(payload, source, kind=kind)
+        return self.rules.scan(payload, source, kind=kind, evidence=evidence)
 
     def _with_visitors_name(self, outcome: ScanOutcome) -> ScanOutcome:
         """A visitor's name, when the centre told it, for the screen; else ask for it."""
@@ -395,12 +486,26 @@ class KioskServices:
                 self._camera_kicked_at = now
                 restart()
 
+    def purge_photos(self) -> None:
+        """Photo retention, once per service day (and at the first tick after a start)."""
+        if self.photos is None:
+            return
+        today = self.rules.local(self.keeper.read().shown).date()
+        if self._purged_on == today:
+            return
+        self._purged_on = today
+        self.photos.purge(today)
+
     def _status_ticker(self) -> None:
         while not self.stopping.wait(STATUS_PERIOD_S):
             try:
                 self.recheck_faults()
             except Exception:
                 log.exception("re-checking the disk and the camera failed")
+            try:
+                self.purge_photos()
+            except Exception:
+                log.exception("purging old photos failed")
             try:
                 status = self.screen_status()
             except Exception:

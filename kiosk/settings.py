@@ -91,6 +91,40 @@ class KioskSettings(StrictSettings):
         0, ge=0, description="Seed of the demo camera's synthesised scene (camera_source = demo)."
     )
 
+    # Photos (docs/decisions.md: "A photo with every camera check-in")
+    photo_capture: bool = Field(
+        False,
+        description="Keep a photo (320 px, greyscale JPEG) with every camera check-in and check "
+        "for a face in view; the screen then says so. Usually pushed from the centre per site.",
+    )
+    photo_retention_days: int = Field(
+        30,
+        ge=1,
+        le=365,
+        description="Photos older than this many days are deleted (here and at the centre).",
+    )
+    photo_store_mb: int = Field(
+        1024,
+        ge=1,
+        le=1_000_000,
+        description="Most megabytes of photos kept; past it check-ins are recorded without a "
+        "photo (flagged no_photo).",
+    )
+    require_face: bool = Field(
+        False,
+        description="With no face in view when a badge is read, ask the person to face the "
+        "camera and wait up to face_wait_s for a face before recording (flagged no_face if none).",
+    )
+    face_wait_s: float = Field(
+        2.0, ge=0, le=10, description="Seconds require_face waits for a face."
+    )
+    face_lookback_s: float = Field(
+        1.5,
+        ge=0.2,
+        le=10,
+        description="A face seen this many seconds before the badge was read counts as in view.",
+    )
+
     # Check-in rules
     repeat_window_s: float = Field(
         120.0, ge=0, description="A badge seen again within this many seconds makes no new event."

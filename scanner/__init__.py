@@ -18,9 +18,11 @@ from scanner.decode import (
     read_image,
     to_grey,
 )
+from scanner.faces import FaceBox, FaceDetector, FaceSighting, FaceWatcher
 from scanner.health import CameraHealth, HealthState
-from scanner.loop import Backoff, LatestFrame, PayloadCallback, ScanLoop
+from scanner.loop import Backoff, BadgeRead, LatestFrame, PayloadCallback, ReadCallback, ScanLoop
 from scanner.options import SOURCE_NAMES, ScannerOptions
+from scanner.photo import PhotoEncodeError, reviewer_jpeg
 from scanner.repeat import RepeatFilter
 from scanner.sources import (
     DemoSource,
@@ -36,9 +38,14 @@ from scanner.sources import (
 __all__ = [
     "SOURCE_NAMES",
     "Backoff",
+    "BadgeRead",
     "CameraHealth",
     "Decoded",
     "DemoSource",
+    "FaceBox",
+    "FaceDetector",
+    "FaceSighting",
+    "FaceWatcher",
     "FrameSource",
     "HealthState",
     "ImageFolderSource",
@@ -46,8 +53,10 @@ __all__ = [
     "LatestFrame",
     "OpenCvSource",
     "PayloadCallback",
+    "PhotoEncodeError",
     "PicameraSource",
     "QrDecoder",
+    "ReadCallback",
     "RepeatFilter",
     "ScanLoop",
     "ScannerOptions",
@@ -57,5 +66,6 @@ __all__ = [
     "default_decoder",
     "open_source",
     "read_image",
+    "reviewer_jpeg",
     "to_grey",
 ]

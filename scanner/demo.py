@@ -413,3 +413,29 @@ def _room_background(width: int, height: int, seed: int) -> np.ndarray:
     texture = rng.normal(0.0, 6.0, size=(height // 4 + 1, width // 4 + 1)).astype(np.float32)
     room += cv2.resize(texture, (width, height), interpolation=cv2.INTER_CUBIC)[:height, :width]
     return np.asarray(np.clip(room, 0, 255), np.uint8)
+
+
+def draw_face(canvas: np.ndarray, centre: tuple[int, int], width: int, skin: int = 185) -> None:
+    """Draw a schematic face (hair, brows, eyes, nose, mouth) `width` pixels across, centred on
+    `centre`, onto a greyscale `canvas` in place. Drawn so that OpenCV's frontal-face Haar
+    cascade finds it (checked from 80 px across in a 640x480 frame): the demo's person and the
+    face check's tests use it."""
+    cx, cy = centre
+    s = width
+
+    def px(f: float) -> int:
+        return max(1, int(f * s))
+
+    cv2.ellipse(canvas, (cx, cy - px(0.12)), (px(0.62), px(0.78)), 0, 0, 360, 45, -1)
+    cv2.ellipse(canvas, (cx, cy), (px(0.5), px(0.66)), 0, 0, 360, skin, -1)
+    cv2.ellipse(canvas, (cx, cy - px(0.55)), (px(0.52), px(0.22)), 0, 0, 360, 45, -1)
+    for side in (-1, 1):
+        eye = (cx + side * px(0.2), cy - px(0.08))
+        cv2.ellipse(canvas, (eye[0], cy - px(0.2)), (px(0.13), px(0.035)), 0, 0, 360, 60, -1)
+        cv2.ellipse(canvas, eye, (px(0.12), px(0.07)), 0, 0, 360, 110, -1)
+        cv2.ellipse(canvas, eye, (px(0.07), px(0.04)), 0, 0, 360, 40, -1)
+        cv2.circle(canvas, (cx + side * px(0.05), cy + px(0.2)), px(0.025), 90, -1)
+    cv2.ellipse(
+        canvas, (cx, cy + px(0.08)), (px(0.05), px(0.14)), 0, 0, 360, min(255, skin + 30), -1
+    )
+    cv2.ellipse(canvas, (cx, cy + px(0.36)), (px(0.16), px(0.045)), 0, 0, 360, 70, -1)

@@ -6,6 +6,10 @@
     loop.latest_jpeg()                        # preview JPEG, made on request at a capped rate
     loop.stop()
 
+With `on_read` instead of `on_payload`, the callback gets a `BadgeRead`: the payload, the frame
+it was read from and the frame's time, so the kiosk can keep a photo with the check-in. With a
+`faces` watcher (scanner/faces.py) every frame is offered to it, which never waits.
+
 The scan thread blocks only on the camera. Payloads go through a queue to a second thread that
 calls `on_payload` in order, so a slow callback (the kiosk fsyncs its log there) never holds up
 frames, and an exception in it is logged and forgotten. A camera that fails to open, fails to
@@ -28,6 +32,7 @@ import cv2
 import numpy as np
 
 from scanner.decode import decode_frame, default_decoder
+from scanner.faces import FaceWatcher
 from scanner.health import CameraHealth, HealthMonitor
 from scanner.options import ScannerOptions
 from scanner.repeat import RepeatFilter
@@ -45,6 +50,17 @@ class LatestFrame:
     frame_id: int  # counts up from 1 for every frame read
     image: np.ndarray  # greyscale uint8; never modified after it is published
     time_ns: int  # the loop's monotonic clock when the frame arrived
+
+
+@dataclass(frozen=True)
+class BadgeRead:
+    payload: str
+    time_ns: int  # the loop's monotonic clock when the frame arrived
+    frame_id: int
+    image: np.ndarray  # the frame the payload was read from (never modified)
+
+
+ReadCallback = Callable[[BadgeRead], object]
 
 
 class Backoff:
@@ -73,11 +89,17 @@ class ScanLoop:
         source: FrameSource | None = None,
         decode: Decode = decode_frame,
         clock: Callable[[], int] = time.monotonic_ns,
+        on_read: ReadCallback | None = None,
+        faces: FaceWatcher | None = None,
     ) -> None:
         """`source` defaults to the one options name; `decode` to the shipped pipeline;
-        `clock` (monotonic nanoseconds) stamps frames and times the repeat window."""
+        `clock` (monotonic nanoseconds) stamps frames and times the repeat window. `on_read`,
+        when given, is called instead of `on_payload`, with the frame; `faces` is offered
+        every frame."""
         self.options = options
         self.on_payload = on_payload
+        self.on_read = on_read
+        self.faces = faces
         self.source = source if source is not None else open_source(options)
         self._decode = decode
         self._clock = clock
@@ -117,6 +139,8 @@ class ScanLoop:
         )
         self._thread = threading.Thread(target=self._run, name="scanner", daemon=True)
         self._delivery_thread.start()
+        if self.faces is not None:
+            self.faces.start()
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -134,6 +158,8 @@ class ScanLoop:
         self._deliveries.put(_STOP)
         if self._delivery_thread is not None:
             self._delivery_thread.join(timeout)
+        if self.faces is not None:
+            self.faces.stop(timeout)
         self._thread = None
         self._delivery_thread = None
         with self._state_lock:
@@ -294,6 +320,8 @@ class ScanLoop:
             self._new_frame.notify_all()
         with self._state_lock:
             self._monitor.frame(frame, now_ns)
+        if self.faces is not None:
+            self.faces.offer(latest.frame_id, frame, now_ns)
         started = time.perf_counter()
         try:
             texts = self._decode(frame)
@@ -304,7 +332,7 @@ class ScanLoop:
             self._monitor.decoded((time.perf_counter() - started) * 1000.0)
         for payload in self._repeats.admit(texts, now_ns):
             self.reported += 1
-            self._deliveries.put((payload, now_ns))
+            self._deliveries.put(BadgeRead(payload, now_ns, latest.frame_id, frame))
 
     def _camera_failed(self, reason: str) -> None:
         options = self.options
@@ -348,9 +376,12 @@ class ScanLoop:
             item = self._deliveries.get()
             if item is _STOP:
                 return
-            payload, frame_time_ns = cast(tuple[str, int], item)
+            read = cast(BadgeRead, item)
             try:
-                self.on_payload(payload, frame_time_ns)
+                if self.on_read is not None:
+                    self.on_read(read)
+                else:
+                    self.on_payload(read.payload, read.time_ns)
             except Exception:
                 self.callback_errors += 1
-                log.exception("on_payload failed for a payload of %d characters", len(payload))
+                log.exception("on_payload failed for a payload of %d characters", len(read.payload))

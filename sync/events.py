@@ -47,7 +47,8 @@ ShortText = Annotated[str, StringConstraints(max_length=200)]
 BadgeToken = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 # Fields added after the first release: left out of the wire form (and so of the hash) while
 # they hold None, so the events of logs written before them keep their hashes.
-LATER_FIELDS = ("badge_token",)
+LATER_FIELDS = ("badge_token", "photo_sha256")
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Ident = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
 ]
@@ -85,6 +86,10 @@ class Event(BaseModel):
     # The proof of a camera or wedge record: the badge token it was read from, whole. The
     # centre counts such a record only when this verifies for the record's cadre and serial.
     badge_token: BadgeToken | None = None
+    # The sha256 of the photo kept with a camera record (the JPEG's bytes, stored beside the
+    # log and sent on its own channel): inside the hash, so a photo swapped afterwards no longer
+    # matches its record. None: no photo (capture off, not a camera record, or flagged no_photo).
+    photo_sha256: Sha256Hex | None = None
 
     @field_validator("device_time")
     @classmethod

@@ -104,6 +104,9 @@ events = Table(
     # proofs.py: no or bad badge proof, a revoked badge, another kiosk's record corrected, a
     # time claim that cannot hold); an anomaly says more.
     Column("quarantine", String(40)),
+    # The sha256 of the photo the kiosk kept with a camera record (inside the record's hash);
+    # the photo itself comes on its own channel (photos table, central/photos.py).
+    Column("photo_sha256", String(64)),
     Index("ix_events_kiosk_seq", "kiosk_id", "seq"),
     Index("ix_events_kiosk_boot", "kiosk_id", "boot_id"),
     Index("ix_events_cadre_day", "cadre_id", "service_day"),

@@ -154,6 +154,7 @@ def event_row(
         "received_at": now,
         "badge_token": event.badge_token,
         "quarantine": None,
+        "photo_sha256": event.photo_sha256,
     }
 
 

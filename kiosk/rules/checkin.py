@@ -29,6 +29,7 @@ from kiosk.rules.outcome import (
     REFUSE_NO_OPERATOR,
     REFUSE_UNDO_GONE,
     REFUSE_UNDO_OF_UNDO,
+    CameraEvidence,
     LeadRefusal,
     NoSuchEvent,
     ScanOutcome,
@@ -100,12 +101,14 @@ class CheckIn:
         payload: str,
         source: ScanSource = "camera",
         kind: Literal["arrival", "departure"] | None = None,
+        evidence: CameraEvidence | None = None,
     ) -> ScanOutcome:
         """Verify `payload` and record what the rules decide; durable before it returns.
 
         `kind` is for a screen with Arrive / Leave buttons: the person's choice replaces the
         toggle (flagged `kind_chosen_on_screen`); the repeat window still swallows a double scan
-        of the same kind."""
+        of the same kind. `evidence`: the photo's hash and the camera's flags, put on the
+        record if one is made."""
         roster = self.roster()
         check = verify_token(payload, roster.keyring, roster.revoked_through)
         with self._lock:
@@ -123,7 +126,9 @@ class CheckIn:
                     cadre_id=check.cadre_id if check.reason == "revoked" else None,
                 )
             assert check.cadre_id is not None
-            return self._toggle(check.cadre_id, check.serial, source, now, roster, kind, payload)
+            return self._toggle(
+                check.cadre_id, check.serial, source, now, roster, kind, payload, evidence
+            )
 
     def scan_wedge(self, typed: str) -> ScanOutcome:
         """A payload typed by a keyboard-wedge barcode scanner, through the same rules."""
@@ -138,6 +143,7 @@ class CheckIn:
         roster: RosterSnapshot,
         chosen: Literal["arrival", "departure"] | None = None,
         token: str | None = None,
+        evidence: CameraEvidence | None = None,
     ) -> ScanOutcome:
         """`token`: the badge as read, kept on the event as its proof for the centre."""
         entry = roster.entry(cadre_id)
@@ -187,7 +193,11 @@ class CheckIn:
                 flags.append(FLAG_NO_ARRIVAL)
         elif unclosed:
             flags.append(FLAG_OPEN_ARRIVAL)
-        fields = self._fields(cadre_id, serial, kind, source, now, flags, badge_token=token)
+        extra: dict[str, Any] = {"badge_token": token}
+        if evidence is not None:
+            flags.extend(f for f in evidence.flags if f not in flags)
+            extra["photo_sha256"] = evidence.photo_sha256
+        fields = self._fields(cadre_id, serial, kind, source, now, flags, **extra)
         try:
             event = self.log.append(fields)
         except (StoreWriteError, StoreError) as exc:

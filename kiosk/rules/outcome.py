@@ -21,6 +21,20 @@ FLAG_NO_ARRIVAL = "departure_without_arrival"
 FLAG_OPERATOR_TIME = "time_entered_by_operator"
 FLAG_CLOCK_UNCERTAIN = "clock_uncertain"
 FLAG_KIND_CHOSEN = "kind_chosen_on_screen"
+# A camera record whose photo could not be kept (store full or failing), and one made with no
+# face in view (kiosk/photos.py, scanner/faces.py).
+FLAG_NO_PHOTO = "no_photo"
+FLAG_NO_FACE = "no_face"
+
+
+@dataclass(frozen=True)
+class CameraEvidence:
+    """What the camera adds to a record it read: the photo's sha256 (None: none kept) and the
+    flags saying why something is missing."""
+
+    photo_sha256: str | None = None
+    flags: tuple[str, ...] = ()
+
 
 # Reasons for a refusal that is not about the badge.
 STORE_REASONS = {"store_full", "store_read_only", "store_failed"}

@@ -37,6 +37,8 @@ FLAGS = {
     "time_entered_by_operator": _l("Time entered by the site lead"),
     "clock_uncertain": _l("Kiosk clock uncertain"),
     "kind_chosen_on_screen": _l("Kind chosen on the screen"),
+    "no_photo": _l("No photo kept"),
+    "no_face": _l("No face in view"),
 }
 
 # What became of a record (kiosk/rules/corrected.py).

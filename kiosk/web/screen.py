@@ -77,9 +77,17 @@ def index() -> str:
             "mode_hint": _("Choose before showing your badge"),
         },
     }
+    photo_notice = ""
+    if settings.photo_capture:
+        # The privacy notice the issue asks for: said whenever photos are being taken.
+        photo_notice = _(
+            "A photo is taken at check-in and kept %(days)d days",
+            days=settings.photo_retention_days,
+        )
     return render_template(
         "screen.html",
         config=config,
+        photo_notice=photo_notice,
         site_name=settings.site_name,
         show_buttons=settings.show_arrive_leave_buttons,
         html_lang=i18n.html_lang(kiosk.screen_locale),

@@ -40,6 +40,10 @@ class ScreenWording:
                 _("Next badge: arrival") if kind == "arrival" else _("Next badge: departure")
             )
 
+    def face_prompt(self) -> str:
+        with i18n.in_locale(self._app, self._locale):
+            return str(_("Please face the camera"))
+
     def status(self, services: KioskServices) -> dict[str, Any]:
         with i18n.in_locale(self._app, self._locale):
             return screen_status(services)

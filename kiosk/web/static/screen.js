@@ -91,6 +91,18 @@
     window.kioskLastScan = Object.assign({ shownAt: Date.now() }, scan);
   }
 
+  // require_face: the kiosk waits a moment for a face before it records the badge.
+  function showPrompt(prompt) {
+    result.dataset.outcome = "prompt";
+    $("result-icon").innerHTML = "";
+    $("result-headline").textContent = prompt.text;
+    $("result-name").textContent = "";
+    $("result-detail").textContent = "";
+    $("result-extra").textContent = "";
+    clearTimeout(hideTimer);
+    hideTimer = setTimeout(showIdle, (prompt.wait_s + 1) * 1000);
+  }
+
   function showIdle() {
     result.dataset.outcome = "idle";
     result.classList.remove("fresh");
@@ -185,6 +197,7 @@
     source.addEventListener("status", (event) => applyStatus(JSON.parse(event.data)));
     source.addEventListener("scan", (event) => showResult(JSON.parse(event.data)));
     source.addEventListener("mode", (event) => applyMode(JSON.parse(event.data).mode));
+    source.addEventListener("prompt", (event) => showPrompt(JSON.parse(event.data)));
     source.addEventListener("open", () => {
       if (streamDown) {
         streamDown = false;
