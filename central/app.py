@@ -2,12 +2,14 @@
 
 Everything a request handler needs hangs off `app.extensions["central"]` (a `Central`, defined in
 central/services.py), reached with `central_of()`: the settings, the engine, the clock, the stay
-rules and the stays refresher. Blueprints register here: the ingest API (central/api.py) and the
-staff pages (central/web/).
+rules, the stays refresher and the duty runner. Blueprints register here: the ingest API
+(central/api.py) and the staff pages (central/web/).
 
-With TESTING set, the stays refresher and the job worker run no thread of their own: a test that
-pushes through the API calls `central_of(app).stays.drain()` before it looks at stays, and one
-that starts a job calls `central_of(app).jobs.drain()` to run it.
+The background duties (stays, housekeeping) run on threads of the duty runner, each under a
+database lease so that of several `central serve` processes one runs it at a time; the job worker
+claims queued jobs itself, one job to one process. With TESTING set (or run_duties=False) no
+thread starts: a test that pushes through the API calls `central_of(app).stays.drain()` before it
+looks at stays, and one that starts a job calls `central_of(app).jobs.drain()` to run it.
 """
 
 from __future__ import annotations
@@ -23,15 +25,18 @@ from sqlalchemy import Engine
 from central import keys
 from central import settings as central_settings
 from central.api import api
-from central.db.engine import create_schema, make_engine
+from central.db.engine import create_schema, make_serving_engine
+from central.duties import DutyRunner
+from central.duties.housekeeping import housekeeping_duty
+from central.duties.lease import new_holder_id
 from central.ingest.proofs import BadgeProofs
 from central.ingest.push import Checks
 from central.jobs.worker import JobWorker
 from central.services import Central, utc_now
 from central.settings import CentralSettings
 from central.stays.pairing import StayRules
+from central.stays.refresher import DUTY_NAME as STAYS_DUTY
 from central.stays.refresher import StayRefresher
-from central.stays.store import queued as queued_stays
 from central.web import init_app as init_staff_pages
 
 
@@ -42,6 +47,7 @@ def create_app(
     engine: Engine | None = None,
     now: Callable[[], datetime] | None = None,
     config: Mapping[str, Any] | None = None,
+    run_duties: bool | None = None,
 ) -> Flask:
     """Build the centre's app.
 
@@ -50,14 +56,18 @@ def create_app(
     engine: an engine to use instead of one made from settings.database_url (tests, benches).
     now: clock returning aware UTC datetimes (tests).
     config: extra Flask config (TESTING, ...), applied last.
+    run_duties: start the background duty threads; default: unless TESTING.
     """
     instance = Path(instance_path) if instance_path else central_settings.default_instance()
     instance = instance.resolve()
     instance.mkdir(parents=True, exist_ok=True)
     if settings is None:
         settings = central_settings.load(instance)
+    holder = new_holder_id()
     if engine is None:
-        engine = make_engine(settings.database_url_for(instance))
+        engine = make_serving_engine(
+            settings.database_url_for(instance), settings.server_threads, f"central {holder}"
+        )
     create_schema(engine)
 
     app = Flask("central", instance_path=str(instance), instance_relative_config=True)
@@ -65,7 +75,11 @@ def create_app(
         app.config.update(config)
     clock = now or utc_now
     rules = StayRules.from_settings(settings)
-    refresher = StayRefresher(engine, rules, now=clock, autostart=not app.config["TESTING"])
+    duties = DutyRunner(engine, holder, lease_s=settings.duty_lease_s)
+    refresher = StayRefresher(engine, rules, now=clock, wake=lambda: duties.wake(STAYS_DUTY))
+    duties.add(refresher.duty())
+    # Real time: sessions and throttle windows are written by it (central/web/auth.py).
+    duties.add(housekeeping_duty(utc_now, settings.login_window_s))
     # Tests run queued jobs on their own thread with `central_of(app).jobs.drain()`.
     worker = JobWorker(
         engine,
@@ -86,13 +100,13 @@ def create_app(
             BadgeProofs.of_key_file(settings.issuing_key_path(instance), keys.public_keyring),
             timedelta(seconds=settings.time_claim_tolerance_s),
         ),
+        duties=duties,
     )
     if settings.run_job_worker and not app.config["TESTING"]:
         worker.start()
-    with engine.connect() as conn:
-        if queued_stays(conn):  # left over from before a restart
-            refresher.poke()
 
     app.register_blueprint(api)
     init_staff_pages(app)
+    if run_duties if run_duties is not None else not app.config["TESTING"]:
+        duties.start()
     return app

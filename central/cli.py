@@ -383,6 +383,73 @@ def user_role_command(instance: Path, name: str, role: str) -> None:
     click.echo(f"{name} is now {role}")
 
 
+@user_group.command("passwd")
+@click.argument("name")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+@click.pass_obj
+def user_passwd_command(instance: Path, name: str, password_stdin: bool) -> None:
+    """Set a new password for NAME; every session of NAME ends at once."""
+    from central import users
+
+    _, engine = _open_store(instance)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("new password", hide_input=True, confirmation_prompt=True)
+    try:
+        ended = users.set_password(engine, name, password)
+    except users.UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"password of {name} changed; {ended} open session(s) ended")
+
+
+@user_group.command("disable")
+@click.argument("name")
+@click.pass_obj
+def user_disable_command(instance: Path, name: str) -> None:
+    """Disable NAME: no more logins, and every session of NAME ends at once."""
+    from central import users
+
+    _, engine = _open_store(instance)
+    try:
+        ended = users.set_active(engine, name, False)
+    except users.UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{name} disabled; {ended} open session(s) ended")
+
+
+@user_group.command("enable")
+@click.argument("name")
+@click.pass_obj
+def user_enable_command(instance: Path, name: str) -> None:
+    """Let NAME log in again."""
+    from central import users
+
+    _, engine = _open_store(instance)
+    try:
+        users.set_active(engine, name, True)
+    except users.UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{name} enabled")
+
+
+@user_group.command("logout")
+@click.argument("name")
+@click.pass_obj
+def user_logout_command(instance: Path, name: str) -> None:
+    """End every session of NAME at once (a lost phone, a shared computer)."""
+    from central import users
+
+    _, engine = _open_store(instance)
+    try:
+        ended = users.end_sessions(engine, name)
+    except users.UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{ended} open session(s) of {name} ended")
+
+
 @main.command("export")
 @click.option(
     "--from", "first", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First service day."
@@ -621,25 +688,60 @@ def kiosk_list_command(instance: Path) -> None:
 
 @main.command("serve")
 @click.option("--host", default=None, help="Address to listen on [default: listen_host].")
-@click.option("--port", type=int, default=None, help="Port to listen on [default: listen_port].")
+@click.option(
+    "--port",
+    type=int,
+    default=None,
+    help="Port to listen on [default: listen_port]; with --workers, the first of N.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes to run on ports PORT..PORT+N-1 (PostgreSQL only), restarted when they die.",
+)
 @click.pass_obj
-def serve_command(instance: Path, host: str | None, port: int | None) -> None:
-    """Serve the kiosk API and the staff pages with waitress (put nginx with TLS in front)."""
-    import waitress
+def serve_command(instance: Path, host: str | None, port: int | None, workers: int) -> None:
+    """Serve the kiosk API and the staff pages with waitress (put nginx with TLS in front).
 
-    from central.app import create_app
+    Any number of these may run on one PostgreSQL database, on one host or several
+    (docs/central-nginx.md); on SQLite only one, and a second is refused.
+    """
+    from central import serve
 
     settings, _ = _open_store(instance)
-    app = create_app(instance, settings)
     host, port = host or settings.listen_host, port or settings.listen_port
-    click.echo(f"serving the kiosk API and the staff pages on http://{host}:{port}/")
-    waitress.serve(
-        app,
-        host=host,
-        port=port,
-        threads=settings.server_threads,
-        ident="central",
-        # waitress buffers a whole body before the app can refuse it (1 GB by default); the
-        # largest body any route takes is a roster upload.
-        max_request_body_size=max(settings.roster_max_upload_bytes, settings.api_max_body_bytes),
-    )
+    try:
+        serve.check_workers(settings, instance, workers)
+        if workers > 1:
+            raise SystemExit(serve.Supervisor(instance, host, port, workers).run())
+        serve.serve_one(instance, settings, host, port)
+    except serve.ServeRefused as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command("duties")
+@click.pass_obj
+def duties_command(instance: Path) -> None:
+    """Who runs each background duty now, and its last runs (from the database)."""
+    from central.duties import lease as leases
+    from central.duties import report
+
+    _, engine = _open_store(instance)
+    with engine.connect() as conn:
+        holders = leases.holders(conn)
+        runs = report.last_runs(conn)
+    if not holders:
+        click.echo("no duty has run yet (is `central serve` running?)")
+    for row in holders:
+        state = "held" if row["live"] else "free (expired or released)"
+        click.echo(
+            f"{row['duty']}\t{state}\tby {row['holder']}\tgeneration {row['generation']}"
+            f"\tuntil {row['expires_at']:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    for run in runs:
+        click.echo(
+            f"  last {run['duty']} run: {run['ended_at']:%Y-%m-%d %H:%M:%S} UTC by "
+            f"{run['holder']} ({run['items']} items; {run['runs']} runs in the last hour)"
+        )

@@ -15,6 +15,7 @@ from pathlib import Path
 from flask import Flask, current_app
 from sqlalchemy import Engine
 
+from central.duties import DutyRunner
 from central.ingest.push import Checks
 from central.jobs.worker import JobWorker
 from central.settings import CentralSettings
@@ -35,7 +36,8 @@ class Central:
     engine: Engine
     now: Callable[[], datetime]  # aware UTC; a seam so tests can move time
     rules: StayRules  # how records pair into stays (from the settings)
-    stays: StayRefresher  # recomputes queued stays behind the ingest API
+    stays: StayRefresher  # recomputes queued stays behind the ingest API (a duty)
+    duties: DutyRunner  # periodic work under database leases, one process at a time
     jobs: JobWorker  # runs queued background jobs (badge sheets, exports)
     checks: Checks  # what judges whether pushed records count (badge keys, time tolerance)
 

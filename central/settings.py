@@ -67,7 +67,20 @@ class CentralSettings(StrictSettings):
     listen_port: int = Field(
         8000, ge=1, le=65535, description="Port the central server listens on."
     )
-    server_threads: int = Field(16, ge=2, le=256, description="waitress worker threads.")
+    server_threads: int = Field(
+        16,
+        ge=2,
+        le=256,
+        description="waitress worker threads per process; on PostgreSQL each process keeps up "
+        "to server_threads + 4 connections (docs/central-nginx.md).",
+    )
+    duty_lease_s: float = Field(
+        5.0,
+        ge=1.0,
+        le=300.0,
+        description="Seconds a background duty's lease lasts unrenewed (stays, housekeeping): "
+        "when the process running a duty dies, another takes it over within about this.",
+    )
 
     # Sync with kiosks
     public_url: str = Field(
@@ -119,11 +132,22 @@ class CentralSettings(StrictSettings):
         5,
         ge=1,
         le=1000,
-        description="Failed staff logins allowed per address and per user name within "
-        "login_window_s; further attempts are refused until the window passes.",
+        description="Failed staff logins allowed for one user name from one client address "
+        "within login_window_s; further attempts from that address are refused until the "
+        "window passes (the same user from another address is not held back).",
+    )
+    login_max_failures_per_address: int = Field(
+        20,
+        ge=1,
+        le=10000,
+        description="Failed staff logins allowed from one client address, whatever the user "
+        "names, within login_window_s (stops one machine guessing over many names).",
     )
     login_window_s: int = Field(
-        900, ge=10, le=86400, description="Window of login_max_failures, in seconds."
+        900,
+        ge=10,
+        le=86400,
+        description="Window of login_max_failures and login_max_failures_per_address, in seconds.",
     )
     cookie_secure: bool = Field(
         False,

@@ -8,14 +8,15 @@ correct records; "viewer" may only look and export. Passwords are stored as scry
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from sqlalchemy import (
+    Connection,
     Engine,
+    delete,
     insert,
     select,
     update,
@@ -23,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from central.db.schema import staff_users
+from central.db.schema import staff_sessions, staff_users
 
 Role = Literal["admin", "viewer"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -48,17 +49,10 @@ class User:
     username: str
     role: Role
     active: bool
-    # Changes whenever the password does: a session remembers it, so changing a password logs out
-    # every session opened with the old one.
-    stamp: str
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
-
-
-def _stamp(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
 def _row_to_user(row: Any) -> User:
@@ -67,7 +61,6 @@ def _row_to_user(row: Any) -> User:
         username=row.username,
         role=row.role,
         active=bool(row.active),
-        stamp=_stamp(row.password_hash),
     )
 
 
@@ -105,11 +98,19 @@ def add_user(engine: Engine, username: str, password: str, role: str) -> User:
         username=username,
         role=role,  # type: ignore[arg-type]
         active=True,
-        stamp=_stamp(password_hash),
     )
 
 
-def set_password(engine: Engine, username: str, password: str) -> None:
+def _end_sessions(conn: Connection, username: str) -> int:
+    """End every staff session of `username`, on every process (the sessions are rows)."""
+    user_ids = select(staff_users.c.id).where(staff_users.c.username == username)
+    return conn.execute(
+        delete(staff_sessions).where(staff_sessions.c.user_id.in_(user_ids.scalar_subquery()))
+    ).rowcount
+
+
+def set_password(engine: Engine, username: str, password: str) -> int:
+    """Change the password and end every session of the user; returns the sessions ended."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise UserError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
     with engine.begin() as conn:
@@ -118,17 +119,29 @@ def set_password(engine: Engine, username: str, password: str) -> None:
             .where(staff_users.c.username == username)
             .values(password_hash=generate_password_hash(password))
         ).rowcount
-    if not changed:
-        raise UserError(f"no user {username!r}")
+        if not changed:
+            raise UserError(f"no user {username!r}")
+        return _end_sessions(conn, username)
 
 
-def set_active(engine: Engine, username: str, active: bool) -> None:
+def set_active(engine: Engine, username: str, active: bool) -> int:
+    """Enable or disable an account; disabling ends its sessions (returns how many)."""
     with engine.begin() as conn:
         changed = conn.execute(
             update(staff_users).where(staff_users.c.username == username).values(active=active)
         ).rowcount
-    if not changed:
-        raise UserError(f"no user {username!r}")
+        if not changed:
+            raise UserError(f"no user {username!r}")
+        return 0 if active else _end_sessions(conn, username)
+
+
+def end_sessions(engine: Engine, username: str) -> int:
+    """Log `username` out everywhere without changing anything else; returns sessions ended."""
+    with engine.begin() as conn:
+        known = select(staff_users.c.id).where(staff_users.c.username == username)
+        if conn.execute(known).first() is None:
+            raise UserError(f"no user {username!r}")
+        return _end_sessions(conn, username)
 
 
 def authenticate(engine: Engine, username: str, password: str) -> User | None:

@@ -24,6 +24,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Connections a serving process needs beyond one per waitress thread: one per background duty
+# thread (stays, housekeeping, and room for the jobs and alerts to come).
+DUTY_CONNECTIONS = 4
+# Headroom above that for a request that briefly holds a second connection.
+POOL_OVERFLOW = 4
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
@@ -32,17 +39,42 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+def make_serving_engine(url: str, threads: int, name: str) -> Engine:
+    """The engine of a serving process: on PostgreSQL a pool sized to its threads (so N processes
+    keep at most N x (threads + DUTY_CONNECTIONS + POOL_OVERFLOW) connections, the figure to
+    hold under max_connections) and `name` as application_name, so pg_stat_activity tells
+    which process holds which connection."""
+    if url.startswith("sqlite"):
+        return make_engine(url)
+    return make_engine(
+        url,
+        pool_size=threads + DUTY_CONNECTIONS,
+        max_overflow=POOL_OVERFLOW,
+        connect_args={"application_name": name[:63]},
+    )
+
+
+# Key of the PostgreSQL advisory lock held while tables are made (any constant will do).
+PG_SCHEMA_LOCK = 0x5343_4845
+
+
 def create_schema(engine: Engine) -> set[tuple[str, str]]:
     """Make the missing tables, and the missing columns of tables made by an older version;
     returns the (table, column) pairs added to existing tables.
 
     Columns added since a table was first made are all nullable, so `ALTER TABLE ... ADD
     COLUMN` gives old rows NULL (what each new column means for a row from before it).
+
+    Several processes starting at once after an upgrade take turns on PostgreSQL (an advisory
+    lock held until the DDL commits): each would otherwise find a table or column missing and
+    all but one fail to add it.
     """
-    metadata.create_all(engine)
-    existing = inspect(engine)
     added: set[tuple[str, str]] = set()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_SCHEMA_LOCK})
+        metadata.create_all(conn)
+        existing = inspect(conn)
         for table in metadata.sorted_tables:
             have = {c["name"] for c in existing.get_columns(table.name)}
             for column in table.columns:

@@ -382,6 +382,61 @@ form_submissions = Table(
     Column("result_url", String(2000)),  # where the first send's answer led
 )
 
+# Staff sessions (central/web/sessions.py): the cookie holds a random token, this table its sha256
+# only, so a copy of the database opens no session. Every `central serve` process reads the same
+# rows: a session made on one works on all, and ending it (logout, password change) ends it on all.
+staff_sessions = Table(
+    "staff_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("staff_users.id"), nullable=False, index=True),
+    Column("csrf", String(64), nullable=False),  # the CSRF token of this session's forms
+    Column("created_at", DateTime, nullable=False),
+    Column("seen_at", DateTime, nullable=False),  # written at most once a minute
+    Column("expires_at", DateTime, nullable=False, index=True),
+)
+
+# Login attempts counted per key (central/web/security.py): the sha256 of a client address, or of
+# an address and a user name. One row per key and window, claimed atomically before a password
+# is checked, so parallel requests cannot all slip under the limit.
+login_throttle = Table(
+    "login_throttle",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("window_start", DateTime, nullable=False, index=True),
+    Column("attempts", Integer, nullable=False),
+)
+
+# --- background duties (central/duties/) ---------------------------------------------------
+
+# Who runs each periodic duty (stays refresh, housekeeping, ...). `generation` rises whenever the
+# holder changes; the holder's work transactions check it (a fence), so a process that lost its
+# lease while paused cannot write as if it still held it. Times come from the database's clock.
+duty_leases = Table(
+    "duty_leases",
+    metadata,
+    Column("duty", String(64), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("generation", BigInteger, nullable=False),
+    Column("acquired_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+)
+
+# Each piece of work a duty did, written in the work's own transaction (so one rolled back leaves
+# no row): who did it and when, to show that no two ran at once. Kept for `duty_runs_keep_days`.
+duty_runs = Table(
+    "duty_runs",
+    metadata,
+    Column("run_id", Integer, primary_key=True, autoincrement=True),
+    Column("duty", String(64), nullable=False),
+    Column("holder", String(200), nullable=False),
+    Column("generation", BigInteger, nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("ended_at", DateTime, nullable=False),
+    Column("items", Integer, nullable=False),
+    Index("ix_duty_runs_duty_started", "duty", "started_at"),
+)
+
 # Reviews of anomalies (central/anomalies.py): staff looked at one that no correction of records
 # resolves (a hash chain gap, a refused record) and said why it may rest. Keyed by what the
 # anomaly is about rather than its row id: the stays' anomalies are written anew on each pairing.

@@ -1,27 +1,34 @@
-"""The thread that works through the queue of stays to recompute, behind the ingest API."""
+"""The stays duty: works through the queue of stays to recompute, behind the ingest API.
+
+Ingest only queues (cadre, day) pairs (`stays_dirty`), so a kiosk's answer never waits for
+pairing. Whichever `central serve` process holds the duty's lease (central/duties/) works
+through the queue, whoever stored the records: it polls the queue every `poll_s`, and a push
+answered by the holder itself wakes it at once (`poke`).
+"""
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
+from central.duties import Duty
 from central.stays.pairing import StayRules
-from central.stays.store import refresh
+from central.stays.store import any_queued, refresh, refresh_in
+
+DUTY_NAME = "stays"
 
 
 class StayRefresher:
-    """Keeps the stays up to date behind the ingest API, on a thread of its own.
+    """Keeps the stays up to date behind the ingest API, as the duty `stays`.
 
-    `poke()` after queueing pairs: the thread starts if needed, works through the queue in
-    chunks (letting ingest transactions in between) and ends after `idle_exit_s` without work,
-    so an app that is not pushed to holds no thread. Without `autostart` (tests) nothing runs
-    until `drain()` is called.
+    `duty()` is what the DutyRunner runs; `poke()` after queueing pairs wakes it (through
+    `wake`, which the application wires to the runner). `drain()` works through the whole
+    queue on the calling thread without a lease: for tests and commands that know they are
+    alone.
     """
 
     def __init__(
@@ -29,33 +36,33 @@ class StayRefresher:
         engine: Engine,
         rules: StayRules,
         chunk: int = 250,
-        idle_exit_s: float = 30.0,
         max_yield_s: float = 2.0,
+        poll_s: float = 1.0,
         now: Callable[[], datetime] | None = None,
-        autostart: bool = True,
+        wake: Callable[[], None] | None = None,
     ):
         self.engine = engine
-        self.autostart = autostart
         self.rules = rules
         self.chunk = chunk
-        self.idle_exit_s = idle_exit_s
         self.max_yield_s = max_yield_s
+        self.poll_s = poll_s
         self._now = now
-        self._work = threading.Event()
-        self._lock = threading.Lock()
+        self._wake = wake
         self._quiet = threading.Condition()
         self._ingesting = 0
-        self._thread: threading.Thread | None = None
-        self.last_error: str | None = None
+
+    def duty(self) -> Duty:
+        return Duty(
+            name=DUTY_NAME,
+            step=self.step,
+            idle_s=self.poll_s,
+            has_work=any_queued,
+            before_step=self._let_ingest_go_first,
+        )
 
     def poke(self) -> None:
-        self._work.set()
-        if not self.autostart:
-            return
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="stays", daemon=True)
-                self._thread.start()
+        if self._wake is not None:
+            self._wake()
 
     @contextmanager
     def ingesting(self) -> Iterator[None]:
@@ -70,8 +77,13 @@ class StayRefresher:
                 self._quiet.notify_all()
 
     def _let_ingest_go_first(self) -> None:
+        # Kiosks of this process are waiting for their answers; pairing can wait a moment.
         with self._quiet:
             self._quiet.wait_for(lambda: self._ingesting == 0, timeout=self.max_yield_s)
+
+    def step(self, conn: Connection) -> int:
+        """One chunk of the queue in the duty's fenced transaction; pairs recomputed."""
+        return refresh_in(conn, self.rules, self._clock(), self.chunk)
 
     def drain(self) -> int:
         """Work through the whole queue on the calling thread; returns pairs recomputed."""
@@ -82,25 +94,3 @@ class StayRefresher:
 
     def _clock(self) -> datetime | None:
         return self._now() if self._now else None
-
-    def _run(self) -> None:
-        while True:
-            if not self._work.wait(self.idle_exit_s):
-                with self._lock:
-                    if not self._work.is_set():
-                        self._thread = None
-                        return
-                continue
-            self._work.clear()
-            try:
-                while True:
-                    # Kiosks are waiting for their answers; pairing can wait a moment.
-                    self._let_ingest_go_first()
-                    if not refresh(self.engine, self.rules, self._clock(), self.chunk):
-                        break
-                self.last_error = None
-            except Exception as exc:  # keep the thread; the queue is still there to retry
-                logging.getLogger(__name__).exception("stays refresh failed")
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                time.sleep(1.0)
-                self._work.set()

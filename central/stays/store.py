@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, distinct, func, insert, select, text
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text
 
 from central import corrections as staff_corrections
 from central.db.bulk import bulk_insert, chunks, write_transaction
@@ -157,34 +157,46 @@ def recompute(
 def refresh(
     engine: Engine, rules: StayRules, now: datetime | None = None, limit: int = 1000
 ) -> int:
-    """Recompute the stays of up to `limit` queued (cadre, day) pairs; returns how many.
+    """Recompute the stays of up to `limit` queued (cadre, day) pairs; returns how many."""
+    with write_transaction(engine) as conn:
+        return refresh_in(conn, rules, now, limit)
+
+
+def refresh_in(
+    conn: Connection, rules: StayRules, now: datetime | None = None, limit: int = 1000
+) -> int:
+    """`refresh` in the caller's write transaction (the stays duty's, which holds its lease).
 
     A pair queued again while this runs keeps its new mark and stays queued.
     """
-    with write_transaction(engine) as conn:
-        lock_for_stays(conn)
-        queued = conn.execute(
-            select(stays_dirty.c.cadre_id, stays_dirty.c.service_day, stays_dirty.c.mark)
-            .order_by(stays_dirty.c.service_day, stays_dirty.c.cadre_id)
-            .limit(limit)
-        ).all()
-        if not queued:
-            return 0
-        recompute(conn, [(r.cadre_id, r.service_day) for r in queued], rules, now)
-        conn.execute(
-            delete(stays_dirty).where(
-                stays_dirty.c.cadre_id == bindparam("b_cadre"),
-                stays_dirty.c.service_day == bindparam("b_day"),
-                stays_dirty.c.mark == bindparam("b_mark"),
-            ),
-            # In the order ingest marks them (`mark_dirty`), so the two never wait
-            # for each other's rows in opposite orders on PostgreSQL.
-            [
-                {"b_cadre": r.cadre_id, "b_day": r.service_day, "b_mark": r.mark}
-                for r in sorted(queued, key=lambda r: (r.cadre_id, r.service_day))
-            ],
-        )
+    lock_for_stays(conn)
+    queued = conn.execute(
+        select(stays_dirty.c.cadre_id, stays_dirty.c.service_day, stays_dirty.c.mark)
+        .order_by(stays_dirty.c.service_day, stays_dirty.c.cadre_id)
+        .limit(limit)
+    ).all()
+    if not queued:
+        return 0
+    recompute(conn, [(r.cadre_id, r.service_day) for r in queued], rules, now)
+    conn.execute(
+        delete(stays_dirty).where(
+            stays_dirty.c.cadre_id == bindparam("b_cadre"),
+            stays_dirty.c.service_day == bindparam("b_day"),
+            stays_dirty.c.mark == bindparam("b_mark"),
+        ),
+        # In the order ingest marks them (`mark_dirty`), so the two never wait
+        # for each other's rows in opposite orders on PostgreSQL.
+        [
+            {"b_cadre": r.cadre_id, "b_day": r.service_day, "b_mark": r.mark}
+            for r in sorted(queued, key=lambda r: (r.cadre_id, r.service_day))
+        ],
+    )
     return len(queued)
+
+
+def any_queued(conn: Connection) -> bool:
+    """Whether any (cadre, day) pair waits: one index probe, for polling."""
+    return conn.execute(select(stays_dirty.c.mark).limit(1)).first() is not None
 
 
 def queued(conn: Connection) -> int:
@@ -196,7 +208,7 @@ def rebuild(
     conn: Connection, rules: StayRules, day: date | None = None, now: datetime | None = None
 ) -> int:
     """Recompute every stay (of one service day, or all): after a bulk load or a rule change."""
-    query = select(distinct(events.c.cadre_id), events.c.service_day)
+    query = select(events.c.cadre_id, events.c.service_day).distinct()
     if day is not None:
         query = query.where(events.c.service_day == day)
     keys = [(r[0], r[1]) for r in conn.execute(query)]

@@ -17,11 +17,14 @@ from flask import abort, g, jsonify, redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
 from central import users
+from central.services import utc_now
+from central.web import sessions
 from central.web.context import state
 
 PUBLIC_ENDPOINTS = frozenset({"staff.login", "staff.static"})
-SESSION_USER = "uid"
-SESSION_STAMP = "ustamp"
+# The signed cookie holds only this token (and the language, and before login a CSRF token);
+# the session itself is a row of staff_sessions (central/web/sessions.py).
+SESSION_TOKEN = "sid"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,15 +40,26 @@ def current_user() -> users.User | None:
     return cast("users.User | None", g.get("staff_user"))
 
 
+# Sessions and the login throttle keep real time, not the application's clock (`Central.now`, a
+# seam tests move by days to look at other service days): a session's life is the user's.
+
+
+def _lifetime() -> timedelta:
+    return timedelta(hours=state().settings.session_hours)
+
+
 def load_user() -> users.User | None:
-    user_id = session.get(SESSION_USER)
-    if not isinstance(user_id, int):
+    """The user of this request's session, found in the database by any process."""
+    token = session.get(SESSION_TOKEN)
+    if token is None:
         return None
-    user = users.get_user(state().engine, user_id)
-    # A disabled account, or one whose password changed since this login, is logged out.
-    if user is None or not user.active or session.get(SESSION_STAMP) != user.stamp:
-        session.pop(SESSION_USER, None)
+    found = sessions.find(state().engine, token, utc_now(), _lifetime())
+    user = None if found is None else users.get_user(state().engine, found.user_id)
+    # Logged out (here or on another process), expired, or the account disabled since.
+    if found is None or user is None or not user.active:
+        session.pop(SESSION_TOKEN, None)
         return None
+    g.staff_session = found
     return user
 
 
@@ -60,22 +74,27 @@ def gate() -> Response | None:
     return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
 
 
-def log_in(user: users.User) -> None:
-    # A fresh session on login: a session id planted before login is worth nothing after it.
+def _fresh_cookie() -> None:
     language = session.get("lang")
     session.clear()
     if language:
         session["lang"] = language
-    session[SESSION_USER] = user.id
-    session[SESSION_STAMP] = user.stamp
+
+
+def log_in(user: users.User) -> None:
+    # A fresh session on login: a session id planted before login is worth nothing after it.
+    token, opened = sessions.open_session(state().engine, user.id, utc_now(), _lifetime())
+    _fresh_cookie()
+    session[SESSION_TOKEN] = token
     session.permanent = True
+    g.staff_session = opened
 
 
 def log_out() -> None:
-    language = session.get("lang")
-    session.clear()
-    if language:
-        session["lang"] = language
+    """End this session on every process: the cookie, or any copy of it, opens nothing again."""
+    sessions.end(state().engine, session.get(SESSION_TOKEN))
+    _fresh_cookie()
+    g.pop("staff_session", None)
 
 
 def admin_required(view: F) -> F:
@@ -106,7 +125,3 @@ def safe_next(target: str | None) -> str:
     ):
         return url_for("staff.overview")
     return target
-
-
-def session_lifetime(hours: int) -> timedelta:
-    return timedelta(hours=hours)

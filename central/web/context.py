@@ -2,7 +2,9 @@
 
 The centre's shared state is `central.services.Central` on `app.extensions["central"]`; the staff
 pages add their own (the login throttle) on `app.extensions["staff"]`. Views reach both through
-`state()` instead of module globals, as tests build many apps in one process.
+`state()` instead of module globals, as tests build many apps in one process. Neither holds a
+user's state: sessions, throttle counts and form tokens are rows of the database, shared by
+every process.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import Engine
 
-from central.services import Central
+from central.services import Central, utc_now
 from central.settings import CentralSettings
 from central.stays.pairing import StayRules
 from central.web.security import LoginThrottle
@@ -65,7 +67,13 @@ def new_state(app_central: Central) -> StaffState:
     settings = app_central.settings
     return StaffState(
         central=app_central,
-        throttle=LoginThrottle(settings.login_max_failures, settings.login_window_s),
+        throttle=LoginThrottle(
+            app_central.engine,
+            max_failures=settings.login_max_failures,
+            window_s=settings.login_window_s,
+            address_max_failures=settings.login_max_failures_per_address,
+            now=utc_now,  # real time, as the sessions' (central/web/auth.py)
+        ),
     )
 
 

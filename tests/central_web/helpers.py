@@ -59,14 +59,12 @@ def csrf_from(html: str) -> str:
 
 
 def csrf_of(client: FlaskClient) -> str:
-    """The session's CSRF token; a page view makes one (login starts a fresh session)."""
-    with client.session_transaction() as session:
-        token = session.get("csrf")
-    if token:
-        return token
-    client.get("/staff/corrections")
-    with client.session_transaction() as session:
-        return session["csrf"]
+    """The CSRF token of the client's session, as a page shows it (the logout form of every
+    page has it; a logged-in session's token is in its database row, not in the cookie)."""
+    page = client.get("/staff/corrections")
+    if page.status_code != 200:  # not logged in: the login form's token, kept in the cookie
+        page = client.get("/staff/login")
+    return csrf_from(page.get_data(as_text=True))
 
 
 def run_jobs(client: FlaskClient) -> int:

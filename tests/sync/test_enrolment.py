@@ -51,6 +51,7 @@ def served(centre_dir):
     server = LoopbackServer(app)
     yield app, server.url
     server.close()
+    central_of(app).duties.stop()  # a served app runs its duties, as `central serve` does
 
 
 def test_add_enrol_revoke_through_the_commands(centre_dir, served, tmp_path):

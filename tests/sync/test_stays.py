@@ -237,7 +237,7 @@ def test_api_pushes_queue_stays_and_the_refresher_works_through_them(site, monke
     monkeypatch.setattr(stay_store, "recompute", original)
     with site.connect() as conn:
         assert stay_store.queued(conn) == 1
-    refresher = StayRefresher(site, RULES, chunk=1, autostart=False)
+    refresher = StayRefresher(site, RULES, chunk=1)
     assert refresher.drain() == 1
     with site.connect() as conn:
         assert stay_store.queued(conn) == 0

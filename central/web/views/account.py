@@ -23,7 +23,8 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
     target = request.form.get("next", "")
     address = request.remote_addr or "unknown"
     throttle = state().throttle
-    wait = throttle.retry_after(address, username)
+    # Claimed before the password is checked: parallel guesses cannot all pass a count first.
+    wait = throttle.claim(address, username)
     if wait:
         minutes = max(1, (wait + 59) // 60)
         message = gettext("Too many failed logins. Try again in %(minutes)d min.", minutes=minutes)
@@ -31,7 +32,6 @@ def login() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]
         return page, 429, {"Retry-After": str(wait)}
     user = users.authenticate(state().engine, username, password)
     if user is None:
-        throttle.failed(address, username)
         message = gettext("Wrong user name or password.")
         page = render_template("login.html", username=username, next=target, error=message)
         return page, 401
