@@ -117,6 +117,7 @@ class Kiosks:
         self.retries = 0
         self._stop = threading.Event()
         now = datetime.now(UTC)
+        self.badges = {f"TO{n:03d}": cluster.badges(f"TO{n:03d}") for n in range(count)}
         for n in range(count):
             site = f"TO{n:03d}"
             code = kiosks.add_kiosk(cluster.engine, site, now, timedelta(hours=1))
@@ -148,7 +149,7 @@ class Kiosks:
         while not self._stop.is_set():
             cadre = f"{site}-{n % CADRES_PER_SITE}"
             kinds[cadre] = "departure" if kinds.get(cadre) == "arrival" else "arrival"
-            log.record(cadre, kinds[cadre])
+            log.record(cadre, kinds[cadre], self.badges[site][cadre])
             n += 1
             if not agent.run_cycle(full=n % 20 == 1):
                 self.retries += 1

@@ -125,6 +125,14 @@ class Cluster(Centre):
                 serving.process,
             )
 
+    def badges(self, site_id: str) -> dict[str, tuple[str, int]]:
+        """Issue the badges of a site's cadres: cadre id -> (token, serial)."""
+        from central import badges, keys
+
+        key = keys.load_issuing_key(self.settings.issuing_key_path(self.instance))
+        issued = badges.issue_badges(self.engine, key, site_id=site_id)
+        return {b.cadre_id: (b.payload, b.serial) for b in issued}
+
     def cli_input(self, stdin: str, *args: str) -> str:
         """A `central` command that reads a password from stdin (--password-stdin)."""
         done = subprocess.run(
@@ -193,7 +201,10 @@ class KioskLog:
         self.cursor = 0
         self._lock = threading.Lock()
 
-    def record(self, cadre_id: str, kind: str) -> Event:
+    def record(self, cadre_id: str, kind: str, badge: tuple[str, int] | None = None) -> Event:
+        """A scan of `cadre_id`; `badge` is the (token, serial) read, the proof the centre
+        checks before it counts the record."""
+        token, serial = badge if badge is not None else (None, 1)
         with self._lock:
             previous = self.events[-1] if self.events else None
             event = seal(
@@ -203,7 +214,8 @@ class KioskLog:
                     "site_id": self.identity.site_id,
                     "seq": len(self.events) + 1,
                     "cadre_id": cadre_id,
-                    "badge_serial": 1,
+                    "badge_serial": serial,
+                    "badge_token": token,
                     "kind": kind,
                     "source": "camera",
                     "device_time": datetime.now(UTC),

@@ -102,7 +102,8 @@ def test_three_processes_twenty_kiosks_and_a_kill(postgres_url, tmp_path):
                         log.boot_id,
                         tuning=AgentTuning(batch_size=5),
                     )
-            result = run_kiosks(cluster, pairs, agents, proxy)
+            badges = {site: cluster.badges(site) for site in SITES}
+            result = run_kiosks(cluster, pairs, agents, proxy, badges)
             # Kiosks are done; whichever process holds the stays duty now finishes the queue.
             wait_for(lambda: stays_settled(engine), 60, "stays queue empty")
         finally:
@@ -118,6 +119,7 @@ def run_kiosks(
     pairs: dict[str, list[KioskLog]],
     agents: dict[str, SyncAgent],
     proxy: RoundRobinProxy,
+    badges: dict[str, dict[str, tuple[str, int]]],
 ) -> dict[str, Any]:
     """Every kiosk scans its cadres phase by phase, pushing after each round of scans; in the
     third phase, while kiosks push, the process holding the stays duty is killed."""
@@ -136,7 +138,8 @@ def run_kiosks(
                 size = -(-len(cadres) // ROUNDS_PER_PHASE)
                 for start in range(0, len(cadres), size):
                     for n in cadres[start : start + size]:
-                        log.record(f"{site}-{n}", kind)
+                        cadre = f"{site}-{n}"
+                        log.record(cadre, kind, badges[site][cadre])
                     full = start == 0  # a pull and a heartbeat once per phase, as agents do
                     push_until_sent(agents[log.identity.kiosk_id], log, full, failures)
                 barrier.wait(120)
@@ -202,7 +205,12 @@ def check_result(
 
     with engine.connect() as conn:
         stored = conn.execute(
-            select(schema.events.c.event_id, schema.events.c.hash, schema.events.c.kiosk_id)
+            select(
+                schema.events.c.event_id,
+                schema.events.c.hash,
+                schema.events.c.kiosk_id,
+                schema.events.c.quarantine,
+            )
         ).all()
         chains = {
             r.kiosk_id: r.chain_seq
@@ -223,6 +231,7 @@ def check_result(
     assert {r.event_id: r.hash for r in stored} == {k: e.hash for k, e in made.items()}
     assert chains == {log.identity.kiosk_id: len(log.events) for log in logs}
     assert rejected_count == 0 and chain_anomalies == []
+    assert {r.quarantine for r in stored} == {None}, "every scan proven by its badge"
 
     # Stays: paired once each, exactly as the scans were made, and as a fresh pairing says.
     rules = StayRules.from_settings(cluster.settings)
