@@ -18,11 +18,14 @@ from central import kiosks, visitor_names
 from central.ingest.heartbeat import record_heartbeat
 from central.ingest.push import ingest_events
 from central.kiosks import EnrolmentRefused, KioskIdentity
+from central.photos import CentralPhotos
 from central.services import Central, central_of
+from central.timefix import to_utc_naive
 from sync.protocol import (
     API_PREFIX,
     CLOCK_HEADER,
     NAMES_PATH,
+    PHOTOS_PATH,
     ClockReading,
     EnrolAnswer,
     EnrolRequest,
@@ -32,6 +35,8 @@ from sync.protocol import (
     HeartbeatAnswer,
     NamesAnswer,
     NamesRequest,
+    PhotoAnswer,
+    PhotoBatch,
     PullAnswer,
     PullRequest,
     PushBatch,
@@ -198,6 +203,28 @@ def push_events() -> Response:
     if answer.stored:
         central.stays.poke()
     return _json(answer)
+
+
+@api.post(PHOTOS_PATH)
+def push_photos() -> Response:
+    """Photos of the sending kiosk's camera records (central/photos.py)."""
+    central = central_of()
+    kiosk = _kiosk(central)
+    batch = _body(PhotoBatch)
+    if batch.kiosk_id != kiosk.kiosk_id:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"this token belongs to kiosk {kiosk.kiosk_id!r}, not {batch.kiosk_id!r}",
+            [FieldProblem(field="kiosk_id", reason="not the kiosk of the token")],
+        )
+    store = CentralPhotos.of_instance(central.instance)
+    now = central.now()
+    retention = central.settings.photo_retention_days
+    results = store.receive(central.engine, kiosk, batch.photos, now, retention)
+    today = central.rules.day.service_day(to_utc_naive(now))
+    store.purge_once_a_day(central.engine, today, retention)
+    return _json(PhotoAnswer(server_time=now, results=results))
 
 
 @api.post("/pull")

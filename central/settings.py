@@ -232,6 +232,18 @@ class CentralSettings(StrictSettings):
     alert_check_s: float = Field(
         60.0, ge=5, le=3600, description="Seconds between two checks for alerts."
     )
+    photo_retention_days: int = Field(
+        30,
+        ge=1,
+        le=365,
+        description="Check-in photos of service days older than this are deleted (a log line "
+        "per day purged); kiosks delete theirs after the same time (their photo_retention_days).",
+    )
+    photo_viewers_allowed: bool = Field(
+        False,
+        description="Let viewer accounts see check-in photos too; off: only admins (and the "
+        "site lead, on the kiosk's own page).",
+    )
 
     @field_validator("alert_absent_at")
     @classmethod

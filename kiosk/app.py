@@ -124,6 +124,9 @@ def _default_sync_agent(services: KioskServices) -> SyncAgentLike | None:
             ready_detail="; ".join(problems),
         )
 
+    from kiosk.photo_outbox import PhotoOutbox
+
+    photos = services.photos
     return make_sync_agent(
         services.instance,
         services.settings,
@@ -132,6 +135,7 @@ def _default_sync_agent(services: KioskServices) -> SyncAgentLike | None:
         services.keeper,
         facts,
         app_version=_app_version(),
+        photos=PhotoOutbox(services.log, photos) if photos is not None else None,
     )
 
 

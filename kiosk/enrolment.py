@@ -33,7 +33,7 @@ from kiosk.clock import TimeKeeper
 from kiosk.roster import CadreEntry, RosterSnapshot, RosterStore
 from kiosk.settings import KioskSettings
 from kiosk.store.diskio import DiskIO, atomic_write_bytes, make_dirs
-from sync.agent import AgentTuning, EventLog, SyncAgent
+from sync.agent import AgentTuning, EventLog, PhotoQueue, SyncAgent
 from sync.client import CentralClient
 from sync.config import SettingsError, render_toml_value
 from sync.protocol import (
@@ -333,6 +333,7 @@ def make_sync_agent(
     facts: Callable[[], KioskFacts],
     app_version: str = "",
     session: requests.Session | None = None,
+    photos: PhotoQueue | None = None,
 ) -> SyncAgent | None:
     """The agent for a running kiosk; None when it has no centre URL or token yet.
 
@@ -392,4 +393,5 @@ def make_sync_agent(
         heartbeat=heartbeat,
         on_clock_sample=learn_from(keeper),
         wall_clock=keeper.clock.now,
+        photos=photos,
     )

@@ -97,6 +97,7 @@ class PhotoStore:
         self._index: dict[str, StoredPhoto] = {}
         self._bytes = 0
         self._pending_bytes = 0
+        self._pending: set[str] = set()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
         self._failed_at: float | None = None
@@ -183,11 +184,13 @@ class PhotoStore:
             if sha256 in self._index:
                 return True
             self._pending_bytes += len(jpeg)
+            self._pending.add(sha256)
         try:
             self._queue.put_nowait((sha256, jpeg, day))
         except queue.Full:
             with self._lock:
                 self._pending_bytes -= len(jpeg)
+                self._pending.discard(sha256)
             log.warning("photo %s… dropped: the writer is behind", sha256[:12])
             return False
         return True
@@ -207,6 +210,7 @@ class PhotoStore:
             finally:
                 with self._lock:
                     self._pending_bytes -= len(jpeg)
+                    self._pending.discard(sha256)
 
     def write_now(self, sha256: str, jpeg: bytes, day: date) -> bool:
         """Write one photo in the caller's thread (the writer; tests). False on a disk error,
@@ -241,6 +245,11 @@ class PhotoStore:
         return False
 
     # ------------------------------------------------------------------ reading
+
+    def is_pending(self, sha256: str) -> bool:
+        """Queued and not written yet."""
+        with self._lock:
+            return sha256 in self._pending
 
     def find(self, sha256: str) -> StoredPhoto | None:
         with self._lock:

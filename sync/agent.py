@@ -6,6 +6,11 @@ it: a scan only appends to the log and calls `wake()`, which returns at once; th
 `pending()` on its own thread. The log's cursor moves only through events the centre has
 answered for (see sync/protocol.py), so nothing counts as sent before the centre has it.
 
+Photos (of camera records) follow on their own channel once every pending event is sent, a
+small batch per request, and only for events the centre has acknowledged; before each photo
+request the agent sends any event that came in meanwhile, so an event waits at most one photo
+request however slow the link.
+
 When an exchange fails the agent waits with exponential backoff and full jitter (a random delay
 up to base * 2^failures, capped), so a hundred kiosks coming back online together do not call in
 step. A `wake()` during backoff retries after `wake_min_interval_s` at most, so the first scan
@@ -20,6 +25,7 @@ import logging
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -31,6 +37,7 @@ from sync.protocol import (
     ACKNOWLEDGED,
     MAX_CLOCK_SAMPLES,
     MAX_NAMES_ASKED,
+    MAX_PHOTOS_PER_REQUEST,
     CameraReport,
     ClockReport,
     ClockSample,
@@ -38,6 +45,8 @@ from sync.protocol import (
     HeartbeatAnswer,
     NamesAnswer,
     NamesRequest,
+    PhotoBatch,
+    PhotoUpload,
     PullAnswer,
     PullRequest,
     PushAnswer,
@@ -58,6 +67,34 @@ class EventLog(Protocol):
         ...
 
     def pending_count(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class PhotoToSend:
+    sha256: str
+    event_id: uuid.UUID
+    jpeg: bytes
+
+
+@dataclass(frozen=True)
+class PhotoWork:
+    """The next photos to send, and the seq through which the events' photos are then settled
+    (sent, or gone: purged, never written)."""
+
+    photos: list[PhotoToSend]
+    through_seq: int
+
+
+class PhotoQueue(Protocol):
+    """The kiosk's photos waiting for the centre (kiosk/photo_outbox.py)."""
+
+    def next_photos(self, max_count: int, max_bytes: int) -> PhotoWork | None:
+        """None when nothing is waiting (or the next photo is not written yet)."""
+        ...
+
+    def photos_sent(self, through_seq: int) -> None: ...
+
+    def waiting(self) -> int: ...
 
 
 class SyncClient(Protocol):
@@ -104,6 +141,8 @@ class SyncState:
     # What kind of failure last_error is (SyncError.code: "unauthorized" when the centre shut
     # this kiosk out, "refused", "unreachable", "incomplete", or "internal"); None after success.
     last_error_code: str | None = None
+    photos_sent: int = 0  # photos the centre took since start
+    photos_waiting: int = 0  # events acknowledged whose photos are not settled yet
 
 
 @dataclass(frozen=True)
@@ -113,6 +152,8 @@ class AgentTuning:
     backoff_base_s: float = 2.0
     backoff_cap_s: float = 60.0
     wake_min_interval_s: float = 5.0  # while failing, wake() retries no sooner than this
+    photo_batch_bytes: int = 512 * 1024  # photos per request: at most this many bytes
+    photo_budget_s: float = 20.0  # a cycle sends photos this long at most, then pulls again
 
 
 class _Ahead:
@@ -175,6 +216,7 @@ class SyncAgent:
         monotonic: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
         waiter: Waiter | None = None,
+        photos: PhotoQueue | None = None,
     ):
         """
         log: the kiosk's event log (pending / acknowledge / pending_count).
@@ -184,6 +226,7 @@ class SyncAgent:
         heartbeat: the kiosk's status; the agent fills in queue_length and adds its clock
             samples.
         on_clock_sample: gets the offset measured at each exchange (for the TimeKeeper).
+        photos: the photos to send after the events (None: no photo channel).
         """
         self._log = log
         self._client = client
@@ -219,6 +262,9 @@ class SyncAgent:
             clock_offset_s=None,
         )
         self._next_attempt_mono: float | None = None
+        self._photos = photos
+        self._photos_unsupported = False
+        self._photos_left = False
 
     # --- the app's side ----------------------------------------------------------------------
 
@@ -246,8 +292,14 @@ class SyncAgent:
             waiting = self._log.pending_count()
         except Exception:  # the page must render even if the log cannot be read right now
             waiting = -1
+        photos_waiting = 0
+        if self._photos is not None:
+            try:
+                photos_waiting = self._photos.waiting()
+            except Exception:
+                photos_waiting = -1
         with self._lock:
-            state = self._state
+            state = replace(self._state, photos_waiting=photos_waiting)
             next_in = None
             if self._next_attempt_mono is not None:
                 next_in = max(0.0, self._next_attempt_mono - self._mono())
@@ -268,6 +320,7 @@ class SyncAgent:
                 self._ask_names()
                 self._send_heartbeat()
                 self._last_full = self._mono()
+            self._push_photos()
         except SyncError as exc:
             # "online": the centre answered, even if only to refuse; garbage counts as offline
             # (a captive portal, a proxy's error page).
@@ -338,6 +391,57 @@ class SyncAgent:
                 upcoming = self._log.pending(size)
                 upcoming_body = self._client.encode_push(self._kiosk_id, upcoming)
             batch, body = upcoming, upcoming_body
+
+    def _push_photos(self) -> None:
+        """Send waiting photos, a batch per request, for up to photo_budget_s; any event that
+        came in meanwhile goes first. A centre without the photo channel (404) is not asked
+        again; a batch it refuses (400) is skipped, not sent forever."""
+        self._photos_left = False
+        queue = self._photos
+        send = getattr(self._client, "photos", None)
+        if queue is None or send is None or self._photos_unsupported:
+            return
+        started = self._mono()
+        while not self._stopping:
+            if self._log.pending_count() > 0:
+                self._push_all()
+            if self._mono() - started >= self._tuning.photo_budget_s:
+                self._photos_left = True
+                return
+            work = queue.next_photos(MAX_PHOTOS_PER_REQUEST, self._tuning.photo_batch_bytes)
+            if work is None:
+                return
+            if work.photos:
+                batch = PhotoBatch(
+                    kiosk_id=self._kiosk_id,
+                    photos=[PhotoUpload.of(p.sha256, p.event_id, p.jpeg) for p in work.photos],
+                )
+                try:
+                    reply = send(batch)
+                except Refused as exc:
+                    if exc.status == 404:
+                        self._photos_unsupported = True
+                        log.info("the centre takes no photos (404): not sending them")
+                        return
+                    log.warning("the centre refused %d photos: %s", len(work.photos), exc)
+                else:
+                    self._took_time(reply)
+                    taken = 0
+                    for result in reply.answer.results:
+                        if result.status in ("stored", "duplicate"):
+                            taken += 1
+                        else:
+                            log.warning(
+                                "photo %s… not kept by the centre: %s %s",
+                                result.sha256[:12],
+                                result.status,
+                                result.reason,
+                            )
+                    with self._lock:
+                        self._state = replace(
+                            self._state, photos_sent=self._state.photos_sent + taken
+                        )
+            queue.photos_sent(work.through_seq)
 
     def _read_ahead(self, skip: int, size: int) -> tuple[list[Event], bytes]:
         following = self._log.pending(skip + size)[skip:]
@@ -437,6 +541,8 @@ class SyncAgent:
                 break
             failures = self.snapshot().consecutive_failures
             delay = self._tuning.interval_s if ok else self.backoff_delay(failures)
+            if ok and self._photos_left:
+                delay = 0.05  # photos still waiting: go on after a breath
             self.sleep(delay, failing=not ok)
 
     def sleep(self, delay: float, failing: bool) -> None:

@@ -23,6 +23,7 @@ from sync.protocol import (
     API_PREFIX,
     CLOCK_HEADER,
     NAMES_PATH,
+    PHOTOS_PATH,
     ClockSample,
     EnrolAnswer,
     EnrolRequest,
@@ -31,6 +32,8 @@ from sync.protocol import (
     HeartbeatAnswer,
     NamesAnswer,
     NamesRequest,
+    PhotoAnswer,
+    PhotoBatch,
     PullAnswer,
     PullRequest,
     PushAnswer,
@@ -151,6 +154,9 @@ class CentralClient:
 
     def names(self, asked: NamesRequest) -> Reply[NamesAnswer]:
         return self._call(NAMES_PATH, asked.model_dump_json().encode(), NamesAnswer)
+
+    def photos(self, batch: PhotoBatch) -> Reply[PhotoAnswer]:
+        return self._call(PHOTOS_PATH, batch.model_dump_json().encode(), PhotoAnswer)
 
     def enrol(self, code: str, hostname: str = "", app_version: str = "") -> Reply[EnrolAnswer]:
         asked = EnrolRequest(code=code, hostname=hostname[:200], app_version=app_version[:64])

@@ -21,6 +21,9 @@ a kiosk forever while staff still see it.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -334,6 +337,56 @@ class NamedCadre(Message):
 class NamesAnswer(Message):
     server_time: datetime
     names: list[NamedCadre] = Field(max_length=MAX_NAMES_ASKED)
+
+    _check_time = field_validator("server_time")(_aware)
+
+
+# --- photos ----------------------------------------------------------------------------------
+# The photos of camera records, on their own channel (POST /api/v1/photos): sent only for events
+# the centre has acknowledged, in small batches, so an event never waits behind a photo. The
+# centre keeps a photo only when it matches the sha256 an event of the sending kiosk holds:
+# idempotent by hash, and a photo can neither come ahead of its record nor be swapped.
+
+PHOTOS_PATH = "/photos"
+MAX_PHOTOS_PER_REQUEST = 16
+MAX_PHOTO_BYTES = 256 * 1024
+
+
+class PhotoUpload(Message):
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    event_id: uuid.UUID
+    # The JPEG's bytes in standard base64.
+    jpeg_b64: Annotated[str, StringConstraints(max_length=(MAX_PHOTO_BYTES + 2) // 3 * 4)]
+
+    @classmethod
+    def of(cls, sha256: str, event_id: uuid.UUID, jpeg: bytes) -> PhotoUpload:
+        return cls(sha256=sha256, event_id=event_id, jpeg_b64=base64.b64encode(jpeg).decode())
+
+    def jpeg(self) -> bytes:
+        """The bytes; ValueError when the text is not base64."""
+        try:
+            return base64.b64decode(self.jpeg_b64, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"jpeg_b64 is not base64: {exc}") from None
+
+
+class PhotoBatch(Message):
+    kiosk_id: Ident
+    photos: list[PhotoUpload] = Field(min_length=1, max_length=MAX_PHOTOS_PER_REQUEST)
+
+
+PhotoStatus = Literal["stored", "duplicate", "no_event", "mismatch", "refused"]
+
+
+class PhotoResult(Message):
+    sha256: str
+    status: PhotoStatus
+    reason: str = ""
+
+
+class PhotoAnswer(Message):
+    server_time: datetime
+    results: list[PhotoResult]
 
     _check_time = field_validator("server_time")(_aware)
 

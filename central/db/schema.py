@@ -114,6 +114,20 @@ events = Table(
     Index("ix_events_cadre_corrects", "cadre_id", "corrects"),
 )
 
+# The photos of camera records, kept on disk by hash (central/photos.py); a row for each record
+# whose photo the centre holds (two records may name one file: a frozen camera's identical
+# frames), so retention and the pages need no walk of the folder.
+photos = Table(
+    "photos",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("sha256", String(64), nullable=False, index=True),
+    Column("kiosk_id", String(64), nullable=False),
+    Column("service_day", Date, nullable=False, index=True),  # the event's
+    Column("size", Integer, nullable=False),
+    Column("received_at", DateTime, nullable=False),
+)
+
 rejected_events = Table(
     "rejected_events",
     metadata,
