@@ -20,7 +20,6 @@ from central.ingest.push import ingest_events
 from central.kiosks import EnrolmentRefused, KioskIdentity
 from central.photos import CentralPhotos
 from central.services import Central, central_of
-from central.timefix import to_utc_naive
 from sync.protocol import (
     API_PREFIX,
     CLOCK_HEADER,
@@ -222,8 +221,6 @@ def push_photos() -> Response:
     now = central.now()
     retention = central.settings.photo_retention_days
     results = store.receive(central.engine, kiosk, batch.photos, now, retention)
-    today = central.rules.day.service_day(to_utc_naive(now))
-    store.purge_once_a_day(central.engine, today, retention)
     return _json(PhotoAnswer(server_time=now, results=results))
 
 

@@ -32,11 +32,13 @@ from central.duties.lease import new_holder_id
 from central.ingest.proofs import BadgeProofs
 from central.ingest.push import Checks
 from central.jobs.worker import JobWorker
+from central.photos import CentralPhotos, photo_retention_duty
 from central.services import Central, utc_now
 from central.settings import CentralSettings
 from central.stays.pairing import StayRules
 from central.stays.refresher import DUTY_NAME as STAYS_DUTY
 from central.stays.refresher import StayRefresher
+from central.timefix import to_utc_naive
 from central.web import init_app as init_staff_pages
 
 
@@ -80,6 +82,13 @@ def create_app(
     duties.add(refresher.duty())
     # Real time: sessions and throttle windows are written by it (central/web/auth.py).
     duties.add(housekeeping_duty(utc_now, settings.login_window_s))
+    duties.add(
+        photo_retention_duty(
+            CentralPhotos.of_instance(instance),
+            lambda: rules.day.service_day(to_utc_naive(clock())),
+            settings.photo_retention_days,
+        )
+    )
     # Tests run queued jobs on their own thread with `central_of(app).jobs.drain()`.
     worker = JobWorker(
         engine,

@@ -4,6 +4,7 @@
     store.receive(engine, kiosk, uploads, now, retention_days)   # the photo channel's answers
     store.read(sha256)                                            # bytes for the review pages
     purge_photos(engine, store, today, retention_days)            # a log line per day purged
+    photo_retention_duty(store, today, retention_days)            # the same, hourly, as a duty
 
 A photo is kept only when it is the one a record of the sending kiosk names: same event, same
 sha256 (inside the record's hash). So a photo never arrives ahead of its record, cannot be
@@ -20,15 +21,16 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from central.db.schema import events, photos
+from central.duties.runner import Duty
 from central.kiosks import KioskIdentity
 from central.timefix import to_utc_naive
 from sync.protocol import MAX_PHOTO_BYTES, PhotoResult, PhotoUpload
@@ -40,9 +42,7 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 PHOTO_FOLDER = "photos"
-# The day each folder's photos were last purged by this process (retention runs once a day, at
-# the first photo upload of the day, and by `central photos purge`).
-_purged_on: dict[Path, date] = {}
+RETENTION_DUTY = "photo_retention"
 
 
 class CentralPhotos:
@@ -52,12 +52,6 @@ class CentralPhotos:
     @classmethod
     def of_instance(cls, instance: Path) -> CentralPhotos:
         return cls(instance / PHOTO_FOLDER)
-
-    def purge_once_a_day(self, engine: Engine, today: date, retention_days: int) -> None:
-        if _purged_on.get(self.folder) == today:
-            return
-        _purged_on[self.folder] = today
-        purge_photos(engine, self, today, retention_days)
 
     def path(self, sha256: str) -> Path:
         if not _SHA256.match(sha256):
@@ -157,14 +151,22 @@ def purge_photos(
     engine: Engine, store: CentralPhotos, today: date, retention_days: int
 ) -> list[tuple[date, int]]:
     """Delete the photos of service days older than `retention_days` before `today`; one log
-    line per day purged. Returns (day, photos deleted) for each."""
+    line per day purged. Returns (day, records whose photo was deleted) for each."""
+    with engine.begin() as conn:
+        return purge_photos_in(conn, store, today, retention_days)
+
+
+def purge_photos_in(
+    conn: Connection, store: CentralPhotos, today: date, retention_days: int
+) -> list[tuple[date, int]]:
+    """purge_photos in the caller's transaction (the retention duty's). A file goes once no
+    kept record names it; one deleted before a rollback leaves its rows showing it missing."""
     oldest_kept = today - timedelta(days=retention_days)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(photos.c.event_id, photos.c.sha256, photos.c.service_day)
-            .where(photos.c.service_day < oldest_kept)
-            .order_by(photos.c.service_day)
-        ).all()
+    rows = conn.execute(
+        select(photos.c.event_id, photos.c.sha256, photos.c.service_day)
+        .where(photos.c.service_day < oldest_kept)
+        .order_by(photos.c.service_day)
+    ).all()
     by_day: dict[date, list[tuple[str, str]]] = {}
     for row in rows:
         by_day.setdefault(row.service_day, []).append((row.event_id, row.sha256))
@@ -172,11 +174,10 @@ def purge_photos(
     for day, doomed in by_day.items():
         ids = [event_id for event_id, _ in doomed]
         hashes = sorted({digest for _, digest in doomed})
-        with engine.begin() as conn:
-            conn.execute(delete(photos).where(photos.c.event_id.in_(ids)))
-            still_named = set(
-                conn.execute(select(photos.c.sha256).where(photos.c.sha256.in_(hashes))).scalars()
-            )
+        conn.execute(delete(photos).where(photos.c.event_id.in_(ids)))
+        still_named = set(
+            conn.execute(select(photos.c.sha256).where(photos.c.sha256.in_(hashes))).scalars()
+        )
         for digest in hashes:
             if digest not in still_named:
                 with contextlib.suppress(FileNotFoundError):
@@ -189,6 +190,20 @@ def purge_photos(
         )
         purged.append((day, len(doomed)))
     return purged
+
+
+def photo_retention_duty(
+    store: CentralPhotos,
+    today: Callable[[], date],
+    retention_days: int,
+    interval_s: float = 3600.0,
+) -> Duty:
+    """Retention as a duty of its own: whichever process holds its lease runs it hourly."""
+
+    def step(conn: Connection) -> int:
+        return sum(count for _, count in purge_photos_in(conn, store, today(), retention_days))
+
+    return Duty(name=RETENTION_DUTY, step=step, idle_s=interval_s)
 
 
 def photo_presence(engine: Engine, event_ids: Sequence[str]) -> dict[str, str]:

@@ -15,7 +15,8 @@ from sqlalchemy import func, insert, select
 
 from central.app import create_app
 from central.db.schema import events, photos
-from central.photos import CentralPhotos, purge_photos
+from central.duties import DutyRunner
+from central.photos import CentralPhotos, photo_retention_duty, purge_photos
 from central.services import central_of
 from kiosk.photo_outbox import PhotoOutbox
 from scanner import BadgeRead
@@ -210,9 +211,11 @@ def test_centre_retention_deletes_old_days_and_nothing_else(centre, caplog):
     rows.append(dict(rows[0], event_id=str(uuid.uuid4()), service_day=today))  # same, kept
     with central.engine.begin() as conn:
         conn.execute(insert(photos), rows)
+    runner = DutyRunner(central.engine, "host:1:a")
+    runner.add(photo_retention_duty(store, lambda: today, 30))
     with caplog.at_level(logging.INFO, logger="central.photos"):
-        purged = purge_photos(central.engine, store, today, 30)
-    assert purged == [(date(2026, 10, 22), 1), (date(2026, 10, 31), 1)]
+        assert runner.run_once("photo_retention") == 2  # the duty, under its lease
+    assert purge_photos(central.engine, store, today, 30) == []
     # Day 40's file stays: a record of today names it too.
     assert [store.read(r["sha256"]) is None for r in rows[:4]] == [False, True, False, False]
     with central.engine.connect() as conn:
