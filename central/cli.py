@@ -667,6 +667,41 @@ def kiosk_revoke_command(instance: Path, kiosk_id: str) -> None:
     click.echo(f"kiosk {kiosk_id} revoked: its token no longer works")
 
 
+@kiosk_group.command("setting")
+@click.argument("scope")
+@click.argument("key")
+@click.argument("value", required=False)
+@click.option("--remove", is_flag=True, help="Remove the setting at this scope.")
+@click.pass_obj
+def kiosk_setting_command(
+    instance: Path, scope: str, key: str, value: str | None, remove: bool
+) -> None:
+    """Hand a kiosk setting to kiosks: SCOPE is *, site:<id> or kiosk:<id> (the narrowest
+    wins); VALUE is JSON (true, 30, "text") or plain text. Kiosks check it against their own
+    settings at their next pull and apply it at their next start. Example, photos on at S01:
+    central kiosk setting site:S01 photo_capture true"""
+    import json
+    from datetime import UTC
+
+    from central import kiosks
+
+    if remove == (value is not None):
+        raise click.UsageError("give a VALUE, or --remove")
+    parsed: object = None
+    if value is not None:
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+    _, engine = _open_store(instance)
+    try:
+        version = kiosks.set_pushed_setting(engine, scope, key, parsed, datetime.now(UTC), by="cli")
+    except kiosks.KioskError as exc:
+        raise click.ClickException(str(exc)) from exc
+    said = "removed" if parsed is None else f"= {json.dumps(parsed, ensure_ascii=False)}"
+    click.echo(f"{scope} {key} {said} (settings version {version})")
+
+
 @kiosk_group.command("list")
 @click.pass_obj
 def kiosk_list_command(instance: Path) -> None:
