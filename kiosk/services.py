@@ -42,7 +42,7 @@ from kiosk.rules import (
 from kiosk.settings import KioskSettings
 from kiosk.store import EventLog, FailedScanLog
 from kiosk.visitors import VisitorNames
-from scanner import BadgeRead, FaceWatcher, PhotoEncodeError, reviewer_jpeg
+from scanner import BadgeRead, FaceWatcher, PhotoEncodeError, around_face, reviewer_jpeg
 from sync.badge_token import verify_token
 
 log = logging.getLogger(__name__)
@@ -294,7 +294,8 @@ class KioskServices:
         require_face, whose point is to wait for a face).
 
         The photo is of the newest frame with a face seen from face_lookback_s before the read
-        on (the face watcher checked it already), else of the frame the badge was read from."""
+        on (the face watcher checked it already), cut around the face, else of the frame the
+        badge was read from."""
         settings = self.settings
         flags: list[str] = []
         image = read.image
@@ -309,7 +310,8 @@ class KioskServices:
             if seen is None:
                 flags.append(FLAG_NO_FACE)
             else:
-                image = seen.image
+                face = seen.largest
+                image = around_face(seen.image, (face.x, face.y, face.w, face.h))
         if self.photos is None or not settings.photo_capture:
             return CameraEvidence(None, tuple(flags)), None
         try:

@@ -22,7 +22,7 @@ from scanner.faces import FaceBox, FaceDetector, FaceSighting, FaceWatcher
 from scanner.health import CameraHealth, HealthState
 from scanner.loop import Backoff, BadgeRead, LatestFrame, PayloadCallback, ReadCallback, ScanLoop
 from scanner.options import SOURCE_NAMES, ScannerOptions
-from scanner.photo import PhotoEncodeError, reviewer_jpeg
+from scanner.photo import PhotoEncodeError, around_face, reviewer_jpeg
 from scanner.repeat import RepeatFilter
 from scanner.sources import (
     DemoSource,
@@ -62,6 +62,7 @@ __all__ = [
     "ScannerOptions",
     "SourceError",
     "VideoFileSource",
+    "around_face",
     "decode_frame",
     "default_decoder",
     "open_source",

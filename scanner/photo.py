@@ -30,3 +30,18 @@ def reviewer_jpeg(
     if not ok:
         raise PhotoEncodeError("the frame could not be encoded as JPEG")
     return bytes(buffer.tobytes())
+
+
+def around_face(
+    image: np.ndarray, box: tuple[int, int, int, int], min_width: int = PHOTO_WIDTH
+) -> np.ndarray:
+    """The part of `image` a reviewer needs around a face at `box` (x, y, w, h): three faces
+    wide (at least `min_width`), 4:3, the face in its upper part (the badge is held below it);
+    kept inside the frame."""
+    height, width = image.shape[:2]
+    x, y, w, h = box
+    crop_w = min(width, max(min_width, 3 * w))
+    crop_h = min(height, crop_w * 3 // 4)
+    left = min(max(0, x + w // 2 - crop_w // 2), width - crop_w)
+    top = min(max(0, y - h // 2), height - crop_h)
+    return image[top : top + crop_h, left : left + crop_w]

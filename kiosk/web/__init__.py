@@ -52,6 +52,7 @@ class BodyJSONProvider(DefaultJSONProvider):
 
 
 def register(app: Flask) -> None:
+    from kiosk.web import lead_photos  # noqa: F401  (its routes join the lead's blueprint)
     from kiosk.web.lead import bp as lead_bp
     from kiosk.web.screen import bp as screen_bp
 

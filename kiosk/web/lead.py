@@ -164,6 +164,7 @@ def _words() -> dict[str, str]:
             "present": str(_("present")),
             "departed": str(_("departed")),
             "not_arrived": str(_("not arrived")),
+            "photo": str(_("Photo")),
         }
         g.lead_words = cached
     return cached
@@ -182,6 +183,7 @@ def _template_helpers() -> dict[str, Any]:
         "site_name": kiosk.settings.site_name or kiosk.settings.site_id,
         "html_lang": i18n.html_lang(str(_current_locale())),
         "locale": str(_current_locale()),
+        "photos_kept": kiosk.photos is not None,
     }
 
 

@@ -193,6 +193,7 @@ class LogRow:
     is_undo: bool = False  # a void of a void
     corrects: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    photo: str | None = None  # sha256 of the photo the kiosk still holds
 
 
 @dataclass
@@ -277,9 +278,15 @@ def log_rows(events: list[Event], context: list[Event] | None = None) -> list[Lo
                 and rules.log.can_undo(event.cadre_id, event_id),
                 is_undo=is_undo,
                 corrects=str(event.corrects) if event.corrects else None,
+                photo=event.photo_sha256 if _photo_kept(event.photo_sha256) else None,
             )
         )
     return rows
+
+
+def _photo_kept(sha256: str | None) -> bool:
+    store = services().photos
+    return sha256 is not None and store is not None and store.find(sha256) is not None
 
 
 def _event_matches(event: Event, wanted: str) -> bool:

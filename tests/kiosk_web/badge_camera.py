@@ -28,7 +28,14 @@ def badge_image(payload: str, module_px: int = MODULE_PX) -> np.ndarray:
 class BadgeCamera(FrameSource):
     live = True
 
-    def __init__(self, width: int = 640, height: int = 480, fps: float = 30.0) -> None:
+    def __init__(
+        self,
+        width: int = 640,
+        height: int = 480,
+        fps: float = 30.0,
+        person: np.ndarray | None = None,
+    ) -> None:
+        """`person`: a greyscale picture (a face) standing in the room's left part."""
         self.width = width
         self.height = height
         self.period_s = 1.0 / fps
@@ -38,6 +45,9 @@ class BadgeCamera(FrameSource):
         room = 90 + 60 * (x / width) + 20 * np.sin(y / 23.0)
         room[height // 3 : height // 3 + 6, :] = 50
         room[:, width // 5 : width // 5 + 5] = 60
+        if person is not None:
+            h, w = person.shape
+            room[20 : 20 + h, 10 : 10 + w] = person
         self._room = room.astype(np.float32)
         self._noise = [rng.normal(0, 4, size=(height, width)).astype(np.float32) for _ in range(4)]
         self._lock = threading.Lock()
