@@ -264,6 +264,7 @@ def kiosk_health(conn: Connection, now: datetime, dead_after_s: int) -> list[dic
             kiosk_status.c.disk_free_bytes,
             kiosk_status.c.ready,
             kiosk_status.c.ready_detail,
+            kiosk_status.c.report,
         )
         .select_from(kiosks.outerjoin(kiosk_status, kiosk_status.c.kiosk_id == kiosks.c.kiosk_id))
         .order_by(kiosks.c.site_id, kiosks.c.kiosk_id)

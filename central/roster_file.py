@@ -280,9 +280,7 @@ class _Header:
     width: int  # cells in the header row up to the last non-blank one
 
 
-def _read_header(
-    texts: list[str], line: int, source: str, parsed: ParsedRoster
-) -> _Header | None:
+def _read_header(texts: list[str], line: int, source: str, parsed: ParsedRoster) -> _Header | None:
     """The row as the header, or None when it lacks a required column (a title row)."""
     columns: dict[int, str] = {}
     ignored: list[str] = []

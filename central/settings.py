@@ -105,6 +105,19 @@ class CentralSettings(StrictSettings):
     kiosk_dead_after_s: int = Field(
         300, ge=30, description="A kiosk silent for longer than this is shown as dead."
     )
+    fleet_disk_low_mb: int = Field(
+        1024,
+        ge=0,
+        description="The kiosks page marks a kiosk whose disk has less free space than this "
+        "(MiB), or less than a tenth of the disk.",
+    )
+    fleet_hot_c: float = Field(
+        75.0,
+        ge=30,
+        le=120,
+        description="The kiosks page marks a kiosk whose CPU is this hot (°C) or hotter; a Pi "
+        "starts to slow itself at 80 °C.",
+    )
 
     # Stays (the centre pairs arrivals and departures of every kiosk of a site)
     repeat_window_s: float = Field(

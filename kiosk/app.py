@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from flask import Flask
 
 from kiosk import settings as kiosk_settings
 from kiosk.clock import Clock, SystemClock, TimeKeeper
+from kiosk.fleet import FleetFacts, Machine, fleet_report, recovery_note
 from kiosk.photos import PhotoStore
 from kiosk.roster import RosterStore
 from kiosk.rules import CheckIn, RuleSettings
@@ -39,6 +40,9 @@ from kiosk.web import i18n, register
 from kiosk.web.auth import load_secret_key, screen_token
 from kiosk.web.words import ScreenWording
 from scanner import FaceWatcher, FrameSource, ScanLoop, ScannerOptions
+
+if TYPE_CHECKING:
+    import requests
 
 PHOTO_FOLDER = "photos"
 
@@ -106,8 +110,11 @@ def _default_scan_loop(services: KioskServices) -> ScanLoopLike | None:
     return build_scan_loop(services)
 
 
-def _default_sync_agent(services: KioskServices) -> SyncAgentLike | None:
-    """The sync agent when the kiosk is enrolled (central_url and a token); None otherwise."""
+def _default_sync_agent(
+    services: KioskServices, session: requests.Session | None = None
+) -> SyncAgentLike | None:
+    """The sync agent when the kiosk is enrolled (central_url and a token); None otherwise.
+    `session`: how it reaches the centre (tests hand in one that calls the centre's app)."""
     from kiosk.enrolment import KioskFacts, make_sync_agent
 
     def facts() -> KioskFacts:
@@ -116,12 +123,15 @@ def _default_sync_agent(services: KioskServices) -> SyncAgentLike | None:
         problems = [p for p in (services.store_problem,) if p]
         if not camera_ok:
             problems.insert(0, f"camera {camera.get('state')}")
+        usage = services.machine.disk_usage(services.instance)
         return KioskFacts(
             camera_ok=camera_ok,
             camera_detail=str(camera.get("detail") or camera.get("state") or ""),
             last_scan_at=services.last_scan_at,
             ready=not problems,
             ready_detail="; ".join(problems),
+            fleet=fleet_report(fleet_facts(services)),
+            disk_free_bytes=usage[1] if usage else None,
         )
 
     from kiosk.photo_outbox import PhotoOutbox
@@ -136,6 +146,19 @@ def _default_sync_agent(services: KioskServices) -> SyncAgentLike | None:
         facts,
         app_version=_app_version(),
         photos=PhotoOutbox(services.log, photos) if photos is not None else None,
+        session=session,
+    )
+
+
+def fleet_facts(services: KioskServices) -> FleetFacts:
+    return FleetFacts(
+        instance=services.instance,
+        log_folder=services.log.directory,
+        camera_health=services.camera_health,
+        recovery=lambda: recovery_note(services.log.recovery, services.log_opened_at),
+        machine=services.machine,
+        started_monotonic=services.started_monotonic,
+        monotonic=services.monotonic,
     )
 
 
@@ -157,10 +180,11 @@ def create_app(
     scan_loop_factory: ScanLoopFactory | None = None,
     sync_agent_factory: SyncAgentFactory | None = None,
     monotonic: Callable[[], float] = time.monotonic,
+    machine: Machine | None = None,
 ) -> Flask:
     """The kiosk app over the instance folder (default: $KIOSK_INSTANCE, $STATE_DIRECTORY or
     ./instance/kiosk). `camera` is a scanner frame source to use instead of the settings' one;
-    `clock` replaces the system clock (tests)."""
+    `clock` replaces the system clock and `machine` what the fleet report reads (tests)."""
     instance = Path(instance_path) if instance_path else kiosk_settings.default_instance()
     instance = instance.resolve()
     make_dirs(DiskIO(), instance)  # synced: a power cut must not take the folder back
@@ -237,6 +261,7 @@ def create_app(
         monotonic=monotonic,
         photos=photos,
         faces=faces,
+        machine=machine,
     )
     app.extensions["kiosk"] = services
     i18n.init_babel(app)

@@ -41,6 +41,7 @@ from sync.protocol import (
     ClockReport,
     ClockSample,
     EnrolAnswer,
+    FleetReport,
     Heartbeat,
     KeysAnswer,
     PullAnswer,
@@ -322,6 +323,8 @@ class KioskFacts:
     last_scan_at: datetime | None = None
     ready: bool = True
     ready_detail: str = ""
+    fleet: FleetReport | None = None
+    disk_free_bytes: int | None = None  # None: the agent asks the disk itself
 
 
 def make_sync_agent(
@@ -356,10 +359,12 @@ def make_sync_agent(
     def heartbeat() -> Heartbeat:
         known = facts()
         reading = keeper.read()
-        try:
-            disk_free = shutil.disk_usage(instance).free
-        except OSError:
-            disk_free = None
+        disk_free = known.disk_free_bytes
+        if disk_free is None:
+            try:
+                disk_free = shutil.disk_usage(instance).free
+            except OSError:
+                disk_free = None
         return Heartbeat(
             app_version=app_version,
             queue_length=0,  # the agent fills it in
@@ -374,6 +379,7 @@ def make_sync_agent(
             disk_free_bytes=disk_free,
             ready=known.ready,
             ready_detail=known.ready_detail[:200],
+            fleet=known.fleet,
         )
 
     return SyncAgent(

@@ -28,6 +28,7 @@ from typing import Any, Literal, Protocol
 
 from kiosk.bus import EventBus
 from kiosk.clock import Clock, TimeKeeper
+from kiosk.fleet import HostMachine, Machine
 from kiosk.photos import PhotoStore, photo_sha256
 from kiosk.roster import RosterStore
 from kiosk.rules import (
@@ -134,9 +135,11 @@ class KioskServices:
         monotonic: Callable[[], float] = time.monotonic,
         photos: PhotoStore | None = None,
         faces: FaceWatcher | None = None,
+        machine: Machine | None = None,
     ) -> None:
         """`photos` and `faces`: the photo store and the face watcher, when photo_capture or
-        require_face is on (kiosk/app.py makes them)."""
+        require_face is on (kiosk/app.py makes them). `machine`: where the fleet report reads
+        temperatures, throttling and the OS (kiosk/fleet.py; tests fake it)."""
         self.settings = settings
         self.instance = instance
         self.clock = clock
@@ -153,6 +156,9 @@ class KioskServices:
         self.monotonic = monotonic
         self.photos = photos
         self.faces = faces
+        self.machine: Machine = machine or HostMachine()
+        self.started_monotonic = monotonic()
+        self.log_opened_at = clock.now()  # when the log's recovery report was made
         self._purged_on: date | None = None
         self._scan_loop_factory = scan_loop_factory
         self._sync_agent_factory = sync_agent_factory

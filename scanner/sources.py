@@ -262,9 +262,11 @@ class PicameraSource(FrameSource):
         self.height = height
         self.fps = fps
         self._camera: Any = None
+        self.model = ""
 
     def describe(self) -> str:
-        return f"picamera {self.width}x{self.height}"
+        model = f" {self.model}" if self.model else ""
+        return f"picamera{model} {self.width}x{self.height}"
 
     def open(self) -> None:
         self.close()
@@ -289,6 +291,9 @@ class PicameraSource(FrameSource):
         except Exception as exc:  # libcamera reports failures as several exception types
             raise SourceError(f"cannot start the Pi camera: {exc}") from exc
         self._camera = camera
+        # The sensor (imx708 for the Camera Module 3): the centre's fleet view lists it.
+        properties = getattr(camera, "camera_properties", None) or {}
+        self.model = str(properties.get("Model", ""))[:40]
 
     def read(self) -> np.ndarray | None:
         if self._camera is None:

@@ -289,6 +289,44 @@ class CameraReport(Message):
     detail: ShortText = ""
 
 
+class RecoveryNote(Message):
+    """What the kiosk's event log found when it last opened (after a power cut: what it cut,
+    replayed or lost). `lost`: a record that had been confirmed may be gone."""
+
+    clean: bool
+    lost: bool = False
+    summary: Annotated[str, StringConstraints(max_length=500)] = ""
+    opened_at: datetime | None = None
+
+    @field_validator("opened_at")
+    @classmethod
+    def _aware_or_none(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else _aware(value)
+
+
+class FleetReport(Message):
+    """What the centre's fleet view shows of a kiosk besides its health: what it runs, on what,
+    for how long, how full its disk is, how hot its CPU and whether the Pi throttled it. Every
+    field is optional: a kiosk reports what its machine says (no thermal zone, no vcgencmd off
+    a Pi)."""
+
+    os: ShortText = ""  # PRETTY_NAME of /etc/os-release
+    python: Annotated[str, StringConstraints(max_length=32)] = ""
+    machine: Annotated[str, StringConstraints(max_length=32)] = ""  # aarch64, x86_64, ...
+    board: ShortText = ""  # /proc/device-tree/model: "Raspberry Pi 4 Model B Rev 1.4"
+    uptime_s: int | None = Field(default=None, ge=0, le=INT64_MAX)  # the machine's
+    kiosk_uptime_s: int | None = Field(default=None, ge=0, le=INT64_MAX)  # the kiosk process's
+    disk_total_bytes: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    log_bytes: int | None = Field(default=None, ge=0, le=INT64_MAX)  # the event log's folder
+    cpu_temp_c: float | None = Field(default=None, ge=-60, le=200, allow_inf_nan=False)
+    # `vcgencmd get_throttled`: bits 0-3 now (under-voltage, frequency capped, throttled, soft
+    # temperature limit), bits 16-19 the same since boot. None: not a Pi, or not said.
+    throttled: int | None = Field(default=None, ge=0, le=0xFFFFFFFF)
+    camera: ShortText = ""  # the frame source as the scanner names it (model where known)
+    camera_fps: float | None = Field(default=None, ge=0, le=1000, allow_inf_nan=False)
+    recovery: RecoveryNote | None = None
+
+
 class Heartbeat(Message):
     app_version: Annotated[str, StringConstraints(max_length=64)] = ""
     queue_length: int = Field(ge=0, le=INT32_MAX)
@@ -299,6 +337,7 @@ class Heartbeat(Message):
     ready: bool
     ready_detail: ShortText = ""
     sent_at: datetime | None = None
+    fleet: FleetReport | None = None  # None from kiosks older than the fleet view
 
     @field_validator("last_scan_at", "sent_at")
     @classmethod

@@ -61,6 +61,22 @@ def age(value: datetime | None, now: datetime | None = None) -> str:
     return str(ngettext("%(num)d days ago", "%(num)d days ago", days))
 
 
+def size(value: int | None) -> str:
+    """Bytes as a person reads them: 812 MB, 14.2 GB (powers of 1024, as df -h)."""
+    if value is None:
+        return ""
+    amount = float(value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if amount < 1024:
+            return (
+                f"{amount:.0f} {unit}"
+                if unit in ("B", "KB") or amount >= 100
+                else f"{amount:.1f} {unit}"
+            )
+        amount /= 1024
+    return f"{amount:.1f} TB"
+
+
 def zone_note() -> str:
     """The page's one time zone and its offset now, said once per page ("Asia/Shanghai
     UTC+08:00")."""
@@ -90,6 +106,7 @@ def register(blueprint: Blueprint) -> None:
         "age": age,
         "iso_day": iso_day,
         "local_input": local_input,
+        "size": size,
     }
     for name, function in filters.items():
         blueprint.add_app_template_filter(function, name)

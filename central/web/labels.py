@@ -82,6 +82,17 @@ ROLES: dict[str, Say] = {
     "viewer": lambda: gettext("viewer"),
 }
 
+# What the kiosks page marks (central/fleet.py).
+FLEET_MARKS: dict[str, Say] = {
+    "old_version": lambda: gettext("old version"),
+    "disk_low": lambda: gettext("disk filling"),
+    "hot": lambda: gettext("hot"),
+    "throttled": lambda: gettext("throttled"),
+    "throttled_before": lambda: gettext("throttled since boot"),
+    "log_lost": lambda: gettext("log lost records"),
+    "log_repaired": lambda: gettext("log repaired"),
+}
+
 TABLES: dict[str, dict[str, Say]] = {
     "flag": FLAGS,
     "kind": KINDS,
@@ -91,6 +102,7 @@ TABLES: dict[str, dict[str, Say]] = {
     "time_status": TIME_STATUSES,
     "action": ACTIONS,
     "role": ROLES,
+    "fleet_mark": FLEET_MARKS,
 }
 
 

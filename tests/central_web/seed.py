@@ -110,7 +110,8 @@ def push(engine: Engine, kiosk: FakeKiosk, events: list[Event], now: datetime, a
 def heartbeat(engine: Engine, kiosk: FakeKiosk, at: datetime, app: Flask, **changes: Any) -> None:
     rules = pairing.StayRules.from_settings(app.extensions["central"].settings)
     beat = Heartbeat(
-        app_version="1.0",
+        app_version=changes.get("app_version", "1.0"),
+        fleet=changes.get("fleet"),
         queue_length=changes.get("queue_length", 0),
         camera=CameraReport(ok=changes.get("camera_ok", True)),
         clock=ClockReport(trusted=True, boot_id=kiosk.boot_id),

@@ -15,6 +15,7 @@ from qrcode.image.pil import PilImage
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from central import fleet
 from central import kiosks as central_kiosks
 from central.db import schema
 from central.web import lists, queries
@@ -30,7 +31,11 @@ def _page(status: int = 200, **extra: object) -> tuple[str, int]:
             conn, state().now(), state().settings.kiosk_dead_after_s
         )
         sites = lists.site_rows(conn)
-    rows = [queries.kiosk_row(k) for k in health]
+    settings = state().settings
+    limits = fleet.FleetLimits(
+        disk_low_bytes=settings.fleet_disk_low_mb * 1024 * 1024, hot_c=settings.fleet_hot_c
+    )
+    rows = fleet.fleet_rows((queries.kiosk_row(k) for k in health), limits)
     table = _filtered_kiosks(rows)
     page = render_template(
         "kiosks.html",
@@ -56,29 +61,68 @@ def _kiosk_state(kiosk: dict[str, Any]) -> str:
     return "silent" if kiosk.get("dead") else "healthy"
 
 
+KIOSK_MARKS = ("all", "any", *fleet.MARKS)
+
+
 def _filtered_kiosks(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The kiosks as asked: ?q= (kiosk id, site, name), ?district=, ?state=."""
+    """The kiosks as asked: ?q= (kiosk id, site, name, version, OS, Python, camera, board),
+    ?district=, ?state=, ?mark= (one of the fleet marks, or any), ?version=; sorted by
+    ?sort= (central.fleet.SORTS) in ?dir= asc or desc."""
     args = request.args
     query = args.get("q", "").strip()
     district = args.get("district", "").strip()
     wanted = lists.choice(args.get("state"), KIOSK_STATES, "all")
+    mark = lists.choice(args.get("mark"), KIOSK_MARKS, "all")
+    version = args.get("version", "").strip()
+    sort = lists.choice(args.get("sort"), tuple(fleet.SORTS), "site")
+    descending = args.get("dir") == "desc"
     test = lists.finds(query)
     shown = [
         k
         for k in rows
         if (not district or lists.district_of(k["site_id"]) == district)
         and (wanted == "all" or _kiosk_state(k) == wanted)
-        and (not query or test(k.get("name") or "", k["kiosk_id"], k["site_id"]))
+        and (mark == "all" or (k["marks"] if mark == "any" else mark in k["marks"]))
+        and (not version or (k.get("app_version") or "") == version)
+        and (not query or test(*_searched(k)))
     ]
+    if sort != "site":
+        shown = fleet.sort_rows(shown, sort, descending)
+    elif descending:
+        shown.reverse()
+    versions = sorted(
+        {k["app_version"] for k in rows if k.get("app_version")}, key=fleet.version_key
+    )
     return {
         "rows": shown,
         "q": query,
         "district": district,
         "state": wanted,
         "states": KIOSK_STATES,
+        "mark": mark,
+        "marks": KIOSK_MARKS,
+        "version": version,
+        "versions": versions,
+        "sort": sort,
+        "descending": descending,
         "narrowed": len(shown) != len(rows),
         "total": len(rows),
+        "marked": sum(1 for k in rows if k["marks"]),
     }
+
+
+def _searched(kiosk: dict[str, Any]) -> tuple[str, ...]:
+    report = kiosk.get("fleet")
+    return (
+        kiosk.get("name") or "",
+        kiosk["kiosk_id"],
+        kiosk["site_id"],
+        kiosk.get("app_version") or "",
+        kiosk.get("os") or "",
+        kiosk.get("python") or "",
+        kiosk.get("camera") or "",
+        report.board if report else "",
+    )
 
 
 @staff.route("/kiosks")
