@@ -236,6 +236,7 @@ class SyncAgent:
         self._pull_versions = pull_versions or PullRequest
         self._on_pull = on_pull
         self._heartbeat = heartbeat
+        self._fleet_refused = False
         self._on_clock_sample = on_clock_sample
         self._wall = wall_clock
         self._mono = monotonic
@@ -505,7 +506,18 @@ class SyncAgent:
                 "sent_at": self._wall(),
             }
         )
-        reply = self._client.heartbeat(beat)
+        if self._fleet_refused:
+            beat = beat.model_copy(update={"fleet": None})
+        try:
+            reply = self._client.heartbeat(beat)
+        except Refused as exc:
+            # A centre older than the fleet view refuses the field it does not know: say the
+            # rest, and stop offering it until the kiosk restarts (after the centre's update).
+            if beat.fleet is None or not _names_field(exc, "fleet"):
+                raise
+            log.warning("the centre does not take fleet reports; heartbeats go without them")
+            self._fleet_refused = True
+            reply = self._client.heartbeat(beat.model_copy(update={"fleet": None}))
         with self._lock:
             self._samples = [s for s in self._samples if s not in mine]
         self._took_time(reply)
@@ -560,3 +572,11 @@ class SyncAgent:
                 self._waiter.clear()
         with self._lock:
             self._next_attempt_mono = None
+
+
+def _names_field(exc: Refused, name: str) -> bool:
+    """Whether a 400 answer blames the field `name` (or something inside it)."""
+    fields = exc.answer.fields if exc.answer is not None else []
+    return exc.status == 400 and any(
+        f.field == name or f.field.startswith(name + ".") for f in fields
+    )

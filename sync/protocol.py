@@ -33,9 +33,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -343,6 +345,15 @@ class Heartbeat(Message):
     @classmethod
     def _aware_or_none(cls, value: datetime | None) -> datetime | None:
         return None if value is None else _aware(value)
+
+    @model_serializer(mode="wrap")
+    def _without_absent_fleet(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A centre older than the fleet view refuses any field it does not know, even a null:
+        # a heartbeat without a report says nothing of one.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("fleet") is None:
+            data.pop("fleet", None)
+        return data
 
 
 class HeartbeatAnswer(Message):

@@ -265,3 +265,59 @@ def test_wake_never_blocks_while_an_exchange_hangs(centre, kiosk):
         release.set()
         agent.stop()
     assert log.acknowledged[:1] == [3]  # the held batch went through, then the agent stopped
+
+
+def test_a_centre_older_than_the_fleet_view_still_gets_heartbeats(centre, kiosk):
+    """An older centre refuses the heartbeat's unknown `fleet` field (400, naming it): the agent
+    sends the rest, and stops offering it; pushes are not held up."""
+    import json
+
+    from sync.protocol import (
+        CameraReport,
+        ClockReport,
+        ErrorAnswer,
+        FieldProblem,
+        FleetReport,
+        Heartbeat,
+    )
+
+    inner = WSGIAdapter(centre)
+    refused = []
+
+    blamed = ["fleet"]
+
+    def old_centre(request):
+        if request.path_url.endswith("/heartbeat") and "fleet" in json.loads(request.body):
+            refused.append(request)
+            problem = FieldProblem(field=blamed[0], reason="Extra inputs are not permitted")
+            answer = ErrorAnswer(error="malformed", message="bad heartbeat", fields=[problem])
+            return (400, answer.model_dump_json().encode())
+        return None
+
+    class OldCentre(ScriptedAdapter):
+        def send(self, request, *args, **kwargs):
+            step = old_centre(request)
+            if step is None:
+                return inner.send(request, *args, **kwargs)
+            self.script = [step]
+            return super().send(request, *args, **kwargs)
+
+    def beat() -> Heartbeat:
+        return Heartbeat(
+            queue_length=0,
+            camera=CameraReport(ok=True),
+            clock=ClockReport(trusted=True),
+            ready=True,
+            fleet=FleetReport(cpu_temp_c=50.0),
+        )
+
+    log, token = kiosk
+    agent = agent_for(log, token, OldCentre([]), heartbeat=beat)
+    assert agent.run_cycle(), agent.snapshot().last_error
+    assert log.pending_count() == 0 and len(refused) == 1
+    assert agent.run_cycle() and len(refused) == 1  # not offered again
+    # A 400 about anything else is still an error, and the report is not dropped for it.
+    blamed[0] = "camera.detail"
+    agent = agent_for(log, token, OldCentre([]), heartbeat=beat)
+    assert not agent.run_cycle() and len(refused) == 2
+    assert "camera.detail" in agent.snapshot().last_error
