@@ -3,7 +3,7 @@
 Everything a request handler needs hangs off `app.extensions["central"]` (a `Central`, defined in
 central/services.py), reached with `central_of()`: the settings, the engine, the clock, the stay
 rules, the stays refresher and the duty runner. Blueprints register here: the ingest API
-(central/api.py) and the staff pages (central/web/).
+(central/api.py), the read API and /healthz (central/readapi/) and the staff pages (central/web/).
 
 The background duties (stays, housekeeping) run on threads of the duty runner, each under a
 database lease so that of several `central serve` processes one runs it at a time; the job worker
@@ -33,6 +33,7 @@ from central.ingest.proofs import BadgeProofs
 from central.ingest.push import Checks
 from central.jobs.worker import JobWorker
 from central.photos import CentralPhotos, photo_retention_duty
+from central.readapi.routes import read_api
 from central.services import Central, utc_now
 from central.settings import CentralSettings
 from central.stays.pairing import StayRules
@@ -115,6 +116,7 @@ def create_app(
         worker.start()
 
     app.register_blueprint(api)
+    app.register_blueprint(read_api)
     init_staff_pages(app)
     if run_duties if run_duties is not None else not app.config["TESTING"]:
         duties.start()

@@ -721,6 +721,69 @@ def kiosk_list_command(instance: Path) -> None:
             click.echo(f"{row['kiosk_id']}\t{row['site_id']}\t{state}{last}\t{row['name']}")
 
 
+@main.group("api-token")
+def api_token_group() -> None:
+    """Tokens of the read API for integrations (/api/read/v1, described by its openapi.json)."""
+
+
+@api_token_group.command("add")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    help="What the token may read (repeatable): events, stays, attendance, anomalies, kiosks.",
+)
+@click.pass_obj
+def api_token_add_command(instance: Path, name: str, scopes: tuple[str, ...]) -> None:
+    """Make a token NAME for one integration; prints the token once (only its hash is kept)."""
+    from central.readapi import tokens
+    from central.services import utc_now
+
+    _, engine = _open_store(instance)
+    try:
+        token, clear = tokens.add_token(
+            engine, name, list(scopes), "cli", utc_now().replace(tzinfo=None)
+        )
+    except tokens.TokenError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"made token {token.name} ({' '.join(token.scopes)}); it is shown only now:", err=True
+    )
+    click.echo(clear)
+
+
+@api_token_group.command("list")
+@click.pass_obj
+def api_token_list_command(instance: Path) -> None:
+    """List the tokens: name, scopes, active or revoked, last used (UTC)."""
+    from central.readapi import tokens
+
+    _, engine = _open_store(instance)
+    with engine.connect() as conn:
+        for token in tokens.list_tokens(conn):
+            state = "active" if token.active else "revoked"
+            used = token.last_used_at.isoformat(timespec="seconds") if token.last_used_at else "-"
+            click.echo(f"{token.name}\t{','.join(token.scopes)}\t{state}\t{used}")
+
+
+@api_token_group.command("revoke")
+@click.argument("name")
+@click.pass_obj
+def api_token_revoke_command(instance: Path, name: str) -> None:
+    """Revoke the token NAME: every process refuses it from its next request."""
+    from central.readapi import tokens
+    from central.services import utc_now
+
+    _, engine = _open_store(instance)
+    try:
+        tokens.revoke_token(engine, name, "cli", utc_now().replace(tzinfo=None))
+    except tokens.TokenError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"revoked token {name}")
+
+
 @main.command("serve")
 @click.option("--host", default=None, help="Address to listen on [default: listen_host].")
 @click.option(

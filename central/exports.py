@@ -470,7 +470,7 @@ def _record_by_hand(
 
 
 @dataclass(frozen=True)
-class _Seen:
+class Seen:
     """A cadre's stays at one site on one day, folded."""
 
     first_arrival: datetime | None
@@ -481,14 +481,16 @@ class _Seen:
     by_hand: bool  # no arrival of theirs there that day rests on a badge: a person's word
 
 
-def _seen_on(
+def seen_on(
     conn: Connection,
     day: date,
     site_ids: Sequence[str],
     now: datetime,
     rules: StayRules,
-) -> dict[tuple[str, str], _Seen]:
-    """(site, cadre) -> their stays there that day, as the staff pages count them."""
+    cadre_ids: Sequence[str] = (),
+) -> dict[tuple[str, str], Seen]:
+    """(site, cadre) -> their stays there that day, as the staff pages count them (only of
+    `cadre_ids` when given: the read API asks a page of cadres at a time)."""
     st = schema.stays
     start, end = rules.day.bounds(day)
     now = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
@@ -515,8 +517,10 @@ def _seen_on(
     )
     if site_ids:
         query = query.where(st.c.site_id.in_(list(site_ids)))
+    if cadre_ids:
+        query = query.where(st.c.cadre_id.in_(list(cadre_ids)))
     return {
-        (r.site_id, r.cadre_id): _Seen(
+        (r.site_id, r.cadre_id): Seen(
             r.first_arrival,
             r.last_departure,
             int(r.seconds) if r.seconds is not None else None,
@@ -528,7 +532,7 @@ def _seen_on(
     }
 
 
-def _status(seen: _Seen | None) -> str:
+def _status(seen: Seen | None) -> str:
     if seen is None:
         return "absent"
     if seen.present:
@@ -621,7 +625,7 @@ class AttendanceBook:
             roster_by_site[person.site_id].append(person)
         for day in _days(request):
             with self.engine.connect() as conn:
-                seen = _seen_on(conn, day, request.site_ids, self.now, self.rules)
+                seen = seen_on(conn, day, request.site_ids, self.now, self.rules)
             today = _attendance_of_day(
                 day,
                 site_ids,
@@ -647,7 +651,7 @@ def _attendance_of_day(
     site_names: dict[str, str],
     roster_by_site: dict[str, list[Any]],
     names_of: dict[str, tuple[str, str]],
-    seen: dict[tuple[str, str], _Seen],
+    seen: dict[tuple[str, str], Seen],
     expected_total: int,
     shape: TimeShape,
     words: Words,
@@ -754,7 +758,7 @@ def _person_row(
     name: str,
     unit: str,
     status: str,
-    found: _Seen | None,
+    found: Seen | None,
     shape: TimeShape,
     words: Words,
 ) -> list[Cell]:

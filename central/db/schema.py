@@ -528,3 +528,22 @@ alerts = Table(
     Index("ix_alerts_open", "resolved_at", "raised_at"),
     Index("ix_alerts_kind_subject", "kind", "subject"),
 )
+
+
+# --- the read API for integrations -----------------------------------------------------------
+
+# Tokens of the read API (central/readapi/): one per integration, made by an admin, with the
+# scopes it may read. Only the sha256 of a token is kept: the token is shown once when made.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("scopes", String(200), nullable=False),  # space-separated, see central/readapi/tokens
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("revoked_at", DateTime),
+    Column("revoked_by", String(64)),
+    Column("last_used_at", DateTime),  # written at most once a minute
+)

@@ -110,6 +110,21 @@ class DutyRunner:
     def status(self) -> list[DutyStatus]:
         return [r.status for r in self._duties.values()]
 
+    def threads(self) -> list[tuple[str, str, bool]]:
+        """(duty, running | stopped | dead, holding its lease) for /healthz: "dead" is a thread
+        that ended while the runner was meant to run; "stopped" one never started here."""
+        out = []
+        for name, running in self._duties.items():
+            thread = running.thread
+            if thread is None or not self._started:
+                state = "stopped"
+            elif thread.is_alive():
+                state = "running"
+            else:
+                state = "stopped" if self._stopping.is_set() else "dead"
+            out.append((name, state, running.lease is not None))
+        return out
+
     def wake(self, name: str) -> None:
         """There may be work for `name` (e.g. ingest queued stays): the holder looks at once."""
         running = self._duties.get(name)

@@ -9,6 +9,7 @@ def load_views() -> None:
         accounts,
         alerts,
         anomalies,
+        api_tokens,
         cadres,
         corrections,
         exports,
