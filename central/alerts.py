@@ -1,5 +1,6 @@
-"""Alerts: a kiosk gone silent, or a site with many absent at a set time; shown at the top of the
-centre's pages and sent to a webhook.
+"""Alerts: a kiosk gone silent, a kiosk whose log lost events at its start (a power cut that
+damaged its card), or a site with many absent at a set time; shown at the top of the centre's
+pages and sent to a webhook.
 
 A periodic check (`check_and_send`, run by every worker process; see central/jobs/worker.py)
 raises an alert by inserting a row whose `key` is unique: a silent kiosk once per silence (the key
@@ -28,7 +29,8 @@ from sqlalchemy import Connection, Engine, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from central import kiosks
-from central.db.schema import alerts
+from central.db.schema import alerts, kiosk_status
+from central.db.schema import kiosks as kiosks_table
 from central.settings import CentralSettings
 from central.stays.pairing import StayRules
 from central.stays.queries import all_sites_summary
@@ -38,12 +40,17 @@ log = logging.getLogger(__name__)
 SEND_LEASE = timedelta(seconds=60)
 MAX_SENDS = 5
 KIOSK_SILENT = "kiosk_silent"
+KIOSK_LOST_EVENTS = "kiosk_lost_events"
 SITE_ABSENT = "site_absent"
-KINDS = (KIOSK_SILENT, SITE_ABSENT)
+KINDS = (KIOSK_SILENT, KIOSK_LOST_EVENTS, SITE_ABSENT)
 
 MESSAGES = {
     KIOSK_SILENT: N_(
         "Kiosk %(kiosk)s at site %(site)s has not been heard from for %(minutes)d min."
+    ),
+    KIOSK_LOST_EVENTS: N_(
+        "Kiosk %(kiosk)s at site %(site)s could not read back %(lost)d event(s) of its log when "
+        "it started at %(started)s; records it sent before are safe at the centre."
     ),
     SITE_ABSENT: N_(
         "Site %(site)s %(name)s: %(absent)d of %(expected)d cadres absent at %(time)s."
@@ -158,6 +165,43 @@ def check_kiosks(engine: Engine, settings: CentralSettings, now: datetime) -> in
         raised += _raise(
             engine, key, KIOSK_SILENT, kiosk["kiosk_id"], kiosk["site_id"], detail, moment
         )
+    return raised
+
+
+def check_recoveries(engine: Engine, now: datetime) -> int:
+    """Raise an alert for each kiosk whose heartbeat says its log lost events at its last start
+    (one alert per start); a later start that lost nothing resolves it. Returns alerts raised."""
+    moment = _naive(now)
+    raised = 0
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(kiosk_status.c.kiosk_id, kiosks_table.c.site_id, kiosk_status.c.report)
+            .join(kiosks_table, kiosks_table.c.kiosk_id == kiosk_status.c.kiosk_id)
+            .where(kiosks_table.c.revoked_at.is_(None))
+        ).all()
+    for kiosk_id, site_id, report in rows:
+        try:
+            recovery = (json.loads(report or "{}").get("fleet") or {}).get("recovery") or {}
+        except (ValueError, AttributeError):
+            continue  # an unreadable stored report: the heartbeat check is not the place to fail
+        started = str(recovery.get("opened_at") or "")
+        if not started:
+            continue  # a kiosk older than recovery reports
+        # A kiosk that says it lost records without counting them lost at least one.
+        lost = max(int(recovery.get("lost_events") or 0), 1) if recovery.get("lost") else 0
+        key = f"{KIOSK_LOST_EVENTS}:{kiosk_id}:{started}"[:200]
+        if lost <= 0:
+            _resolve(engine, KIOSK_LOST_EVENTS, kiosk_id, None, moment)
+            continue
+        _resolve(engine, KIOSK_LOST_EVENTS, kiosk_id, key, moment)  # an earlier start's loss
+        detail = {
+            "kiosk": kiosk_id,
+            "site": site_id,
+            "lost": lost,
+            "started": started[:16].replace("T", " ") + " UTC",
+            "summary": str(recovery.get("summary") or "")[:500],
+        }
+        raised += _raise(engine, key, KIOSK_LOST_EVENTS, kiosk_id, site_id, detail, moment)
     return raised
 
 
@@ -321,6 +365,10 @@ def check_and_send(
 ) -> tuple[int, int]:
     """One round of the alert duty: (alerts raised, alerts delivered)."""
     rules = StayRules.from_settings(settings)
-    raised = check_kiosks(engine, settings, now) + check_sites(engine, settings, now, rules)
+    raised = (
+        check_kiosks(engine, settings, now)
+        + check_recoveries(engine, now)
+        + check_sites(engine, settings, now, rules)
+    )
     sent = send_pending(engine, settings, now, post or http_post())
     return raised, sent

@@ -158,6 +158,7 @@ def recovery_note(report: Any, opened_at: datetime | None) -> RecoveryNote | Non
     return RecoveryNote(
         clean=bool(report.clean),
         lost=bool(report.lost_anything),
+        lost_events=int(getattr(report, "lost_events", 0)),
         summary=str(report.summary())[:500],
         opened_at=opened_at,
     )

@@ -297,6 +297,7 @@ class RecoveryNote(Message):
 
     clean: bool
     lost: bool = False
+    lost_events: int = Field(default=0, ge=0, le=INT32_MAX)  # how many, where the log can tell
     summary: Annotated[str, StringConstraints(max_length=500)] = ""
     opened_at: datetime | None = None
 

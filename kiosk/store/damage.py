@@ -40,6 +40,14 @@ class RecoveryReport:
     quarantined: list[str] = field(default_factory=list)  # files written to damaged/
 
     @property
+    def lost_events(self) -> int:
+        """Events the open could not read back: dropped seqs, and records it could not parse or
+        verify (each unreadable line or invalid record held at most one event)."""
+        dropped = sum(last - first + 1 for first, last in self.dropped_seqs)
+        # A bad line is usually also a dropped seq: count each loss once.
+        return max(dropped, self.unreadable_journal_lines + self.invalid_records)
+
+    @property
     def lost_anything(self) -> bool:
         return bool(self.dropped_seqs or self.invalid_records or self.unreadable_journal_lines)
 

@@ -300,6 +300,28 @@ def readiness(services: KioskServices) -> list[Item]:
             )
         )
 
+    report = services.log.recovery
+    if report.lost_anything:
+        recovery_state, recovery_code = "bad", "lost"
+    elif report.clean:
+        recovery_state, recovery_code = "ok", "clean"
+    else:
+        recovery_state, recovery_code = "ok", "repaired"
+    items.append(
+        Item(
+            "recovery",
+            recovery_state,
+            recovery_code,
+            {
+                "opened_at": _iso(services.log_opened_at),
+                "lost_events": report.lost_events,
+                "dropped_seqs": [list(pair) for pair in report.dropped_seqs],
+                # English, for a program's log; the page words the code and the count instead.
+                "detail": report.summary(),
+            },
+        )
+    )
+
     damaged = kiosk_settings.damaged_file(services.instance)
     if damaged:
         # kiosk.toml no longer reads: the kiosk runs on its copy from before its last rewrite
@@ -365,6 +387,7 @@ def item_words(item: Item, now: datetime | None = None) -> tuple[str, str]:
         "disk": _("Disk free"),
         "roster": _("Roster"),
         "settings": _("Settings file"),
+        "recovery": _("Log at start"),
         "pending": _("Events waiting to sync"),
         "sync": _("Centre"),
     }
@@ -402,6 +425,24 @@ def item_words(item: Item, now: datetime | None = None) -> tuple[str, str]:
                 age=age,
             )
         )
+    if item.key == "recovery":
+        started = _moment(values.get("opened_at"))
+        since = (
+            _("started %(age)s", age=age_text((now - started).total_seconds())) if started else ""
+        )
+        texts = {
+            "clean": _("Opened clean"),
+            # A power cut left work half done (a line never confirmed, a fold unfinished): the
+            # log finished or cut it; every event confirmed is there.
+            "repaired": _("Repaired after an unclean stop; nothing lost"),
+            "lost": _(
+                "%(count)d event(s) could not be read back: kept aside in damaged/; "
+                "tell the centre",
+                count=int(values.get("lost_events") or 0),
+            ),
+        }
+        text = str(texts.get(item.code, item.code))
+        return label, f"{text} · {since}" if since else text
     if item.key == "settings":
         if item.code == "previous":
             return label, str(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from central import alerts
 from central.jobs.worker import JobWorker
 from central.services import central_of
-from tests.central_web.seed import seed
+from sync.protocol import FleetReport, RecoveryNote
+from tests.central_web.seed import heartbeat, seed
 from tests.central_web.test_pages import text_of
 
 
@@ -40,3 +43,33 @@ def test_a_silent_kiosk_shows_at_the_top_of_every_page_until_it_is_heard(app, ad
         )
     alerts.check_kiosks(central.engine, central.settings, central.now())
     assert '<section class="alerts"' not in viewer.get("/staff/").get_data(as_text=True)
+
+
+def test_a_kiosk_that_lost_events_at_its_start_is_an_alert_until_a_clean_start(app, viewer):
+    seeded = seed(app)
+    central = central_of(app)
+    now = central.now()
+    east = seeded.kiosks["S01"]
+    kiosk_id = east.identity.kiosk_id
+    damaged_start = RecoveryNote(
+        opened_at=now - timedelta(minutes=5),
+        clean=False,
+        lost=True,
+        lost_events=6,
+        summary="salvaged damaged segment(s) seg-000000000011.json; events lost: seq 15-20",
+    )
+    heartbeat(central.engine, east, now, app, fleet=FleetReport(recovery=damaged_start))
+    assert alerts.check_recoveries(central.engine, now) == 1
+    assert alerts.check_recoveries(central.engine, now) == 0  # one alert per start
+    said = f"站点 S01 的签到机 {kiosk_id} 于"
+    page = text_of(viewer.get("/staff/"))
+    assert said in page and "有 6 条记录无法读回" in page
+    english = text_of(viewer.get("/staff/alerts?lang=en"))
+    assert f"Kiosk {kiosk_id} at site S01 could not read back 6 event(s)" in english
+
+    # The kiosk restarts and opens clean: the alert of the earlier start is resolved.
+    later = now + timedelta(minutes=10)
+    clean_start = RecoveryNote(opened_at=later, clean=True)
+    heartbeat(central.engine, east, later, app, fleet=FleetReport(recovery=clean_start))
+    assert alerts.check_recoveries(central.engine, later) == 0
+    assert said not in text_of(viewer.get("/staff/"))

@@ -149,3 +149,61 @@ def test_the_failed_scan_log_starts_a_line_of_its_own_after_a_torn_one(tmp_path)
     assert [entry.payload for entry in again.recent()] == ["BBB", "AAA"]
     lines = path.read_bytes().splitlines()
     assert json.loads(lines[-1])["payload"] == "BBB"
+
+
+def test_what_the_log_lost_at_a_start_reaches_the_lead_and_the_heartbeat(tmp_path, issuing_key):
+    """Records gone bad on the card are lost: the lead's panel says so at the next start,
+    and so does the heartbeat for the centre."""
+    from datetime import date
+
+    from kiosk.fleet import recovery_note
+    from sync.badge_token import issue_token
+
+    instance = enrolled_instance(tmp_path, issuing_key)
+    app = start(instance)
+    services = app.extensions["kiosk"]
+    try:
+        for n, cadre in enumerate(("C001", "C002", "C003"), start=1):
+            badge = issue_token(issuing_key, cadre, 1, date(2026, 11, 1))
+            assert services.handle_payload(badge, "camera")["outcome"] == "arrival", n
+        with app.test_request_context("/lead"):
+            clean = {item.key: item for item in readiness(services)}["recovery"]
+            assert (clean.state, clean.code) == ("ok", "clean")
+            assert item_words(clean)[1].startswith("完好")
+        first = recovery_note(services.log.recovery, services.log_opened_at)
+        assert first is not None and first.lost_events == 0
+    finally:
+        services.stop()
+
+    # The stop folded the journal into a segment; the card loses its end (a bad block).
+    (segment,) = (instance / "log" / "segments").glob("seg-*.json")
+    content = segment.read_bytes()
+    segment.write_bytes(content[: content.index(b'"C002"')])
+
+    app = start(instance)
+    services = app.extensions["kiosk"]
+    try:
+        assert [e.cadre_id for e in services.log.iter_events()] == ["C001"]
+        with app.test_request_context("/lead"):
+            lost = {item.key: item for item in readiness(services)}["recovery"]
+            words = item_words(lost)[1]
+        assert (lost.state, lost.code, lost.values["lost_events"]) == ("bad", "lost", 2)
+        assert "2 条记录无法读回" in words
+        note = recovery_note(services.log.recovery, services.log_opened_at)
+        assert note is not None and (note.clean, note.lost, note.lost_events) == (False, True, 2)
+        assert "lost" in note.summary
+        # It travels in the heartbeat as the wire schema says.
+        from sync.protocol import Heartbeat
+
+        beat = Heartbeat.model_validate(
+            {
+                "queue_length": 0,
+                "camera": {"ok": True},
+                "clock": {"trusted": True, "boot_id": "b"},
+                "ready": True,
+                "fleet": {"recovery": note.model_dump(mode="json")},
+            }
+        )
+        assert beat.fleet is not None and beat.fleet.recovery == note
+    finally:
+        services.stop()

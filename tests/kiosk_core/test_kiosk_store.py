@@ -372,6 +372,9 @@ def test_retention_setting_archives_at_checkpoints(tmp_path):
         old = BASE_TIME - timedelta(days=40)
         fill(log, 20, device_time=old)
         log.wait_idle()
+        # The background fold takes whatever the journal holds when it runs, so under load the
+        # batches need not end at multiples of 4: fold the rest now for a known starting point.
+        log.checkpoint()
         log.acknowledge(20)
         fill(log, 3, start=20)  # recent, not yet at a checkpoint: nothing moves
         log.wait_idle()
