@@ -702,6 +702,49 @@ def kiosk_setting_command(
     click.echo(f"{scope} {key} {said} (settings version {version})")
 
 
+@kiosk_group.command("set")
+@click.option("--site", "site_id", help="Every kiosk of this site.")
+@click.option("--kiosk", "kiosk_id", help="This kiosk only (wins over its site's value).")
+@click.option("--remove", is_flag=True, help="Remove the named settings at this scope.")
+@click.argument("assignments", nargs=-1, required=True)
+@click.pass_obj
+def kiosk_set_command(
+    instance: Path,
+    site_id: str | None,
+    kiosk_id: str | None,
+    remove: bool,
+    assignments: tuple[str, ...],
+) -> None:
+    """Set kiosk settings from the centre: KEY=VALUE ... (VALUE as JSON: true, 60, "text", or
+    plain text). Kiosks take them at their next pull and apply at once what they safely can
+    (repeat window, sounds, language, buttons, photo capture); the rest after a restart, which
+    the kiosks page shows. With --remove, name the keys only. Examples:
+
+    central kiosk set --site S01 repeat_window_s=60 sounds=false
+
+    central kiosk set --kiosk S01-1 --remove sounds"""
+    from datetime import UTC
+
+    from central import kiosk_settings
+    from central.kiosks import KioskError
+
+    _, engine = _open_store(instance)
+    try:
+        if remove:
+            values: dict[str, object] = dict.fromkeys(a.partition("=")[0] for a in assignments)
+        else:
+            values = kiosk_settings.parse_assignments(assignments)
+        with engine.connect() as conn:
+            scope = kiosk_settings.scope_of(conn, site_id, kiosk_id)
+        version = kiosk_settings.set_settings(engine, scope, values, datetime.now(UTC), by="cli")
+    except (kiosk_settings.SettingsInputError, KioskError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for key, value in values.items():
+        said = "removed" if value is None else f"= {json.dumps(value, ensure_ascii=False)}"
+        click.echo(f"{scope} {key} {said}")
+    click.echo(f"settings version {version}: kiosks take it at their next pull")
+
+
 @kiosk_group.command("list")
 @click.pass_obj
 def kiosk_list_command(instance: Path) -> None:

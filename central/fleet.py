@@ -13,6 +13,9 @@ filters by, and marks what needs someone's attention:
     throttled_before  it was, since its last boot (no longer)
     log_lost          the log's last opening dropped records that had been confirmed
     log_repaired      the log's last opening repaired something (a power cut), nothing lost
+    restart_needed    settings from the centre wait for the kiosk's next start
+    settings_refused  the kiosk refused settings from the centre (a value that does not fit, or
+                      one it keeps local)
 
 Kiosks older than the fleet view send no report: their fields are empty and they get no marks
 but old_version.
@@ -26,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from central import kiosk_settings
 from sync.protocol import FleetReport
 
 MARKS = (
@@ -36,6 +40,8 @@ MARKS = (
     "throttled_before",
     "log_lost",
     "log_repaired",
+    "restart_needed",
+    "settings_refused",
 )
 THROTTLED_NOW = 0x0000F  # under-voltage, ARM frequency capped, throttled, soft temperature limit
 THROTTLED_SINCE_BOOT = 0xF0000
@@ -91,6 +97,7 @@ def fleet_rows(rows: Iterable[dict[str, Any]], limits: FleetLimits) -> list[dict
     for row in rows:
         fleet = report_of(row)
         row["fleet"] = fleet
+        row["settings_report"] = kiosk_settings.report_of(row)
         row["version_key"] = version_key(row.get("app_version") or "")
         recovery = fleet.recovery if fleet else None
         offset = row.get("clock_offset_s")
@@ -145,6 +152,12 @@ def marks_of(row: dict[str, Any], newest: tuple[int, ...], limits: FleetLimits) 
             marks.append("log_lost")
         elif not recovery.clean:
             marks.append("log_repaired")
+    said = row.get("settings_report")
+    if said is not None:
+        if said.after_restart:
+            marks.append("restart_needed")
+        if said.problem or said.refused:
+            marks.append("settings_refused")
     return marks
 
 

@@ -23,6 +23,7 @@ from flask import Flask
 from kiosk import settings as kiosk_settings
 from kiosk.clock import Clock, SystemClock, TimeKeeper
 from kiosk.fleet import FleetFacts, Machine, fleet_report, recovery_note
+from kiosk.live_settings import LiveSettings
 from kiosk.photos import PhotoStore
 from kiosk.roster import RosterStore
 from kiosk.rules import CheckIn, RuleSettings
@@ -132,6 +133,7 @@ def _default_sync_agent(
             ready_detail="; ".join(problems),
             fleet=fleet_report(fleet_facts(services)),
             disk_free_bytes=usage[1] if usage else None,
+            settings=services.centre_settings.report(),
         )
 
     from kiosk.photo_outbox import PhotoOutbox
@@ -147,7 +149,17 @@ def _default_sync_agent(
         app_version=_app_version(),
         photos=PhotoOutbox(services.log, photos) if photos is not None else None,
         session=session,
+        on_settings=_live_settings(services),
     )
+
+
+def _live_settings(services: KioskServices) -> Callable[[int, str, list[str]], object]:
+    from kiosk.enrolment import load_state
+
+    known = load_state(services.instance)
+    services.centre_settings.version = known.settings_version
+    services.centre_settings.problem = known.settings_problem
+    return LiveSettings(services).take_from_centre
 
 
 def fleet_facts(services: KioskServices) -> FleetFacts:

@@ -48,6 +48,7 @@ from sync.protocol import (
     PullRequest,
     RosterDelta,
     SettingsAnswer,
+    SettingsReport,
 )
 
 log = logging.getLogger(__name__)
@@ -186,8 +187,9 @@ def apply_settings(
 ) -> str:
     """Write the centre's kiosk settings into kiosk.toml if they pass validation.
 
-    Returns "" when applied, else the reason they were not (the file is then unchanged). They
-    take effect at the kiosk's next start.
+    Returns "" when applied, else the reason they were not (the file is then unchanged). A
+    running kiosk then takes what it safely can at once (kiosk/live_settings.py), the rest at
+    its next start.
     """
     values = {k: v for k, v in answer.values.items() if k not in PROTECTED_SETTINGS}
     refused = sorted(set(answer.values) - set(values))
@@ -204,9 +206,17 @@ def apply_settings(
 class PullApplier:
     """Takes pull answers on the agent's thread: roster, keys, settings; remembers versions."""
 
-    def __init__(self, instance: Path, roster: RosterStore):
+    def __init__(
+        self,
+        instance: Path,
+        roster: RosterStore,
+        on_settings: Callable[[int, str, list[str]], object] | None = None,
+    ):
+        """`on_settings(version, problem, refused)`: called after the centre's settings were
+        taken into kiosk.toml (or refused), for the running kiosk to apply them."""
         self.instance = instance
         self.roster = roster
+        self.on_settings = on_settings
 
     def versions(self) -> PullRequest:
         state = load_state(self.instance)
@@ -228,6 +238,9 @@ class PullApplier:
             if state.settings_problem:
                 log.warning("%s", state.settings_problem)
         save_state(self.instance, state)
+        if answer.settings is not None and self.on_settings is not None:
+            refused = sorted(set(answer.settings.values) & PROTECTED_SETTINGS)
+            self.on_settings(answer.settings.version, state.settings_problem, refused)
 
 
 # --- enrolment -------------------------------------------------------------------------------
@@ -325,6 +338,7 @@ class KioskFacts:
     ready_detail: str = ""
     fleet: FleetReport | None = None
     disk_free_bytes: int | None = None  # None: the agent asks the disk itself
+    settings: SettingsReport | None = None
 
 
 def make_sync_agent(
@@ -336,6 +350,7 @@ def make_sync_agent(
     facts: Callable[[], KioskFacts],
     app_version: str = "",
     session: requests.Session | None = None,
+    on_settings: Callable[[int, str, list[str]], object] | None = None,
     photos: PhotoQueue | None = None,
 ) -> SyncAgent | None:
     """The agent for a running kiosk; None when it has no centre URL or token yet.
@@ -354,7 +369,7 @@ def make_sync_agent(
         monotonic_ns=keeper.clock.monotonic_ns,
         boot_id=keeper.clock.boot_id(),
     )
-    applier = PullApplier(instance, roster)
+    applier = PullApplier(instance, roster, on_settings)
 
     def heartbeat() -> Heartbeat:
         known = facts()
@@ -380,6 +395,7 @@ def make_sync_agent(
             ready=known.ready,
             ready_detail=known.ready_detail[:200],
             fleet=known.fleet,
+            settings=known.settings,
         )
 
     return SyncAgent(

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from kiosk.bus import EventBus
+from kiosk.centre_settings import CentreSettings
 from kiosk.clock import Clock, TimeKeeper
 from kiosk.fleet import HostMachine, Machine
 from kiosk.photos import PhotoStore, photo_sha256
@@ -96,6 +97,10 @@ class ScreenWords(Protocol):
 
     def status(self, services: KioskServices) -> dict[str, Any]: ...
 
+    def in_language(self, language: str) -> ScreenWords:
+        """The same words in another language (the `language` setting changed)."""
+        ...
+
 
 ScanLoopFactory = Callable[["KioskServices"], ScanLoopLike | None]
 SyncAgentFactory = Callable[["KioskServices"], SyncAgentLike | None]
@@ -159,6 +164,7 @@ class KioskServices:
         self.machine: Machine = machine or HostMachine()
         self.started_monotonic = monotonic()
         self.log_opened_at = clock.now()  # when the log's recovery report was made
+        self.centre_settings = CentreSettings()  # kiosk/live_settings.py keeps it
         self._purged_on: date | None = None
         self._scan_loop_factory = scan_loop_factory
         self._sync_agent_factory = sync_agent_factory

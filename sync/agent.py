@@ -38,6 +38,7 @@ from sync.protocol import (
     MAX_CLOCK_SAMPLES,
     MAX_NAMES_ASKED,
     MAX_PHOTOS_PER_REQUEST,
+    NEWER_HEARTBEAT_FIELDS,
     CameraReport,
     ClockReport,
     ClockSample,
@@ -236,7 +237,7 @@ class SyncAgent:
         self._pull_versions = pull_versions or PullRequest
         self._on_pull = on_pull
         self._heartbeat = heartbeat
-        self._fleet_refused = False
+        self._refused_fields: set[str] = set()
         self._on_clock_sample = on_clock_sample
         self._wall = wall_clock
         self._mono = monotonic
@@ -506,18 +507,22 @@ class SyncAgent:
                 "sent_at": self._wall(),
             }
         )
-        if self._fleet_refused:
-            beat = beat.model_copy(update={"fleet": None})
+        beat = beat.model_copy(update=dict.fromkeys(self._refused_fields))
         try:
             reply = self._client.heartbeat(beat)
         except Refused as exc:
-            # A centre older than the fleet view refuses the field it does not know: say the
-            # rest, and stop offering it until the kiosk restarts (after the centre's update).
-            if beat.fleet is None or not _names_field(exc, "fleet"):
+            # A centre older than a field refuses it: say the rest, and stop offering it until
+            # the kiosk restarts (after the centre's update).
+            unknown = [
+                name
+                for name in NEWER_HEARTBEAT_FIELDS
+                if getattr(beat, name) is not None and _names_field(exc, name)
+            ]
+            if not unknown:
                 raise
-            log.warning("the centre does not take fleet reports; heartbeats go without them")
-            self._fleet_refused = True
-            reply = self._client.heartbeat(beat.model_copy(update={"fleet": None}))
+            log.warning("the centre does not take %s; heartbeats go without", ", ".join(unknown))
+            self._refused_fields.update(unknown)
+            reply = self._client.heartbeat(beat.model_copy(update=dict.fromkeys(unknown)))
         with self._lock:
             self._samples = [s for s in self._samples if s not in mine]
         self._took_time(reply)

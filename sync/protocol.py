@@ -330,6 +330,25 @@ class FleetReport(Message):
     recovery: RecoveryNote | None = None
 
 
+class SettingsReport(Message):
+    """Where the kiosk stands with the settings the centre sent (pull answer `settings`):
+    the version it took, what waits for a restart, what it refused and why."""
+
+    version: int = Field(ge=0, le=INT64_MAX)
+    after_restart: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=list, max_length=100
+    )
+    refused: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=list, max_length=100
+    )
+    problem: Annotated[str, StringConstraints(max_length=500)] = ""
+
+
+# Heartbeat fields newer than some centres: left out when empty, as an older centre refuses any
+# field it does not know (even a null), and dropped by the agent when a centre refuses one.
+NEWER_HEARTBEAT_FIELDS = ("fleet", "settings")
+
+
 class Heartbeat(Message):
     app_version: Annotated[str, StringConstraints(max_length=64)] = ""
     queue_length: int = Field(ge=0, le=INT32_MAX)
@@ -341,6 +360,7 @@ class Heartbeat(Message):
     ready_detail: ShortText = ""
     sent_at: datetime | None = None
     fleet: FleetReport | None = None  # None from kiosks older than the fleet view
+    settings: SettingsReport | None = None
 
     @field_validator("last_scan_at", "sent_at")
     @classmethod
@@ -348,12 +368,12 @@ class Heartbeat(Message):
         return None if value is None else _aware(value)
 
     @model_serializer(mode="wrap")
-    def _without_absent_fleet(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # A centre older than the fleet view refuses any field it does not know, even a null:
-        # a heartbeat without a report says nothing of one.
+    def _without_absent_newer_fields(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)
-        if isinstance(data, dict) and data.get("fleet") is None:
-            data.pop("fleet", None)
+        if isinstance(data, dict):
+            for name in NEWER_HEARTBEAT_FIELDS:
+                if data.get(name) is None:
+                    data.pop(name, None)
         return data
 
 

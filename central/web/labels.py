@@ -91,6 +91,8 @@ FLEET_MARKS: dict[str, Say] = {
     "throttled_before": lambda: gettext("throttled since boot"),
     "log_lost": lambda: gettext("log lost records"),
     "log_repaired": lambda: gettext("log repaired"),
+    "restart_needed": lambda: gettext("settings wait for a restart"),
+    "settings_refused": lambda: gettext("settings refused"),
 }
 
 TABLES: dict[str, dict[str, Say]] = {

@@ -79,6 +79,12 @@ class CheckIn:
         self.time = SiteTime(keeper, settings)
         self._lock = threading.Lock()
 
+    def use_settings(self, settings: RuleSettings) -> None:
+        """New rule settings (from the centre, while running): the next scan uses them."""
+        with self._lock:
+            self.settings = settings
+            self.time = SiteTime(self.keeper, settings)
+
     # ------------------------------------------------------------------ the site's time
 
     def local(self, when: datetime) -> datetime:

@@ -327,6 +327,28 @@ def readiness(services: KioskServices) -> list[Item]:
         # kiosk.toml no longer reads: the kiosk runs on its copy from before its last rewrite
         # ("previous") or on the lines that still read ("lines").
         items.append(Item("settings", "bad", damaged))
+    centre = services.centre_settings
+    if centre.version or centre.problem:
+        if centre.problem:
+            code = "problem"
+        elif centre.after_restart:
+            code = "after_restart"
+        else:
+            code = "refused" if centre.refused else "applied"
+        items.append(
+            Item(
+                "centre_settings",
+                "ok" if code == "applied" else "warn",
+                code,
+                {
+                    "version": centre.version,
+                    "applied": list(centre.applied),
+                    "after_restart": list(centre.after_restart),
+                    "refused": list(centre.refused),
+                    "detail": centre.problem,  # English, for a program's log
+                },
+            )
+        )
 
     sync = services.sync_state()
     pending = services.log.pending_count()
@@ -374,6 +396,23 @@ def readiness(services: KioskServices) -> list[Item]:
     return items
 
 
+def centre_settings_text(item: Item) -> str:
+    values = item.values
+    parts = [str(_("version %(n)d", n=int(values.get("version") or 0)))]
+    if item.code == "problem":
+        parts.append(str(_("not taken: a value does not fit this kiosk")))
+    if values.get("after_restart"):
+        names = ", ".join(values["after_restart"])
+        parts.append(str(_("after restart: %(names)s", names=names)))
+    if values.get("refused"):
+        names = ", ".join(values["refused"])
+        parts.append(str(_("kept as set on this kiosk: %(names)s", names=names)))
+    if item.code in ("applied", "after_restart") and values.get("applied"):
+        names = ", ".join(values["applied"])
+        parts.append(str(_("in effect now: %(names)s", names=names)))
+    return " · ".join(parts)
+
+
 def item_words(item: Item, now: datetime | None = None) -> tuple[str, str]:
     """The readiness line's label and value in the page's language."""
     now = now or datetime.now(UTC)
@@ -388,6 +427,7 @@ def item_words(item: Item, now: datetime | None = None) -> tuple[str, str]:
         "roster": _("Roster"),
         "settings": _("Settings file"),
         "recovery": _("Log at start"),
+        "centre_settings": _("Settings from the centre"),
         "pending": _("Events waiting to sync"),
         "sync": _("Centre"),
     }
@@ -451,6 +491,8 @@ def item_words(item: Item, now: datetime | None = None) -> tuple[str, str]:
         return label, str(
             _("kiosk.toml is damaged: running with the lines that could still be read")
         )
+    if item.key == "centre_settings":
+        return label, centre_settings_text(item)
     if item.key == "pending":
         return label, str(values["count"])
     if item.key == "sync":

@@ -47,3 +47,6 @@ class ScreenWording:
     def status(self, services: KioskServices) -> dict[str, Any]:
         with i18n.in_locale(self._app, self._locale):
             return screen_status(services)
+
+    def in_language(self, language: str) -> ScreenWording:
+        return ScreenWording(self._app, language)

@@ -17,9 +17,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from central import kiosks
-from kiosk import enrolment
-from kiosk.app import _default_sync_agent, create_app, fleet_facts
+from kiosk.app import _default_sync_agent, fleet_facts
 from kiosk.fleet import (
     HostMachine,
     cpu_temperature,
@@ -28,18 +26,13 @@ from kiosk.fleet import (
     throttled_bits,
     uptime_seconds,
 )
-from kiosk.settings import KioskSettings
 from sync.agent import SyncAgent
-from sync.client import CentralClient
 from sync.protocol import FleetReport, RecoveryNote
 from tests.central_web import seed
 from tests.central_web.helpers import NOW
-from tests.fakes.clock import FakeClock
+from tests.central_web.kiosk_app import enrolled_kiosk
 from tests.fakes.machine import FakeMachine, raspberry_pi
-from tests.fakes.network import WSGIAdapter, session_with
 from tests.proofs import badge, write_issuing_key
-
-URL = "http://centre.test/"
 
 
 def test_the_machine_is_read_as_a_pi_says_it() -> None:
@@ -72,27 +65,6 @@ def test_this_machine_answers_through_the_host_seam(tmp_path: Path) -> None:
     assert os_name(machine.read_text(Path("/etc/os-release"))) == expected
 
 
-def _kiosk(tmp_path: Path, centre: Flask, site: str, machine: FakeMachine, name: str = "k"):
-    """A kiosk app enrolled at `centre` over a session that calls the centre's app."""
-    engine = centre.extensions["central"].engine
-    now = centre.extensions["central"].now()
-    session = session_with(WSGIAdapter(centre))
-    new = kiosks.add_kiosk(engine, site, now, timedelta(hours=1))
-    instance = tmp_path / name
-    answer = enrolment.enroll(instance, URL, new.code, client=CentralClient(URL, session=session))
-    settings = KioskSettings(kiosk_id=answer.kiosk_id, site_id=site, central_url=URL)
-    monotonic = [5000.0]
-    app = create_app(
-        instance,
-        settings,
-        clock=FakeClock(now),
-        scan_loop_factory=lambda services: None,
-        monotonic=lambda: monotonic[0],
-        machine=machine,
-    )
-    return app, monotonic, new.kiosk_id, session
-
-
 @pytest.fixture
 def centre(app: Flask) -> Flask:
     """The staff pages' app (the one `admin` is logged in to), seeded, with an issuing key."""
@@ -105,7 +77,7 @@ def test_a_hot_throttled_pi_is_marked_on_the_kiosks_page(
     tmp_path: Path, centre: Flask, admin: FlaskClient
 ) -> None:
     pi = raspberry_pi(temp_c=81.2, throttled=0x50005, disk=(16 * 2**30, 300 * 2**20))
-    app, monotonic, kiosk_id, session = _kiosk(tmp_path, centre, "S01", pi)
+    app, monotonic, kiosk_id, session = enrolled_kiosk(tmp_path, centre, "S01", pi)
     services = app.extensions["kiosk"]
     assert services.handle_payload(badge("C001"), "wedge")["outcome"] == "arrival"
     monotonic[0] += 3725  # the kiosk has been up 1 h 2 min 5 s

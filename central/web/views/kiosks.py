@@ -15,7 +15,7 @@ from qrcode.image.pil import PilImage
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from central import fleet
+from central import fleet, kiosk_settings
 from central import kiosks as central_kiosks
 from central.db import schema
 from central.web import lists, queries
@@ -36,6 +36,8 @@ def _page(status: int = 200, **extra: object) -> tuple[str, int]:
         disk_low_bytes=settings.fleet_disk_low_mb * 1024 * 1024, hot_c=settings.fleet_hot_c
     )
     rows = fleet.fleet_rows((queries.kiosk_row(k) for k in health), limits)
+    with state().engine.connect() as conn:
+        pushed = kiosk_settings.pushed(conn)
     table = _filtered_kiosks(rows)
     page = render_template(
         "kiosks.html",
@@ -45,6 +47,7 @@ def _page(status: int = 200, **extra: object) -> tuple[str, int]:
         districts=lists.districts(s["site_id"] for s in sites),
         sites=sites,
         now=state().now(),
+        pushed=pushed,
         **extra,
     )
     return page, status
@@ -108,6 +111,7 @@ def _filtered_kiosks(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "narrowed": len(shown) != len(rows),
         "total": len(rows),
         "marked": sum(1 for k in rows if k["marks"]),
+        "all_ids": [k["kiosk_id"] for k in rows],
     }
 
 
@@ -260,3 +264,55 @@ def kiosk_revoke(kiosk_id: str) -> Response | tuple[str, int]:
         return _page(404, enrol_error=gettext("No such kiosk."))
     flash(gettext("Kiosk %(id)s is revoked: its next call is refused.", id=kiosk_id), "ok")
     return redirect(url_for("staff.kiosks"))
+
+
+@staff.route("/kiosks/settings", methods=["POST"])
+@admin_required
+def kiosk_settings_set() -> Response | tuple[str, int]:
+    """Set (or, with `remove`, take back) one kiosk setting for a site or a kiosk."""
+    form = request.form
+    target = form.get("target", "").strip()
+    kind = form.get("scope", "site")
+    key = form.get("key", "").strip()
+    remove = form.get("remove") == "1"
+    user = current_user()
+    value = None if remove else kiosk_settings.parse_value(form.get("value", ""))
+    problem = ""
+    if not kiosk_settings.SETTING_NAME.fullmatch(key):
+        problem = gettext("%(key)s is not a setting name.", key=key)
+    elif not remove and form.get("value", "").strip() == "":
+        problem = gettext("Give a value.")
+    else:
+        try:
+            with state().engine.connect() as conn:
+                scope = kiosk_settings.scope_of(
+                    conn, target if kind == "site" else None, target if kind == "kiosk" else None
+                )
+        except kiosk_settings.SettingsInputError:
+            problem = gettext("No site or kiosk %(id)s.", id=target)
+    if not problem:
+        try:
+            kiosk_settings.set_settings(
+                state().engine, scope, {key: value}, state().now(), by=user.username if user else ""
+            )
+        except (kiosk_settings.SettingsInputError, central_kiosks.KioskError):
+            problem = gettext(
+                "%(key)s cannot be set from the centre: it changes what a kiosk trusts, where it "
+                "listens or reads frames, or who may log in. Set it on the kiosk itself.",
+                key=key,
+            )
+    if problem:
+        return _page(400, settings_error=problem)
+    if remove:
+        flash(gettext("%(key)s removed for %(scope)s.", key=key, scope=scope), "ok")
+    else:
+        flash(
+            gettext(
+                "%(key)s set for %(scope)s: kiosks take it at their next sync; this page shows "
+                "what waits for a restart.",
+                key=key,
+                scope=scope,
+            ),
+            "ok",
+        )
+    return redirect(url_for("staff.kiosks") + "#centre-settings", code=303)

@@ -198,6 +198,11 @@
     source.addEventListener("scan", (event) => showResult(JSON.parse(event.data)));
     source.addEventListener("mode", (event) => applyMode(JSON.parse(event.data).mode));
     source.addEventListener("prompt", (event) => showPrompt(JSON.parse(event.data)));
+    // Settings the page holds from its load (language, sounds, buttons) changed from the centre:
+    // load the page again once the result on show has had its time.
+    source.addEventListener("reload", () => {
+      setTimeout(() => window.location.reload(), config.result_ms || 0);
+    });
     source.addEventListener("open", () => {
       if (streamDown) {
         streamDown = false;
