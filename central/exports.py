@@ -84,6 +84,18 @@ EVENT_COLUMNS: dict[str, tuple[str, str]] = {
     "corrected_by": ("更正人", "corrected by"),
     "recorded": ("记录方式", "recorded"),
     "not_counted": ("不计入原因", "not counted because"),
+    "photo": ("照片", "photo"),
+    "photo_review": ("照片审核", "photo review"),
+}
+
+# Whether the centre holds a record's photo: the photo itself is never exported.
+PHOTO_PRESENCE: dict[str, tuple[str, str]] = {
+    "held": ("已收到", "received"),
+    "missing": ("未收到", "not received"),
+}
+VERDICT_WORDS: dict[str, tuple[str, str]] = {
+    "ok": ("正常", "ok"),
+    "proxy_suspected": ("疑似代签", "proxy suspected"),
 }
 
 # How a record was made, in the sheet's language: a badge proves it, or a person's word does.
@@ -388,6 +400,8 @@ def _added_rows(
                 correction["staff_user"] if correction else "",
                 _recorded(True, words.language),
                 "",
+                "",
+                "",
             ]
         )
     return rows
@@ -411,11 +425,14 @@ def _event_rows(
 def _kiosk_rows(
     engine: Engine, request: ExportRequest, shape: TimeShape, words: Words
 ) -> Iterator[list[Cell]]:
-    e, c = schema.events, schema.cadres
+    e, c, p = schema.events, schema.cadres, schema.photos
     corrected = _latest_corrections(engine, request)
+    verdicts = _latest_verdicts(engine, request)
     query = (
-        select(e, c.c.name)
-        .select_from(e.outerjoin(c, c.c.cadre_id == e.c.cadre_id))
+        select(e, c.c.name, p.c.sha256.label("photo_held"))
+        .select_from(
+            e.outerjoin(c, c.c.cadre_id == e.c.cadre_id).outerjoin(p, p.c.event_id == e.c.event_id)
+        )
         .where(and_(e.c.service_day >= request.first_day, e.c.service_day <= request.last_day))
         .order_by(e.c.service_day, e.c.site_id, e.c.cadre_id, e.c.corrected_time)
     )
@@ -451,7 +468,38 @@ def _kiosk_rows(
                     words.language,
                 ),
                 row.quarantine or "",
+                _photo_presence(row.photo_sha256, row.photo_held, words.language),
+                _verdict_text(verdicts.get(row.event_id), words.language),
             ]
+
+
+def _latest_verdicts(engine: Engine, request: ExportRequest) -> dict[str, dict[str, Any]]:
+    """The newest photo verdict of each record in the export's days and sites."""
+    r = schema.photo_reviews
+    query = (
+        select(r)
+        .where(r.c.service_day >= request.first_day, r.c.service_day <= request.last_day)
+        .order_by(r.c.review_id)
+    )
+    if request.site_ids:
+        query = query.where(r.c.site_id.in_(list(request.site_ids)))
+    with engine.connect() as conn:
+        return {row.event_id: dict(row._mapping) for row in conn.execute(query)}
+
+
+def _photo_presence(named: str | None, held: str | None, language: Language) -> str:
+    if not named:
+        return ""
+    key = "held" if held == named else "missing"
+    return PHOTO_PRESENCE[key][0 if language == "zh-CN" else 1]
+
+
+def _verdict_text(verdict: dict[str, Any] | None, language: Language) -> str:
+    if verdict is None:
+        return ""
+    said = VERDICT_WORDS[verdict["verdict"]][0 if language == "zh-CN" else 1]
+    note = f": {verdict['note']}" if verdict["note"] else ""
+    return f"{said}{note} ({verdict['staff_user']})"
 
 
 def _record_by_hand(

@@ -81,6 +81,8 @@ FLAGS = {
     "time_entered_by_operator": N_("time entered by the lead"),
     "clock_uncertain": N_("kiosk clock uncertain"),
     "kind_chosen_on_screen": N_("arrive/leave chosen on the screen"),
+    "no_face": N_("no face in view"),
+    "no_photo": N_("no photo kept"),
 }
 OTHER = N_("other (%(code)s)")
 

@@ -128,6 +128,24 @@ photos = Table(
     Column("received_at", DateTime, nullable=False),
 )
 
+# Reviewers' verdicts on check-in photos (central/photo_review.py): append-only like the
+# corrections, the newest of a record wins, the rest is its history. A verdict changes no stay:
+# it says whether the person in the photo held their own badge.
+photo_reviews = Table(
+    "photo_reviews",
+    metadata,
+    Column("review_id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, index=True),
+    Column("cadre_id", String(64), nullable=False),
+    Column("site_id", String(64), nullable=False),
+    Column("service_day", Date, nullable=False),
+    Column("verdict", String(20), nullable=False),  # ok | proxy_suspected
+    Column("note", Text, nullable=False, default=""),
+    Column("staff_user", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_photo_reviews_site_day", "site_id", "service_day"),
+)
+
 rejected_events = Table(
     "rejected_events",
     metadata,

@@ -24,6 +24,8 @@ FLAGS: dict[str, Say] = {
     "time_entered_by_operator": lambda: gettext("time entered by the lead"),
     "clock_uncertain": lambda: gettext("kiosk clock uncertain"),
     "kind_chosen_on_screen": lambda: gettext("arrive/leave chosen on the screen"),
+    "no_face": lambda: gettext("no face in view"),
+    "no_photo": lambda: gettext("no photo kept"),
     "overlong": lambda: gettext("overlong"),
     "overlong_stay": lambda: gettext("overlong"),
     "uncorrected_time": lambda: gettext("clock not corrected"),

@@ -17,5 +17,6 @@ def load_views() -> None:
         kiosks,
         live,
         overview,
+        photos,
         roster,
     )

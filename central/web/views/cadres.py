@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from flask import render_template, request
 
+from central import photo_review
 from central.web import lists, queries
 from central.web.blueprint import staff
 from central.web.context import state
@@ -58,6 +59,9 @@ def cadre(cadre_id: str) -> tuple[str, int]:
     with state().engine.connect() as conn:
         data = queries.timeline(conn, cadre_id, first, last)
         sites = lists.site_rows(conn) if data.cadre or data.events else []
+        event_ids = [e["event_id"] for e in data.events]
+        held = photo_review.held_photos(conn, event_ids)
+        verdicts = photo_review.latest_verdicts(conn, event_ids)
     status = 200 if data.cadre or data.events or data.stays else 404
     page = render_template(
         "cadre.html",
@@ -70,5 +74,7 @@ def cadre(cadre_id: str) -> tuple[str, int]:
         earlier=(first - timedelta(days=TIMELINE_DAYS), first - timedelta(days=1)),
         sites=sites,
         prefill_event=request.args.get("event", ""),
+        photos_held=held,
+        verdicts=verdicts,
     )
     return page, status
