@@ -14,7 +14,7 @@ from flask import Blueprint, Response, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from central import kiosks, visitor_names
+from central import generations, kiosks, visitor_names
 from central.ingest.heartbeat import record_heartbeat
 from central.ingest.push import ingest_events
 from central.kiosks import EnrolmentRefused, KioskIdentity
@@ -160,6 +160,7 @@ def enrol() -> Response:
     with central.engine.connect() as conn:
         roster = kiosks.roster_delta(conn, kiosk.site_id, 0, always=True)
         settings = kiosks.settings_answer(conn, kiosk, 0, always=True)
+        chain = generations.chain_base(conn, kiosk.kiosk_id)
     assert roster is not None and settings is not None
     return _json(
         EnrolAnswer(
@@ -171,6 +172,7 @@ def enrol() -> Response:
             roster=roster,
             public_keys=kiosks.keys_answer(central.settings.issuing_key_path(central.instance)),
             settings=settings,
+            chain=chain,
         )
     )
 

@@ -32,6 +32,8 @@ from kiosk import settings as kiosk_settings
 from kiosk.clock import TimeKeeper
 from kiosk.roster import CadreEntry, RosterSnapshot, RosterStore
 from kiosk.settings import KioskSettings
+from kiosk.store import EventLog as KioskLog
+from kiosk.store import StoreConfig
 from kiosk.store.diskio import DiskIO, atomic_write_bytes, make_dirs
 from sync.agent import AgentTuning, EventLog, PhotoQueue, SyncAgent
 from sync.client import CentralClient
@@ -136,6 +138,7 @@ class SyncState:
     keys_version: str = ""
     settings_version: int = 0
     settings_problem: str = ""  # why the centre's latest settings were not applied
+    generation: int = 0  # how many times the centre has enrolled this kiosk id (0: not said)
 
 
 def load_state(instance: Path) -> SyncState:
@@ -253,8 +256,11 @@ def enroll(
     *,
     client: CentralClient | None = None,
     app_version: str = "",
+    event_log: KioskLog | None = None,
 ) -> EnrolAnswer:
-    """Enrol this kiosk with the centre at `url`; raises sync.client.SyncError on failure."""
+    """Enrol this kiosk with the centre at `url`; raises sync.client.SyncError on failure.
+    `event_log`: the kiosk's event log when it is open (a running kiosk enrolling through its
+    camera); otherwise it is opened here if the centre says where its chain goes on."""
     client = client or CentralClient(url)
     answer = client.enrol(code, hostname=socket.gethostname(), app_version=app_version).answer
     instance.mkdir(parents=True, exist_ok=True)
@@ -280,7 +286,39 @@ def enroll(
             settings_problem=problem,
         ),
     )
+    continue_chain(instance, answer, event_log)
     return answer
+
+
+def continue_chain(instance: Path, answer: EnrolAnswer, event_log: KioskLog | None = None) -> bool:
+    """A kiosk enrolled again whose log is empty (wiped, or a new card) begins it where the
+    centre's copy of its chain ends (central/generations.py). True when it did."""
+    base = answer.chain
+    state = load_state(instance)
+    state.generation = base.generation if base is not None else 1
+    save_state(instance, state)
+    if base is None or base.seq == 0:
+        return False
+    if event_log is not None:
+        done = event_log.continue_chain(base.seq, base.hash)
+    else:
+        with KioskLog(instance / "log", StoreConfig()) as opened:
+            done = opened.continue_chain(base.seq, base.hash)
+    if done:
+        log.info(
+            "enrolment %d of %s: the log goes on after seq %d",
+            base.generation,
+            answer.kiosk_id,
+            base.seq,
+        )
+    else:
+        log.warning(
+            "enrolled again, but the log already holds events: it keeps its own chain "
+            "(the centre had %s up to seq %d)",
+            answer.kiosk_id,
+            base.seq,
+        )
+    return done
 
 
 # --- the running kiosk's agent ---------------------------------------------------------------

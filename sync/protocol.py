@@ -471,6 +471,17 @@ class EnrolRequest(Message):
     app_version: Annotated[str, StringConstraints(max_length=64)] = ""
 
 
+class ChainBase(Message):
+    """Where the centre's copy of a kiosk's hash chain ends, told at enrolment. A kiosk that
+    enrols again after its log was wiped begins its new log after `seq` (prev_hash `hash`), so
+    its chain goes on instead of starting a second one from 1 that the centre would take for a
+    fork. `generation`: how many times this kiosk id has been enrolled, this one included."""
+
+    generation: int = Field(ge=1, le=INT32_MAX)
+    seq: int = Field(ge=0, le=INT64_MAX)
+    hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
 class EnrolAnswer(Message):
     kiosk_id: Ident
     token: Annotated[str, StringConstraints(min_length=32, max_length=128)]
@@ -480,8 +491,17 @@ class EnrolAnswer(Message):
     roster: RosterDelta
     public_keys: KeysAnswer
     settings: SettingsAnswer
+    chain: ChainBase | None = None  # None: a first enrolment (or an older centre)
 
     _check_time = field_validator("server_time")(_aware)
+
+    @model_serializer(mode="wrap")
+    def _without_absent_chain(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # A kiosk older than chain bases refuses the field; a first enrolment never sends it.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("chain") is None:
+            data.pop("chain", None)
+        return data
 
 
 def enrolment_qr_text(code: str, central_url: str) -> str:

@@ -6,6 +6,8 @@ segments/seg-<seq>.json      TinyDB files of at most `segment_events` events, at
 archive/seg-<seq>.json       segments moved out by retention (acknowledged and old)
 manifest.json                segment list, the seq they cover, and the per-cadre index
 cursor.json                  the highest seq the centre acknowledged
+base.json                    where a log begun after a wipe continues its kiosk's chain: the
+                             seq and hash the centre last had (written once, on an empty log)
 damaged/                     bytes that could not be read, kept for a person to look at
 """
 
@@ -55,6 +57,10 @@ class LogFolder:
     @property
     def cursor_path(self) -> Path:
         return self.directory / "cursor.json"
+
+    @property
+    def base_path(self) -> Path:
+        return self.directory / "base.json"
 
     def take_lock(self, disk: DiskIO) -> int:
         """Make the folders that are missing and flock LOCK; StoreLocked when another process

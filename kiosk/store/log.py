@@ -243,6 +243,29 @@ class EventLog:
             with self._lock:
                 self._state.acked = through_seq
 
+    def continue_chain(self, seq: int, head_hash: str) -> bool:
+        """Begin this empty log after event `seq` (hash `head_hash`) of its kiosk's chain, as the
+        centre has it: a kiosk whose log was wiped and that enrols again goes on with its chain
+        instead of starting a second one from 1. False (and nothing done) when the log already
+        holds events or `seq` is 0. Durable before it returns."""
+        if seq <= 0:
+            return False
+        with self._cursor_lock, self._lock:
+            self._check_open()
+            if self._state.last_seq != 0:
+                return False
+            try:
+                atomic_write_json(
+                    self._disk, self._folder.base_path, {"seq": seq, "hash": head_hash}
+                )
+            except OSError as exc:
+                raise StoreWriteError("could not save where the log begins", exc) from exc
+            state = self._state
+            state.through = state.last_seq = state.acked = seq
+            state.head_hash = head_hash
+        log.info("event log %s continues its kiosk's chain after seq %d", self.directory, seq)
+        return True
+
     @property
     def acknowledged_seq(self) -> int:
         return self._state.acked

@@ -94,13 +94,21 @@ class Recovery:
                 self._catalog.clear()
                 self._index.clear()
                 manifest = None
+        base = self._read_base()
         if manifest is None:
-            self._rebuild_from_segments()
+            self._rebuild_from_segments(base[0] if base else 0)
         self._check_segment_files()
         self._finish_interrupted_fold()
+        if base is not None and self._state.through < base[0]:
+            # A log begun after a wipe: it goes on from where the centre's copy of the
+            # kiosk's chain ends (nothing of it folded yet; its journal is replayed onto it).
+            self._state.through = self._state.last_seq = base[0]
+            self._state.head_hash = base[1]
         self._replay()
         self._read_cursor()
         state = self._state
+        if base is not None and state.acked < base[0]:
+            state.acked = base[0]  # the centre holds everything up to the base
         if state.acked > state.last_seq:
             # The centre has events this log no longer holds (a lost journal): say so, and go on
             # after them so that no seq the centre knows is used twice.
@@ -121,8 +129,9 @@ class Recovery:
 
     # ---------------------------------------------------------------- segments
 
-    def _rebuild_from_segments(self) -> None:
-        """No manifest: learn everything from the segment files themselves (slow, rare)."""
+    def _rebuild_from_segments(self, base_seq: int = 0) -> None:
+        """No manifest: learn everything from the segment files themselves (slow, rare). A log
+        begun after a wipe holds nothing up to `base_seq`."""
         state, catalog = self._state, self._catalog
         all_docs: dict[int, Event] = {}
         present: set[int] = set()
@@ -150,7 +159,7 @@ class Recovery:
         tails = [m.last for m in catalog.live + catalog.archived if m.count]
         state.through = max(tails, default=0)
         state.last_seq = state.through
-        missing = sorted(set(range(1, state.through + 1)) - present)
+        missing = sorted(set(range(base_seq + 1, state.through + 1)) - present)
         self.report.dropped_seqs += seq_ranges(missing)
         if ordered and ordered[-1].seq == state.through:
             state.head_hash = ordered[-1].hash
@@ -354,6 +363,22 @@ class Recovery:
             log.error("could not repair journal %s: %s", path.name, exc)
 
     # ---------------------------------------------------------------- the sync cursor
+
+    def _read_base(self) -> tuple[int, str] | None:
+        path = self._folder.base_path
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            data = json.loads(raw)
+            seq, head = int(data["seq"]), str(data["hash"])
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            # Written atomically, so only bit rot gets here: the log then starts from 1 again,
+            # which the centre shows as a fork rather than losing anything.
+            self._quarantine.keep(path.name, raw)
+            return None
+        return (seq, head) if seq > 0 else None
 
     def _read_cursor(self) -> None:
         path = self._folder.cursor_path

@@ -596,3 +596,34 @@ def test_reads_see_every_event_once_while_a_fold_is_held_and_close_waits_for_it(
         assert reopened.recovery.clean and reopened.recovery.replayed == 0
         assert list(reopened.iter_events()) == expected
         assert verify_log(reopened).ok
+
+
+def test_a_log_begun_after_a_wipe_continues_the_kiosks_chain(tmp_path):
+    """Re-enrolment of a wiped kiosk: the centre had its chain up to seq 40; the empty log goes
+    on from there, across a crash before its first fold, a clean reopen and a lost manifest."""
+    head = "ab" * 32
+    log = EventLog(tmp_path / "log", SMALL)
+    assert not log.continue_chain(0, head)
+    assert log.continue_chain(40, head)
+    assert (log.last_seq, log.head_hash, log.pending_count()) == (40, head, 0)
+    written = fill(log, 3)  # in the journal only
+    assert [e.seq for e in written] == [41, 42, 43] and written[0].prev_hash == head
+    assert not log.continue_chain(50, head)  # it holds events now
+    crashed = crash_copy(tmp_path / "log", tmp_path / "crashed")
+    log.close()
+    with EventLog(crashed, SMALL) as reopened:
+        assert reopened.recovery.clean, reopened.recovery.summary()
+        assert reopened.last_seq == 43 and reopened.pending_count() == 3
+        assert [e.seq for e in reopened.pending(10)] == [41, 42, 43]
+        written += fill(reopened, 12, start=3)  # folded into segments from 41 on
+        reopened.checkpoint()
+        reopened.acknowledge(45)
+    with EventLog(crashed, SMALL) as reopened:
+        assert reopened.recovery.clean, reopened.recovery.summary()
+        assert list(reopened.iter_events()) == written
+        assert reopened.event(40) is None and reopened.event(41) == written[0]
+        assert reopened.pending_count() == 10
+    (crashed / "manifest.json").unlink()
+    with EventLog(crashed, SMALL) as reopened:
+        assert not reopened.recovery.dropped_seqs  # 1..40 were never this log's to lose
+        assert list(reopened.iter_events()) == written
