@@ -257,6 +257,14 @@ class MemoryLog:
         with self._lock:
             return len(self.events) - self.cursor
 
+    @property
+    def acknowledged_seq(self) -> int:
+        return self.cursor
+
+    def rewind(self, to_seq: int) -> None:
+        with self._lock:
+            self.cursor = min(self.cursor, to_seq)
+
 
 def agent(
     log: Any, base: str, kiosk_id: str, token: str, batch: int, clocks: bool = False

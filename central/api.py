@@ -254,7 +254,17 @@ def heartbeat() -> Response:
     record_heartbeat(
         central.engine, kiosk, beat, central.now(), central.rules, central.checks.time_tolerance
     )
-    return _json(HeartbeatAnswer(server_time=central.now()))
+    resend_after = None
+    if beat.acknowledged_seq is not None:
+        with central.engine.connect() as conn:
+            answered = kiosks.answered_through(conn, kiosk.kiosk_id, beat.acknowledged_seq)
+        if answered < beat.acknowledged_seq:
+            resend_after = answered
+    answer = HeartbeatAnswer(server_time=central.now(), resend_after=resend_after)
+    # Without the field when it is None: a kiosk older than it refuses unknown fields.
+    return Response(
+        answer.model_dump_json(exclude_none=True), status=200, mimetype="application/json"
+    )
 
 
 @api.post(NAMES_PATH)

@@ -764,6 +764,97 @@ def kiosk_list_command(instance: Path) -> None:
             click.echo(f"{row['kiosk_id']}\t{row['site_id']}\t{state}{last}\t{row['name']}")
 
 
+@main.command("backup")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write."
+)
+@click.option(
+    "--keys-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the issuing key and the session secret to this separate file (mode 0600).",
+)
+@click.pass_obj
+def backup_command(instance: Path, out: Path, keys_out: Path | None) -> None:
+    """Back up the database while the centre runs (SQLite online backup, or pg_dump).
+
+    The backup holds NO keys: without the issuing key a restored centre can neither issue
+    badges kiosks accept nor sign pulls. Keep a copy of the key apart (--keys-out FILE).
+    """
+    from central import backup
+
+    settings = load_or_exit(central_settings.load, instance)
+    try:
+        manifest = backup.backup(settings, instance, out, keys_out)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    rows = manifest["rows"]
+    click.echo(
+        f"wrote {out} (mode 0600): {manifest['engine']} database, {rows.get('events', 0)} "
+        f"events, {rows.get('cadres', 0)} cadres, {rows.get('kiosks', 0)} kiosks"
+    )
+    key_path = settings.issuing_key_path(instance)
+    if keys_out is not None:
+        click.echo(f"wrote the keys to {keys_out} (mode 0600): keep it apart from the backup")
+    else:
+        click.echo(
+            f"WARNING: the backup does not hold the issuing key {key_path}. Without it a restored "
+            "centre cannot issue badges that kiosks accept nor sign pulls. Keep a copy of it "
+            "apart from the backups (or run again with --keys-out FILE).",
+            err=True,
+        )
+
+
+@main.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--keys",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A keys file of `central backup --keys-out`: the issuing key goes back too.",
+)
+@click.pass_obj
+def restore_command(instance: Path, file: Path, keys: Path | None) -> None:
+    """Restore a backup into this instance, whose database must be empty.
+
+    Kiosks then send again what the centre lost since the backup (at their next heartbeat);
+    kiosks enrolled after the backup must be enrolled again.
+    """
+    from central import backup
+
+    settings = load_or_exit(central_settings.load, instance)
+    try:
+        report = backup.restore(settings, instance, file, keys)
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    manifest = report.manifest
+    click.echo(
+        f"restored {file}, made {manifest['made_at']}: {manifest['rows'].get('events', 0)} events, "
+        f"{len(manifest['kiosk_chain_heads'])} kiosks"
+    )
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    key_path = settings.issuing_key_path(instance)
+    if report.key_state == "restored":
+        click.echo(f"restored the issuing key to {key_path}")
+    elif report.key_state == "same":
+        click.echo(f"the issuing key at {key_path} is the one the backup was made with")
+    else:
+        said = (
+            "there is no issuing key"
+            if report.key_state == "missing"
+            else ("the issuing key there is NOT the one the backup was made with")
+        )
+        click.echo(
+            f"WARNING: {said} ({key_path}). Kiosks pin the centre's key: until the backup's key is "
+            "restored (central restore --keys FILE, or copy it there), badges printed now are "
+            "refused by kiosks, pulls fail their signature check, and the badges already "
+            "printed cannot be checked here.",
+            err=True,
+        )
+    click.echo("kiosks send again what this backup lacks at their next heartbeat")
+
+
 @main.group("api-token")
 def api_token_group() -> None:
     """Tokens of the read API for integrations (/api/read/v1, described by its openapi.json)."""

@@ -22,7 +22,16 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from central import roster
-from central.db.schema import cadres, enrolment_codes, kiosk_status, kiosks, pushed_settings, sites
+from central.db.schema import (
+    cadres,
+    enrolment_codes,
+    events,
+    kiosk_status,
+    kiosks,
+    pushed_settings,
+    rejected_events,
+    sites,
+)
 from central.keys import KeyFileError, public_keyring
 from central.timefix import to_utc_naive
 from sync.badge_token import public_key_to_text
@@ -217,6 +226,30 @@ def revoke(engine: Engine, kiosk_id: str, now: datetime, by: str = "") -> None:
             .where(enrolment_codes.c.kiosk_id == kiosk_id, enrolment_codes.c.used_at.is_(None))
             .values(used_at=now)
         )
+
+
+def answered_through(conn: Connection, kiosk_id: str, acknowledged: int) -> int:
+    """How far the centre holds an answer for every record of the kiosk, up to `acknowledged`:
+    the verified chain head, walked on over records stored after a gap and over records it
+    rejected (the kiosk has its answer for those; sending them again changes nothing)."""
+    head = int(
+        conn.execute(select(kiosks.c.chain_seq).where(kiosks.c.kiosk_id == kiosk_id)).scalar() or 0
+    )
+    if head >= acknowledged:
+        return head
+    known = {
+        int(seq)
+        for table in (events, rejected_events)
+        for seq in conn.execute(
+            select(table.c.seq).where(
+                table.c.kiosk_id == kiosk_id, table.c.seq > head, table.c.seq <= acknowledged
+            )
+        ).scalars()
+        if seq is not None
+    }
+    while head + 1 in known:
+        head += 1
+    return head
 
 
 def list_kiosks(conn: Connection) -> list[dict[str, Any]]:

@@ -69,6 +69,15 @@ class EventLog(Protocol):
 
     def pending_count(self) -> int: ...
 
+    @property
+    def acknowledged_seq(self) -> int:
+        """The cursor: the highest seq the centre acknowledged."""
+        ...
+
+    def rewind(self, to_seq: int) -> None:
+        """Move the cursor back to `to_seq`, durably: the centre lost what came after it."""
+        ...
+
 
 @dataclass(frozen=True)
 class PhotoToSend:
@@ -267,6 +276,9 @@ class SyncAgent:
         self._photos = photos
         self._photos_unsupported = False
         self._photos_left = False
+        # The centre's last `resend_after` acted on: a gap it can never fill (a record it
+        # rejects) is sent again once per value, not at every heartbeat.
+        self._resent_after: int | None = None
 
     # --- the app's side ----------------------------------------------------------------------
 
@@ -505,6 +517,7 @@ class SyncAgent:
                 "queue_length": max(self._log.pending_count(), 0),
                 "clock": beat.clock.model_copy(update={"samples": samples}),
                 "sent_at": self._wall(),
+                "acknowledged_seq": self._log.acknowledged_seq,
             }
         )
         beat = beat.model_copy(update=dict.fromkeys(self._refused_fields))
@@ -526,6 +539,23 @@ class SyncAgent:
         with self._lock:
             self._samples = [s for s in self._samples if s not in mine]
         self._took_time(reply)
+        self._resend(reply.answer.resend_after)
+
+    def _resend(self, after: int | None) -> None:
+        """The centre lost records it had acknowledged (restored from an older backup): move
+        the cursor back so the next push sends them again. The log keeps every record (archived
+        segments are read like live ones), and the centre stores each once, by event id."""
+        if after is None or after >= self._log.acknowledged_seq or after == self._resent_after:
+            return
+        log.warning(
+            "the centre has this kiosk's records only through seq %d of %d acknowledged: "
+            "sending the rest again",
+            after,
+            self._log.acknowledged_seq,
+        )
+        self._log.rewind(after)
+        self._resent_after = after
+        self._waiter.set()
 
     def _took_time(self, reply: Reply[Any]) -> None:
         sample = reply.timing.sample(reply.answer.server_time, self._boot_id)

@@ -346,7 +346,7 @@ class SettingsReport(Message):
 
 # Heartbeat fields newer than some centres: left out when empty, as an older centre refuses any
 # field it does not know (even a null), and dropped by the agent when a centre refuses one.
-NEWER_HEARTBEAT_FIELDS = ("fleet", "settings")
+NEWER_HEARTBEAT_FIELDS = ("fleet", "settings", "acknowledged_seq")
 
 
 class Heartbeat(Message):
@@ -361,6 +361,10 @@ class Heartbeat(Message):
     sent_at: datetime | None = None
     fleet: FleetReport | None = None  # None from kiosks older than the fleet view
     settings: SettingsReport | None = None
+    # How far the centre has acknowledged this kiosk's log (its sync cursor). A centre restored
+    # from a backup has lost what came after the backup: it answers `resend_after`. Sent only by
+    # kiosks that act on the answer; a centre answers it only to them.
+    acknowledged_seq: int | None = Field(default=None, ge=0, le=INT64_MAX)
 
     @field_validator("last_scan_at", "sent_at")
     @classmethod
@@ -379,6 +383,11 @@ class Heartbeat(Message):
 
 class HeartbeatAnswer(Message):
     server_time: datetime
+    # The centre's stored chain of this kiosk ends here, behind the acknowledged_seq the kiosk
+    # sent: it lost records it had acknowledged (restored from a backup). The kiosk sends again
+    # every record after this seq. Left out (not null) when nothing is missing, so kiosks of
+    # before this field, which refuse unknown fields, still read the answer.
+    resend_after: int | None = Field(default=None, ge=0, le=INT64_MAX)
 
     _check_time = field_validator("server_time")(_aware)
 

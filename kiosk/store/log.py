@@ -266,6 +266,22 @@ class EventLog:
         log.info("event log %s continues its kiosk's chain after seq %d", self.directory, seq)
         return True
 
+    def rewind(self, to_seq: int) -> None:
+        """The centre lost events it had acknowledged (it was restored from an older backup):
+        move the cursor back to `to_seq`, durably, so they are sent again. Nothing was deleted
+        to lose: archived segments are read by `pending` like live ones."""
+        with self._cursor_lock:
+            if to_seq >= self._state.acked:
+                return
+            try:
+                atomic_write_json(
+                    self._disk, self.cursor_path, {"acknowledged_seq": max(to_seq, 0)}
+                )
+            except OSError as exc:
+                raise StoreWriteError("could not save the sync cursor", exc) from exc
+            with self._lock:
+                self._state.acked = max(to_seq, 0)
+
     @property
     def acknowledged_seq(self) -> int:
         return self._state.acked

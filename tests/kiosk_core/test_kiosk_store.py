@@ -627,3 +627,24 @@ def test_a_log_begun_after_a_wipe_continues_the_kiosks_chain(tmp_path):
     with EventLog(crashed, SMALL) as reopened:
         assert not reopened.recovery.dropped_seqs  # 1..40 were never this log's to lose
         assert list(reopened.iter_events()) == written
+
+
+def test_rewinding_the_cursor_sends_archived_events_again(tmp_path):
+    """A centre restored from an older backup asks for records the kiosk archived long ago:
+    the cursor moves back, durably, and pending() reads them from archive/."""
+    with EventLog(tmp_path / "log", SMALL) as log:
+        old = [
+            log.append(event_fields(i, device_time=BASE_TIME - timedelta(days=200)))
+            for i in range(25)
+        ]
+        log.acknowledge(25)
+        assert log.archive_old(BASE_TIME - timedelta(days=90)) == 2  # 1-10 and 11-20
+        assert log.pending(100) == []
+        log.rewind(5)
+        log.rewind(20)  # never forward: that is acknowledge's job
+        assert log.acknowledged_seq == 5
+        again = log.pending(100)
+        assert [e.seq for e in again] == list(range(6, 26))
+        assert [e.event_id for e in again] == [e.event_id for e in old[5:]]
+    with EventLog(tmp_path / "log", SMALL) as log:
+        assert log.acknowledged_seq == 5 and log.pending_count() == 20

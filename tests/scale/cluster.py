@@ -239,3 +239,11 @@ class KioskLog:
     def pending_count(self) -> int:
         with self._lock:
             return len(self.events) - self.cursor
+
+    @property
+    def acknowledged_seq(self) -> int:
+        return self.cursor
+
+    def rewind(self, to_seq: int) -> None:
+        with self._lock:
+            self.cursor = min(self.cursor, to_seq)

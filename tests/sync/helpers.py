@@ -53,6 +53,7 @@ class MemoryLog:
         self.events: list[Event] = []
         self.cursor = 0
         self.acknowledged: list[int] = []
+        self.rewound: list[int] = []
 
     @property
     def identity(self) -> KioskIdentity:
@@ -93,3 +94,11 @@ class MemoryLog:
 
     def pending_count(self) -> int:
         return sum(1 for e in self.events if e.seq > self.cursor)
+
+    @property
+    def acknowledged_seq(self) -> int:
+        return self.cursor
+
+    def rewind(self, to_seq: int) -> None:
+        self.cursor = min(self.cursor, to_seq)
+        self.rewound.append(to_seq)

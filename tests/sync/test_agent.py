@@ -321,3 +321,77 @@ def test_a_centre_older_than_the_fleet_view_still_gets_heartbeats(centre, kiosk)
     agent = agent_for(log, token, OldCentre([]), heartbeat=beat)
     assert not agent.run_cycle() and len(refused) == 2
     assert "camera.detail" in agent.snapshot().last_error
+
+
+def test_a_centre_that_lost_acknowledged_records_gets_them_again(centre, kiosk):
+    """A centre restored from an older backup: the heartbeat says where its chain of this
+    kiosk ends, and the kiosk sends everything after that again."""
+    from sqlalchemy import delete, update
+
+    from central.db.schema import kiosks
+
+    log, token = kiosk
+    agent = agent_for(log, token, WSGIAdapter(centre))
+    assert agent.run_cycle() and log.cursor == 7 and stored(centre) == 7
+    engine = central_of(centre).engine
+    with engine.begin() as conn:  # what a restore of a backup taken after seq 4 leaves
+        conn.execute(delete(events).where(events.c.seq > 4))
+        conn.execute(update(kiosks).values(chain_seq=4, max_seq=4))
+    assert agent.run_cycle()  # nothing pending; the heartbeat's answer rewinds the cursor
+    assert log.rewound == [4] and log.pending_count() == 3
+    assert agent.run_cycle()
+    assert stored(centre) == 7 and log.pending_count() == 0
+    assert agent.run_cycle()
+    assert log.rewound == [4]  # whole again: no more resending
+    with engine.connect() as conn:
+        assert conn.execute(select(kiosks.c.chain_seq)).scalar() == 7
+
+
+def test_a_heartbeat_answer_names_resend_after_only_when_something_is_missing(centre, kiosk):
+    log, token = kiosk
+    agent_for(log, token, WSGIAdapter(centre)).run_cycle()
+    client = centre.test_client()
+    beat = {
+        "queue_length": 0,
+        "camera": {"ok": True},
+        "clock": {"trusted": True, "boot_id": "boot-1"},
+        "ready": True,
+    }
+    headers = {"Authorization": f"Bearer {token}"}
+    old_kiosk = client.post("/api/v1/heartbeat", json=beat, headers=headers).get_json()
+    assert set(old_kiosk) == {"server_time"}  # a kiosk of before the field reads it
+    whole = client.post(
+        "/api/v1/heartbeat", json={**beat, "acknowledged_seq": 7}, headers=headers
+    ).get_json()
+    assert set(whole) == {"server_time"}
+    ahead = client.post(
+        "/api/v1/heartbeat", json={**beat, "acknowledged_seq": 9}, headers=headers
+    ).get_json()
+    assert ahead["resend_after"] == 7
+
+
+def test_a_centre_older_than_the_resend_still_gets_heartbeats(centre, kiosk):
+    """A centre of before `acknowledged_seq` refuses it (400 naming it): the agent sends the
+    heartbeat without it from then on."""
+    import json
+
+    from sync.protocol import ErrorAnswer, FieldProblem
+
+    inner = WSGIAdapter(centre)
+    refused = []
+
+    class OldCentre(ScriptedAdapter):
+        def send(self, request, *args, **kwargs):
+            body = json.loads(request.body) if request.body else {}
+            if request.path_url.endswith("/heartbeat") and "acknowledged_seq" in body:
+                refused.append(request)
+                problem = FieldProblem(field="acknowledged_seq", reason="Extra inputs")
+                answer = ErrorAnswer(error="malformed", message="bad", fields=[problem])
+                self.script = [(400, answer.model_dump_json().encode())]
+                return super().send(request, *args, **kwargs)
+            return inner.send(request, *args, **kwargs)
+
+    log, token = kiosk
+    agent = agent_for(log, token, OldCentre([]))
+    assert agent.run_cycle(), agent.snapshot().last_error
+    assert agent.run_cycle() and len(refused) == 1 and log.pending_count() == 0
