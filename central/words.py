@@ -83,6 +83,7 @@ FLAGS = {
     "kind_chosen_on_screen": N_("arrive/leave chosen on the screen"),
     "no_face": N_("no face in view"),
     "no_photo": N_("no photo kept"),
+    "several_badges": N_("one face, several badges"),
 }
 OTHER = N_("other (%(code)s)")
 

@@ -30,11 +30,13 @@ from kiosk.bus import EventBus
 from kiosk.centre_settings import CentreSettings
 from kiosk.clock import Clock, TimeKeeper
 from kiosk.fleet import HostMachine, Machine
+from kiosk.holders import SeveralBadges
 from kiosk.photos import PhotoStore, photo_sha256
 from kiosk.roster import RosterStore
 from kiosk.rules import (
     FLAG_NO_FACE,
     FLAG_NO_PHOTO,
+    FLAG_SEVERAL_BADGES,
     STORE_REASONS,
     CameraEvidence,
     CheckIn,
@@ -44,7 +46,14 @@ from kiosk.rules import (
 from kiosk.settings import KioskSettings
 from kiosk.store import EventLog, FailedScanLog
 from kiosk.visitors import VisitorNames
-from scanner import BadgeRead, FaceWatcher, PhotoEncodeError, around_face, reviewer_jpeg
+from scanner import (
+    BadgeRead,
+    FaceSighting,
+    FaceWatcher,
+    PhotoEncodeError,
+    around_face,
+    reviewer_jpeg,
+)
 from sync.badge_token import verify_token
 
 log = logging.getLogger(__name__)
@@ -112,6 +121,15 @@ class PendingPhoto:
     jpeg: bytes
 
 
+@dataclass(frozen=True)
+class HeldUp:
+    """Who showed a badge: its cadre and the face seen with it (for SeveralBadges)."""
+
+    cadre_id: str
+    sighting: FaceSighting
+    time_ns: int
+
+
 @dataclass
 class ForcedMode:
     kind: ForcedKind
@@ -161,6 +179,7 @@ class KioskServices:
         self.monotonic = monotonic
         self.photos = photos
         self.faces = faces
+        self.several_badges = SeveralBadges()
         self.machine: Machine = machine or HostMachine()
         self.started_monotonic = monotonic()
         self.log_opened_at = clock.now()  # when the log's recovery report was made
@@ -278,6 +297,7 @@ class KioskServices:
         *,
         evidence: CameraEvidence | None = None,
         photo: PendingPhoto | None = None,
+        held: HeldUp | None = None,
     ) -> dict[str, Any]:
         """Run one scanned payload through the rules; publish the result once it is durable.
 
@@ -287,6 +307,8 @@ class KioskServices:
         outcome = self._scan(payload, source, kind, evidence)
         if photo is not None and outcome.event is not None and self.photos is not None:
             self.photos.put(photo.sha256, photo.jpeg, outcome.time_shown.date())
+        if held is not None and outcome.event is not None:
+            self.several_badges.note(held.time_ns, held.cadre_id, held.sighting)
         self._note_store(outcome)
         outcome = self._with_visitors_name(outcome)
         message = self.describe(outcome)
@@ -298,19 +320,25 @@ class KioskServices:
     def handle_read(self, read: BadgeRead) -> dict[str, Any]:
         """A badge read by the camera, with the frame it was read from (the scan loop's
         delivery thread calls this)."""
-        evidence, photo = self.camera_evidence(read)
-        return self.handle_payload(read.payload, "camera", evidence=evidence, photo=photo)
+        evidence, photo, held = self.camera_evidence(read)
+        return self.handle_payload(
+            read.payload, "camera", evidence=evidence, photo=photo, held=held
+        )
 
-    def camera_evidence(self, read: BadgeRead) -> tuple[CameraEvidence, PendingPhoto | None]:
+    def camera_evidence(
+        self, read: BadgeRead
+    ) -> tuple[CameraEvidence, PendingPhoto | None, HeldUp | None]:
         """The photo and flags for a camera read, with no disk access and no waiting (but for
         require_face, whose point is to wait for a face).
 
         The photo is of the newest frame with a face seen from face_lookback_s before the read
         on (the face watcher checked it already), cut around the face, else of the frame the
-        badge was read from."""
+        badge was read from. A face that showed another cadre's badge within seconds flags the
+        record several_badges."""
         settings = self.settings
         flags: list[str] = []
         image = read.image
+        held = None
         if self.faces is not None:
             since = read.time_ns - int(settings.face_lookback_s * 1e9)
             seen = self.faces.sighting(since)
@@ -324,21 +352,31 @@ class KioskServices:
             else:
                 face = seen.largest
                 image = around_face(seen.image, (face.x, face.y, face.w, face.h))
+                cadre_id = self._cadre_of(read.payload)
+                if cadre_id is not None:
+                    held = HeldUp(cadre_id, seen, read.time_ns)
+                    if self.several_badges.others(read.time_ns, cadre_id, seen):
+                        flags.append(FLAG_SEVERAL_BADGES)
         if self.photos is None or not settings.photo_capture:
-            return CameraEvidence(None, tuple(flags)), None
+            return CameraEvidence(None, tuple(flags)), None, held
         try:
             jpeg = reviewer_jpeg(image)
         except PhotoEncodeError:
             log.warning("a check-in photo could not be encoded")
-            return CameraEvidence(None, (*flags, FLAG_NO_PHOTO)), None
+            return CameraEvidence(None, (*flags, FLAG_NO_PHOTO)), None, held
         if not self.photos.can_take(len(jpeg)):
-            return CameraEvidence(None, (*flags, FLAG_NO_PHOTO)), None
+            return CameraEvidence(None, (*flags, FLAG_NO_PHOTO)), None, held
         digest = photo_sha256(jpeg)
-        return CameraEvidence(digest, tuple(flags)), PendingPhoto(digest, jpeg)
+        return CameraEvidence(digest, tuple(flags)), PendingPhoto(digest, jpeg), held
 
     def _badge_is_valid(self, payload: str) -> bool:
+        return self._cadre_of(payload) is not None
+
+    def _cadre_of(self, payload: str) -> str | None:
+        """The cadre of a valid badge (an Ed25519 check, a fraction of a millisecond)."""
         roster = self.roster.current
-        return verify_token(payload, roster.keyring, roster.revoked_through).valid
+        check = verify_token(payload, roster.keyring, roster.revoked_through)
+        return check.cadre_id if check.valid else None
 
     def _scan(
         self,

@@ -271,6 +271,23 @@ def ingest_events(
                     detail=f"seq {judged_row['seq']}: {verdict.detail}"[:2000],
                 )
             )
+        for new_row in rows:
+            if '"several_badges"' in new_row["flags"]:
+                # One face showed another cadre's badge just before (kiosk/holders.py).
+                found.append(
+                    anomaly_row(
+                        "several_badges",
+                        now_utc,
+                        kiosk_id=kiosk.kiosk_id,
+                        site_id=kiosk.site_id,
+                        cadre_id=new_row["cadre_id"],
+                        service_day=new_row["service_day"],
+                        event_id=new_row["event_id"],
+                        seq=new_row["seq"],
+                        boot_id=new_row["boot_id"],
+                        detail=f"seq {new_row['seq']}: several badges",
+                    )
+                )
         bulk_insert(conn, events, rows)
         inserted = {r["event_id"] for r in rows}
         for key, (index, event) in accepted.items():

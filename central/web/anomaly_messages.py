@@ -153,6 +153,13 @@ _PATTERNS: list[tuple[re.Pattern[str], Say]] = [
         ),
     ),
     (
+        re.compile(r"^seq (?P<a>\d+): several badges$"),
+        lambda m: gettext(
+            "record %(a)s: the face that showed this badge showed another cadre's just before",
+            a=m["a"],
+        ),
+    ),
+    (
         re.compile(r"^seq (?P<a>\d+): scan record without the badge it was read from"),
         lambda m: gettext(
             "record %(a)s: a scan without the badge it was read from, not counted", a=m["a"]
@@ -241,6 +248,13 @@ _PATTERNS: list[tuple[re.Pattern[str], Say]] = [
         _time_claim,
     ),
     (
+        re.compile(r"^seq (?P<a>\S+): several badges$"),
+        lambda m: gettext(
+            "record %(a)s: the face that showed this badge showed another cadre's just before",
+            a=m["a"],
+        ),
+    ),
+    (
         re.compile(r"^seq (?P<a>\S+): (?P<reason>.+)$"),
         lambda m: gettext("record %(a)s: %(reason)s", a=m["a"], reason=m["reason"]),
     ),
@@ -262,10 +276,19 @@ KIND_LABELS: dict[str, Callable[[], str]] = {
     "badge_proof": lambda: gettext("badge not proven"),
     "correction_lane": lambda: gettext("correction of another kiosk's record"),
     "time_claim": lambda: gettext("time that cannot hold"),
+    "several_badges": lambda: gettext("one face, several badges"),
 }
 # Kinds that mean records may be missing or forged: shown in red, the rest in amber.
 SERIOUS = frozenset(
-    {"chain_gap", "chain_fork", "event_conflict", "two_sites", "badge_proof", "correction_lane"}
+    {
+        "chain_gap",
+        "chain_fork",
+        "event_conflict",
+        "two_sites",
+        "badge_proof",
+        "correction_lane",
+        "several_badges",
+    }
 )
 
 

@@ -26,6 +26,7 @@ FLAGS: dict[str, Say] = {
     "kind_chosen_on_screen": lambda: gettext("arrive/leave chosen on the screen"),
     "no_face": lambda: gettext("no face in view"),
     "no_photo": lambda: gettext("no photo kept"),
+    "several_badges": lambda: gettext("one face, several badges"),
     "overlong": lambda: gettext("overlong"),
     "overlong_stay": lambda: gettext("overlong"),
     "uncorrected_time": lambda: gettext("clock not corrected"),

@@ -25,6 +25,8 @@ FLAG_KIND_CHOSEN = "kind_chosen_on_screen"
 # face in view (kiosk/photos.py, scanner/faces.py).
 FLAG_NO_PHOTO = "no_photo"
 FLAG_NO_FACE = "no_face"
+# Another cadre's badge was shown by the same face within seconds (kiosk/holders.py).
+FLAG_SEVERAL_BADGES = "several_badges"
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ FLAGS = {
     "kind_chosen_on_screen": _l("Kind chosen on the screen"),
     "no_photo": _l("No photo kept"),
     "no_face": _l("No face in view"),
+    "several_badges": _l("Same face showed another badge just before"),
 }
 
 # What became of a record (kiosk/rules/corrected.py).

@@ -1,10 +1,10 @@
 """Check-in photos on the staff pages: one photo, and the photo review of a site's day.
 
-    GET  /staff/photos/<sha256>.jpg    a photo the centre holds (admins; viewers when
-                                       photo_viewers_allowed); never cached by the browser
-    GET  /staff/review?site=&day=      the day's camera records of a site, flagged first, each
-                                       with its photo and its latest verdict
-    POST /staff/review                 a verdict (admins): ok / proxy suspected, with a note
+GET  /staff/photos/<sha256>.jpg    a photo the centre holds (admins; viewers when
+                                   photo_viewers_allowed); never cached by the browser
+GET  /staff/review?site=&day=      the day's camera records of a site, flagged first, each
+                                   with its photo and its latest verdict
+POST /staff/review                 a verdict (admins): ok / proxy suspected, with a note
 """
 
 from __future__ import annotations
