@@ -35,6 +35,7 @@ from kiosk.services import (
     SyncAgentLike,
 )
 from kiosk.settings import KioskSettings
+from kiosk.setup import CameraEnrolment, needs_setup
 from kiosk.store import DiskIO, EventLog, FailedScanLog, StoreConfig
 from kiosk.store.diskio import make_dirs
 from kiosk.web import i18n, register
@@ -276,6 +277,8 @@ def create_app(
         machine=machine,
     )
     app.extensions["kiosk"] = services
+    if needs_setup(services):
+        services.setup = CameraEnrolment(services, app_version=_app_version())
     i18n.init_babel(app)
     register(app)
     return app

@@ -119,6 +119,11 @@ class RosterStore:
             log.error("roster: %s", self.problem)
         return RosterSnapshot()
 
+    def reload(self) -> RosterSnapshot:
+        """Read the roster file again (another RosterStore of this folder wrote it: enrolment)."""
+        self._current = self._load()
+        return self._current
+
     def save(self, snapshot: RosterSnapshot) -> None:
         """Make `snapshot` durable and current. Raises OSError (disk) with the old one intact."""
         if not isinstance(snapshot, RosterSnapshot):

@@ -91,6 +91,14 @@ class SyncAgentLike(Protocol):
     def snapshot(self) -> Any: ...
 
 
+class SetUp(Protocol):
+    """What the services need of kiosk/setup.py's CameraEnrolment."""
+
+    def waiting(self) -> bool: ...
+
+    def offer(self, payload: str) -> dict[str, Any]: ...
+
+
 class ScreenWords(Protocol):
     """The kiosk screen's words for what the services publish, in the screen's language, from
     any thread (kiosk/web/words.py)."""
@@ -108,6 +116,10 @@ class ScreenWords(Protocol):
 
     def in_language(self, language: str) -> ScreenWords:
         """The same words in another language (the `language` setting changed)."""
+        ...
+
+    def setup(self, code: str, **values: str) -> dict[str, Any]:
+        """A message of the set-up screen (enrolment through the camera), as a scan result."""
         ...
 
 
@@ -184,6 +196,7 @@ class KioskServices:
         self.started_monotonic = monotonic()
         self.log_opened_at = clock.now()  # when the log's recovery report was made
         self.centre_settings = CentreSettings()  # kiosk/live_settings.py keeps it
+        self.setup: SetUp | None = None  # kiosk/setup.py: enrolment through the camera
         self._purged_on: date | None = None
         self._scan_loop_factory = scan_loop_factory
         self._sync_agent_factory = sync_agent_factory
@@ -238,6 +251,21 @@ class KioskServices:
                 target=self._status_ticker, name="kiosk-status", daemon=True
             )
             self._status_thread.start()
+            return True
+
+    def start_sync_agent(self) -> bool:
+        """Start the sync agent of a kiosk enrolled while running (kiosk/setup.py); True when
+        one started."""
+        with self._start_lock:
+            if not self._started or self._stopped or self.sync_agent is not None:
+                return False
+            if self._sync_agent_factory is None:
+                return False
+            self.sync_agent = self._sync_agent_factory(self)
+            if self.sync_agent is None:
+                return False
+            self.ask_for_visitors_names(self.sync_agent)
+            self.sync_agent.start()
             return True
 
     def begin_shutdown(self) -> None:
@@ -303,6 +331,10 @@ class KioskServices:
 
         `evidence` goes on the record (photo hash, no_face / no_photo); `photo` is queued for
         the photo store only when a record was made."""
+        setup = self.setup
+        if setup is not None and setup.waiting():
+            # Not enrolled yet: the set-up screen waits for the enrolment code, not badges.
+            return setup.offer(payload)
         kind = self.take_forced_kind()
         outcome = self._scan(payload, source, kind, evidence)
         if photo is not None and outcome.event is not None and self.photos is not None:

@@ -56,6 +56,16 @@ def _screen_guard() -> None:
 def index() -> str:
     kiosk = services()
     settings = kiosk.settings
+    setup = kiosk.setup is not None and kiosk.setup.waiting()
+    idle = _("Show this kiosk's enrolment code") if setup else _("Show your badge to the camera")
+    idle_detail = (
+        _(
+            "This kiosk is not enrolled yet: hold the enrolment code from the centre in front "
+            "of the camera."
+        )
+        if setup
+        else ""
+    )
     config = {
         "locale": i18n.html_lang(kiosk.screen_locale),
         "timezone": settings.timezone,
@@ -71,7 +81,8 @@ def index() -> str:
         "wedge_max_length": MAX_WEDGE_CHARS,
         "strings": {
             "title": _("Check-in kiosk"),
-            "idle": _("Show your badge to the camera"),
+            "idle": idle,
+            "idle_detail": idle_detail,
             "reconnecting": _("Connection to the kiosk lost: reconnecting…"),
             "failed": _("Not recorded"),
             "mode_hint": _("Choose before showing your badge"),
@@ -89,7 +100,10 @@ def index() -> str:
         config=config,
         photo_notice=photo_notice,
         site_name=settings.site_name,
-        show_buttons=settings.show_arrive_leave_buttons,
+        show_buttons=settings.show_arrive_leave_buttons and not setup,
+        setup=setup,
+        idle=idle,
+        idle_detail=idle_detail,
         html_lang=i18n.html_lang(kiosk.screen_locale),
         asset=asset_url,
     )

@@ -148,6 +148,8 @@ def banner_text(services: KioskServices) -> str:
         return reason_text(services.store_problem)
     if services.shut_out:
         return shut_out_text()
+    if services.setup is not None and services.setup.waiting():
+        return ""  # the set-up screen itself says what to do
     if not services.roster.current.public_keys:
         return str(_("This kiosk has no badge keys yet: every badge is refused. Enrol the kiosk."))
     return ""

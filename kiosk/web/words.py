@@ -50,3 +50,44 @@ class ScreenWording:
 
     def in_language(self, language: str) -> ScreenWording:
         return ScreenWording(self._app, language)
+
+    def setup(self, code: str, **values: str) -> dict[str, Any]:
+        with i18n.in_locale(self._app, self._locale):
+            return setup_message(code, **values)
+
+
+def setup_message(code: str, **values: str) -> dict[str, Any]:
+    """The set-up screen's answer to what the camera read (kiosk/setup.py), shaped as a scan
+    result: `outcome` colours it (repeat: working on it, arrival: done, refused: not taken)."""
+    if code == "enrolling":
+        outcome, headline = "repeat", _("Enrolling this kiosk…")
+        detail = _("Keep the code in view for a moment.")
+    elif code == "enrolled":
+        outcome, headline = "arrival", _("Kiosk enrolled")
+        detail = _(
+            "Kiosk %(kiosk)s at %(site)s",
+            kiosk=values.get("kiosk", ""),
+            site=values.get("site", ""),
+        )
+    else:
+        outcome, headline = "refused", _("Not enrolled")
+        details = {
+            "not_a_code": _("This is not a kiosk enrolment code. Show the code from the centre."),
+            "damaged": _("This enrolment code cannot be read whole: show it again, flat."),
+            "used": _("This code was used already or has expired: ask the centre for a new one."),
+            "unknown": _("The centre does not know this code: ask the centre for a new one."),
+            "refused": _("The centre refused this code: ask the centre for a new one."),
+            "unreachable": _(
+                "Cannot reach the centre: check the network, then show the code again."
+            ),
+            "failed": _("This kiosk could not save its enrolment: see the site lead."),
+        }
+        detail = details.get(code, details["failed"])
+    return {
+        "outcome": outcome,
+        "reason": code,
+        "headline": str(headline),
+        "name": "",
+        "detail": str(detail),
+        "extra": "",
+    }

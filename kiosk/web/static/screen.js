@@ -109,7 +109,7 @@
     $("result-icon").innerHTML = "";
     $("result-headline").textContent = config.strings.idle;
     $("result-name").textContent = "";
-    $("result-detail").textContent = "";
+    $("result-detail").textContent = config.strings.idle_detail || "";
     $("result-extra").textContent = "";
   }
 
