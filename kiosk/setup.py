@@ -100,25 +100,35 @@ class CameraEnrolment:
         try:
             answer = self.enrol(url, code)
         except Refused as exc:
+            self._free()
             self.last_problem = str(exc)
             log.warning("enrolment refused: %s", exc)
             reason = "used" if exc.status == 410 else "unknown" if exc.status == 404 else "refused"
             self._say(words.setup(reason))
             return
         except SyncError as exc:
+            self._free()
             self.last_problem = str(exc)
             log.warning("enrolment failed: %s", exc)
             self._say(words.setup("unreachable"))
             return
         except Exception as exc:  # a disk that cannot take the files: say it, keep waiting
+            self._free()
             self.last_problem = f"{type(exc).__name__}: {exc}"
             log.exception("enrolment failed")
             self._say(words.setup("failed"))
             return
-        finally:
-            with self._lock:
-                self._busy = False
-        self._become(answer)
+        try:
+            self._become(answer)  # still busy: what is read meanwhile is told to wait
+        except Exception as exc:  # kiosk.toml written but unreadable: a restart will tell
+            self._free()
+            self.last_problem = f"{type(exc).__name__}: {exc}"
+            log.exception("enrolled, but the running kiosk could not take its new identity")
+            self._say(words.setup("failed"))
+
+    def _free(self) -> None:
+        with self._lock:
+            self._busy = False
 
     def _become(self, answer: EnrolAnswer) -> None:
         """Take the identity the centre gave, at once: no restart."""
@@ -130,9 +140,10 @@ class CameraEnrolment:
         services.rules.use_settings(RuleSettings.from_settings(fresh))
         services.words = services.words.in_language(fresh.language)
         services.settings = fresh
-        with self._lock:
-            self._done = True
         services.start_sync_agent()
+        with self._lock:
+            self._done = True  # from here badges go to the rules
+            self._busy = False
         log.info("enrolled through the camera as %s of site %s", answer.kiosk_id, answer.site_id)
         self._say(services.words.setup("enrolled", kiosk=answer.kiosk_id, site=answer.site_name))
         services.bus.publish("reload", {"reason": "enrolled"})
