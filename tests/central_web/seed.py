@@ -112,6 +112,7 @@ def heartbeat(engine: Engine, kiosk: FakeKiosk, at: datetime, app: Flask, **chan
     beat = Heartbeat(
         app_version=changes.get("app_version", "1.0"),
         fleet=changes.get("fleet"),
+        settings=changes.get("settings"),
         queue_length=changes.get("queue_length", 0),
         camera=CameraReport(ok=changes.get("camera_ok", True)),
         clock=ClockReport(trusted=True, boot_id=kiosk.boot_id),
