@@ -37,3 +37,10 @@ lint: setup-test
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
+
+# The kiosk on Debian 12 arm64 under qemu-user-static, as root: the installer, the kiosk-side
+# tests, `kiosk decode` against x86 and a short `kiosk run` (scripts/test-arm64.sh says more).
+# The arm64 root is kept in /var/cache/cadre-kiosk between runs.
+.PHONY: test-arm64
+test-arm64: setup-test
+	scripts/test-arm64.sh
