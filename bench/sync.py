@@ -5,7 +5,10 @@ and on PostgreSQL when one is reachable ($CADRE_TEST_POSTGRES_URL or --postgres-
 must be allowed to create databases: a throwaway one is made and dropped).
 
 1. backlog: a kiosk whose real local log (kiosk/store) holds 10,000 unsent events sends them
-   with the sync agent; time from the first request to the last acknowledgement.
+   with the sync agent; time from the first request to the last acknowledgement. Then the same
+   backlog again from another kiosk whose every event has a photo (kiosk/photos.py, 18 kB
+   each, as bench/latency.py measures them): time to its last event's acknowledgement (photos
+   go after the events, on their own channel) and to its last photo.
 2. many kiosks: 50 kiosks (two per site) push their events at the same moment, each with its
    own agent and HTTP connection; events stored per second, then a count at the centre: every
    event once (no loss, no duplicate) and every kiosk's hash chain complete.
@@ -292,6 +295,10 @@ class Figures:
     chains_complete: int = 0
     failures: int = 0
     backlog_stays_s: float = 0.0
+    photo_events_s: float = 0.0  # the backlog with photos: until its last event was answered
+    photo_all_s: float = 0.0  # ... and until its last photo was
+    photos_sent: int = 0
+    photo_bytes: int = 0
     many_stays_s: float = 0.0
     closed_stays: int = 0
     expected_stays: int = 0
@@ -327,6 +334,84 @@ def run_backlog(
         print(f"  backlog: the centre holds {stored} of {size} events")
         figures.failures += 1
     figures.backlog_stays_s = wait_for_stays(centre, started)
+
+
+def a_photo(n: int) -> bytes:
+    """A photo-sized JPEG (the demo's drawn face in a room, 320 px, as the kiosk keeps them),
+    made distinct by a counter after its end marker."""
+    import numpy as np
+
+    from scanner.demo import draw_face
+    from scanner.photo import reviewer_jpeg
+
+    global _PHOTO
+    if _PHOTO is None:
+        rng = np.random.default_rng(1)
+        frame = (90 + rng.normal(0, 12, size=(480, 640))).clip(0, 255).astype(np.uint8)
+        draw_face(frame, (320, 220), 180)
+        _PHOTO = reviewer_jpeg(frame)
+    return _PHOTO + n.to_bytes(8, "big")
+
+
+_PHOTO: bytes | None = None
+
+
+def run_photo_backlog(
+    centre: Centre, workdir: Path, cadres: list[str], size: int, batch: int, figures: Figures
+) -> None:
+    """The backlog again, every event with a photo: events first, photos after."""
+    import hashlib
+
+    from kiosk.photo_outbox import PhotoOutbox
+    from kiosk.photos import PhotoStore
+
+    kiosk_id, token = enrol(centre.engine, "S000", backlog_start() - timedelta(days=1))
+    folder = workdir / "kiosk-log-photos"
+    store = PhotoStore(
+        workdir / "kiosk-photos",
+        cap_bytes=10**10,
+        retention_days=365,
+        min_free_bytes=0,
+        disk=NoSyncDisk(),
+    )
+    builder = EventLog(folder, StoreConfig(), disk=NoSyncDisk())
+    for n, fields in enumerate(backlog_fields(centre, kiosk_id, "S000", cadres, size)):
+        jpeg = a_photo(n)
+        digest = hashlib.sha256(jpeg).hexdigest()
+        event = builder.append(dict(fields, photo_sha256=digest))
+        store.write_now(digest, jpeg, event.device_time.date())
+        figures.photo_bytes += len(jpeg)
+    builder.close()
+    log = EventLog(folder, StoreConfig())
+    last_event_at: list[float] = []
+    acknowledge = log.acknowledge
+
+    def timed_acknowledge(through_seq: int) -> None:
+        acknowledge(through_seq)
+        if through_seq >= size:
+            last_event_at.append(time.perf_counter())
+
+    log.acknowledge = timed_acknowledge  # type: ignore[method-assign]
+    outbox = PhotoOutbox(log, store)
+    client = CentralClient(centre.base, token, timeout_s=120)
+    sender = SyncAgent(
+        log,
+        client,
+        kiosk_id,
+        f"boot-{kiosk_id}",
+        tuning=AgentTuning(batch_size=batch, photo_budget_s=3600),
+        photos=outbox,
+    )
+    started = time.perf_counter()
+    ok = sender.run_cycle(full=False)
+    done = time.perf_counter()
+    if not ok or not last_event_at or outbox.through_seq != size:
+        print(f"  backlog with photos failed: {sender.snapshot().last_error}")
+        figures.failures += 1
+    figures.photo_events_s = (last_event_at[0] if last_event_at else done) - started
+    figures.photo_all_s = done - started
+    figures.photos_sent = sender.snapshot().photos_sent
+    log.close()
 
 
 def wait_for_stays(centre: Centre, since: float, limit_s: float = 600) -> float:
@@ -416,6 +501,8 @@ def run_store(label: str, url: str, args: argparse.Namespace) -> Figures:
         by_site = load_roster(centre.engine, sizes)
         centre.issue_badges(forget=args.unknown_badges)
         run_backlog(centre, workdir, by_site["S000"], args.backlog, args.batch, figures)
+        if not args.no_photos:
+            run_photo_backlog(centre, workdir, by_site["S000"], args.backlog, args.batch, figures)
         run_many(centre, by_site, args.kiosks, args.batch, figures)
     finally:
         centre.stop()
@@ -438,6 +525,15 @@ def report(f: Figures) -> bool:
         f"  {'OK' if f.backlog_s <= 3.0 else 'OVER'} (target <= 3 s); "
         f"stays up to date {f.backlog_stays_s:.2f} s after the first request"
     )
+    if f.photos_sent:
+        per_thousand = f.photo_bytes / f.backlog * 1000 / 1e6 if f.backlog else 0.0
+        print(
+            f"  backlog with a photo each: its events in {f.photo_events_s:.2f} s "
+            f"({'no slower' if f.photo_events_s <= f.backlog_s * 1.1 else 'SLOWER'} than "
+            f"without: {f.backlog_s:.2f} s), then {f.photos_sent} photos by "
+            f"{f.photo_all_s:.2f} s ({f.photo_bytes / 1e6:.0f} MB, {per_thousand:.1f} MB per "
+            f"1,000 check-ins)"
+        )
     print(
         f"  {f.kiosks} kiosks at once: {f.stored} events stored in {f.many_s:.2f} s = "
         f"{rate:,.0f} events/s  {'OK' if rate >= 3000 else 'UNDER'} (target >= 3,000/s); "
@@ -496,6 +592,9 @@ def main() -> int:
         help="admin URL of a PostgreSQL server [default: $CADRE_TEST_POSTGRES_URL]",
     )
     parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
+    parser.add_argument(
+        "--no-photos", action="store_true", help="skip the backlog with a photo per event"
+    )
     args = parser.parse_args()
     print(
         f"sync bench: backlog {args.backlog}, {args.kiosks} kiosks x {args.per_kiosk} events, "

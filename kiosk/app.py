@@ -65,6 +65,8 @@ def scanner_options(settings: KioskSettings) -> ScannerOptions:
         max_restarts=settings.camera_max_restarts,
         preview_fps=settings.camera_preview_fps,
         demo_seed=settings.camera_demo_seed,
+        # The demo room has someone holding the badges when there are photos to take of them.
+        demo_person=settings.photo_capture or settings.require_face,
     )
 
 
@@ -102,7 +104,7 @@ def photo_parts(
     faces = None
     if settings.photo_capture or settings.require_face:
         try:
-            faces = FaceWatcher()
+            faces = FaceWatcher(max_fps=settings.face_check_fps)
         except RuntimeError as exc:  # an OpenCV without the cascade: photos still work
             logging.getLogger(__name__).error("no face check: %s", exc)
     return photos, faces

@@ -118,6 +118,13 @@ class KioskSettings(StrictSettings):
     face_wait_s: float = Field(
         2.0, ge=0, le=10, description="Seconds require_face waits for a face."
     )
+    face_check_fps: float = Field(
+        2.0,
+        gt=0,
+        le=15,
+        description="Frames checked for a face per second at most (each check costs 20-40 ms "
+        "of a core, beside the scan loop): face_lookback_s should span two or more.",
+    )
     face_lookback_s: float = Field(
         1.5,
         ge=0.2,

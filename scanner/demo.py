@@ -90,10 +90,14 @@ class DemoScene:
         width: int = 640,
         height: int = 480,
         seed: int = 0,
+        person: bool = False,
     ) -> None:
+        """`person`: someone (a drawn face the face check finds) walks up shortly before each
+        badge and stands beside it while it is held up, for the photos of the demo."""
         if not payloads:
             raise ValueError("the demo scene needs at least one payload")
         self.payloads = list(payloads)
+        self.person = person
         self.width = width
         self.height = height
         self.seed = seed
@@ -221,6 +225,8 @@ class DemoScene:
         image = self._background.astype(np.float32) * light
 
         phase, centre, speed = self._pose(app, local)
+        if self.person and (phase != "gap" or local >= app.gap // 2):
+            self._draw_person(image, app, light)
         quad = None
         in_view = False
         payload = None
@@ -245,6 +251,34 @@ class DemoScene:
         image += np.roll(noise, shift, axis=1) * app.noise_sigma
         out = np.clip(image, 0, 255).astype(np.uint8)
         return SceneFrame(out, payload, app.start, quad, in_view, phase)
+
+    def _draw_person(self, image: np.ndarray, app: _Appearance, light: float) -> None:
+        """The badge's holder: head and shoulders on the side of the room away from where the
+        badge is held, so the badge hides neither."""
+        w, h = self.width, self.height
+        face_w = int(min(w, h) * 0.24)
+        left_side = app.rest[0] > w / 2
+        cx = int(w * (0.2 if left_side else 0.8))
+        cy = int(h * 0.32)
+        canvas = np.zeros((h, w), dtype=np.uint8)
+        mask = np.zeros((h, w), dtype=np.uint8)
+        shoulders = (cx, cy + int(face_w * 1.5))
+        axes = (int(face_w * 1.1), int(face_w * 0.8))
+        cv2.ellipse(canvas, shoulders, axes, 0, 180, 360, 70, -1)
+        cv2.ellipse(mask, shoulders, axes, 0, 180, 360, 255, -1)
+        draw_face(canvas, (cx, cy), face_w)
+        cv2.ellipse(
+            mask,
+            (cx, cy - int(face_w * 0.12)),
+            (int(face_w * 0.62), int(face_w * 0.78)),
+            0,
+            0,
+            360,
+            255,
+            -1,
+        )
+        person = canvas.astype(np.float32) * light
+        np.copyto(image, person, where=mask > 0)
 
     def _light(self, index: int) -> float:
         # Slow drift (clouds, doors opening) plus a faster flicker-free wobble.

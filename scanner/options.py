@@ -22,6 +22,8 @@ class ScannerOptions:
     # file, images and demo sources: play at `fps` (True) or as fast as frames can be made.
     paced: bool = True
     demo_seed: int = 0
+    # demo source: a person (a drawn face) stands beside each badge held up (for photos).
+    demo_person: bool = False
 
     # One payload is reported once while in view, and again only after it has not been seen
     # for this long.

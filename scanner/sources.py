@@ -331,25 +331,41 @@ class DemoSource(FrameSource):
         fps: float = 15.0,
         seed: int = 0,
         paced: bool = True,
+        person: bool = False,
     ) -> None:
         self.payload_file = Path(payload_file) if payload_file else None
         self.width = width
         self.height = height
         self.seed = seed
+        self.person = person
         self.scene: DemoScene | None = None
         if payloads:
-            self.scene = DemoScene(payloads, width=width, height=height, seed=seed)
+            self.scene = DemoScene(payloads, width=width, height=height, seed=seed, person=person)
         self._pacer = _Pacer(fps, paced)
         self.index = 0
 
     @classmethod
     def from_device(
-        cls, device: str, *, width: int, height: int, fps: float, seed: int, paced: bool
+        cls,
+        device: str,
+        *,
+        width: int,
+        height: int,
+        fps: float,
+        seed: int,
+        paced: bool,
+        person: bool = False,
     ) -> DemoSource:
         """`device` names the payload file; "" or the default "0" means sample payloads."""
         payload_file = None if device.strip() in ("", "0") else device
         return cls(
-            payload_file=payload_file, width=width, height=height, fps=fps, seed=seed, paced=paced
+            payload_file=payload_file,
+            width=width,
+            height=height,
+            fps=fps,
+            seed=seed,
+            paced=paced,
+            person=person,
         )
 
     def describe(self) -> str:
@@ -361,7 +377,9 @@ class DemoSource(FrameSource):
         if self.scene is not None:
             return
         payloads = self._load() if self.payload_file else sample_payloads(seed=self.seed)
-        self.scene = DemoScene(payloads, width=self.width, height=self.height, seed=self.seed)
+        self.scene = DemoScene(
+            payloads, width=self.width, height=self.height, seed=self.seed, person=self.person
+        )
 
     def _load(self) -> list[str]:
         assert self.payload_file is not None
@@ -421,5 +439,6 @@ def open_source(options: ScannerOptions) -> FrameSource:
             fps=options.fps,
             seed=options.demo_seed,
             paced=options.paced,
+            person=options.demo_person,
         )
     raise ValueError(f"unknown camera source {kind!r}")

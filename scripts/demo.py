@@ -243,6 +243,8 @@ def write_kiosk_settings(demo: Demo) -> None:
         "camera_source": "demo",
         "camera_device": str(payload_file),
         "camera_demo_seed": DEMO_SEED,
+        # A photo with each check-in: the demo room then has a person holding the badges.
+        "photo_capture": True,
         "repeat_window_s": float(REPEAT_WINDOW_S),
         "sync_interval_s": float(SYNC_INTERVAL_S),
     }

@@ -349,6 +349,14 @@ def test_screenshots_of_the_kiosk_screen_the_lead_page_and_the_centre(demo, brow
     lead.wait_for_selector("#present")
     assert int(lead.locator(f"#count-{wanted}").inner_text()) >= 1
     keep(lead, "demo-lead-phone")
+    # The photos: the demo room's person, in today's grid of arrivals.
+    lead.goto(f"{demo.kiosk_url}/lead/photos")
+    lead.wait_for_selector(".photo-tile img")
+    lead.wait_for_function(
+        "() => [...document.querySelectorAll('.photo-tile img')]"
+        ".every((img) => img.complete && img.naturalWidth > 0)"
+    )
+    keep(lead, "demo-lead-photos")
 
     laptop = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
     staff = laptop.new_page()
@@ -365,6 +373,15 @@ def test_screenshots_of_the_kiosk_screen_the_lead_page_and_the_centre(demo, brow
 
     eventually(centre_counts_them, f"the all-sites page to count {wanted} cadres")
     keep(staff, "demo-central-all-sites")
+
+    def centre_has_a_photo() -> bool:
+        staff.goto(f"{demo.central_url}/staff/review?site={KIOSK_SITE}")
+        return staff.locator(".review-photo img").count() > 0
+
+    # Photos follow their records on their own channel, at the next sync.
+    eventually(centre_has_a_photo, "a photo at the centre's review page", timeout=60)
+    staff.wait_for_function("() => document.querySelector('.review-photo img').naturalWidth > 0")
+    keep(staff, "demo-central-photo-review")
     assert not failures, failures
 
 
