@@ -421,10 +421,23 @@ def run_scenario(
             proxy.terminate()
             proxy.wait(10)
         cluster.stop()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        drop_database(admin, database)
         admin.dispose()
     return result
+
+
+def drop_database(admin: Any, name: str) -> None:
+    """Drop a database of the run; a moment later again when a backend of another role (a
+    monitor, autovacuum) is on it, and in the end only say so: the figures matter more."""
+    for attempt in range(10):
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except Exception as exc:
+            if attempt == 9:
+                print(f"  could not drop database {name}: {exc}".splitlines()[0], flush=True)
+            time.sleep(3)
 
 
 def make_engine_autocommit(url: str) -> Any:
@@ -612,8 +625,7 @@ def main() -> int:
             results.append(result)
     finally:
         admin = make_engine_autocommit(args.server_url)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'))
+        drop_database(admin, template)
         admin.dispose()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

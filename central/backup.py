@@ -43,6 +43,7 @@ from central import kiosks
 from central.db.engine import create_schema, make_engine
 from central.db.schema import kiosks as kiosks_table
 from central.db.schema import metadata, roster_counter
+from central.serve import ServeRefused, sqlite_single_server
 from central.settings import CentralSettings
 from central.web.security import SECRET_FILE
 
@@ -317,7 +318,12 @@ def restore(
             archive.extract(manifest["database"], work, filter="data")
             dump = Path(work) / manifest["database"]
             if kind == "sqlite":
-                _restore_sqlite(dump, _sqlite_file(url))
+                # The lock `central serve` holds on an SQLite store: never restore under it.
+                try:
+                    with sqlite_single_server(_sqlite_file(url).resolve()):
+                        _restore_sqlite(dump, _sqlite_file(url))
+                except ServeRefused as exc:
+                    raise BackupError(f"stop the centre first: {exc}") from exc
             else:
                 _run(
                     [

@@ -292,3 +292,41 @@ def test_arrivals_by_hand_are_counted_apart(site):
         c2 = stay_queries.stays_for_cadre(conn, "C2", DAY, DAY)
     assert (summary.arrived, summary.by_hand) == (4, 2)
     assert (c2[0]["arrival_by_hand"], c2[0]["departure_by_hand"]) == (True, None)
+
+
+def test_behind_a_backlog_the_refresher_yields_to_ingest_only_a_moment(site):
+    """With pushes always in flight (a surge), a full yield before each chunk held pairing to
+    a chunk per `max_yield_s`; behind a full chunk it waits only `backlog_yield_s`."""
+    log, _ = two_kiosks(site)
+    batch = [log.record(c, "arrival", T0) for c in ("C1", "C2", "C3")]
+    ingest_events(
+        site,
+        log.identity,
+        [e.wire() for e in batch],
+        received(batch),
+        RULES,
+        checks=CHECKS,
+        defer_stays=True,  # queued, as the API does, for the refresher
+    )
+    refresher = StayRefresher(site, RULES, chunk=2, max_yield_s=30.0, backlog_yield_s=0.01)
+    asked: list[float] = []
+
+    class Recording:
+        def __enter__(self) -> None: ...
+
+        def __exit__(self, *exc: object) -> None: ...
+
+        def wait_for(self, predicate, timeout):
+            asked.append(timeout)
+            return predicate()
+
+    refresher._quiet = Recording()  # type: ignore[assignment]
+    duty = refresher.duty()
+    done = []
+    for _ in range(3):
+        duty.before_step()
+        with site.begin() as conn:
+            done.append(refresher.step(conn))
+    assert done == [2, 1, 0]
+    # Quiet at first; after a full chunk a moment only; after a short one the full yield again.
+    assert asked == [30.0, 0.01, 30.0]
