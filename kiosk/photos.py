@@ -41,6 +41,7 @@ from kiosk.store.diskio import (
     make_dirs,
     remove_stale_temp_files,
 )
+from scanner import lower_this_threads_priority
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,9 @@ class PhotoStore:
     # ------------------------------------------------------------------ the writer thread
 
     def _write_loop(self) -> None:
+        # Its fsyncs and the JPEGs' writes come after the scan they belong to, never before the
+        # next one: the scan loop's threads go first.
+        lower_this_threads_priority()
         while True:
             item = self._queue.get()
             if item is _STOP:

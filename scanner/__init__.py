@@ -18,7 +18,13 @@ from scanner.decode import (
     read_image,
     to_grey,
 )
-from scanner.faces import FaceBox, FaceDetector, FaceSighting, FaceWatcher
+from scanner.faces import (
+    FaceBox,
+    FaceDetector,
+    FaceSighting,
+    FaceWatcher,
+    lower_this_threads_priority,
+)
 from scanner.health import CameraHealth, HealthState
 from scanner.loop import Backoff, BadgeRead, LatestFrame, PayloadCallback, ReadCallback, ScanLoop
 from scanner.options import SOURCE_NAMES, ScannerOptions
@@ -65,6 +71,7 @@ __all__ = [
     "around_face",
     "decode_frame",
     "default_decoder",
+    "lower_this_threads_priority",
     "open_source",
     "read_image",
     "reviewer_jpeg",

@@ -17,7 +17,9 @@ read, the kiosk asks what was seen in the moment before: the answer is there at 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -60,6 +62,16 @@ class FaceSighting:
     @property
     def largest(self) -> FaceBox:
         return self.boxes[0]
+
+
+def lower_this_threads_priority(niceness: int = 10) -> None:
+    """Let the scheduler put the scan loop before this thread: on Linux a thread has a nice
+    value of its own (setpriority on its thread id). Elsewhere, or if refused, nothing."""
+    setpriority = getattr(os, "setpriority", None)
+    if setpriority is None:
+        return
+    with contextlib.suppress(OSError):
+        setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 def cascade_path() -> Path | None:
@@ -190,6 +202,7 @@ class FaceWatcher:
             return self._checked_ns >= since_ns
 
     def _run(self) -> None:
+        lower_this_threads_priority()
         while True:
             with self._cond:
                 while self._waiting is None and not self._stop:
