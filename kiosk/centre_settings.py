@@ -18,7 +18,10 @@ class CentreSettings:
     refused: list[str] = field(default_factory=list)
     problem: str = ""
 
-    def report(self) -> SettingsReport:
+    def report(self) -> SettingsReport | None:
+        """None while the centre has sent no settings: nothing to say."""
+        if not (self.version or self.after_restart or self.refused or self.problem):
+            return None
         return SettingsReport(
             version=self.version,
             after_restart=self.after_restart[:100],
