@@ -187,8 +187,9 @@ def run(args: argparse.Namespace, photos: bool) -> dict[str, Any]:
             for cadre in cadre_ids:
                 camera.show(badges[cadre])
                 try:
+                    # A function, not an expression: the kiosk's CSP allows no eval of strings.
                     page.wait_for_function(
-                        f"window.benchArrivals['{cadre}'] !== undefined", timeout=5_000
+                        f"() => window.benchArrivals['{cadre}'] !== undefined", timeout=5_000
                     )
                 except Exception:
                     missed += 1

@@ -3,6 +3,10 @@
 Every answer is JSON, errors included (`ErrorAnswer`): 400 names each bad field and why, 401
 means no valid token (unknown or revoked kiosk), 403 a token used for another kiosk's batch,
 413 a body over `api_max_body_bytes`, 415 a body that is not JSON.
+
+Every answer, errors included, is signed with the centre key (sync/centre_key.py) over the
+kiosk's nonce, its request body and the answer's body: the kiosk takes no answer its pinned key
+did not sign.
 """
 
 from __future__ import annotations
@@ -17,14 +21,24 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from central import generations, kiosks, visitor_names
 from central.ingest.heartbeat import record_heartbeat
 from central.ingest.push import ingest_events
+from central.instance_files import sweep_enrolment_images
 from central.kiosks import EnrolmentRefused, KioskIdentity
 from central.photos import CentralPhotos
 from central.services import Central, central_of
+from sync.centre_key import (
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    clean_nonce,
+    fingerprint,
+    public_key_text,
+    sign_answer,
+)
 from sync.protocol import (
     API_PREFIX,
     CLOCK_HEADER,
     NAMES_PATH,
     PHOTOS_PATH,
+    CentreAnswer,
     ClockReading,
     EnrolAnswer,
     EnrolRequest,
@@ -102,10 +116,30 @@ def _limit_body() -> None:
     request.max_content_length = central_of().settings.api_max_body_bytes
 
 
+@api.after_request
+def _sign(response: Response) -> Response:
+    """Sign the answer for the kiosk: over its nonce, its request and this body."""
+    try:
+        sent = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        sent = b""
+    path = request.path[len(API_PREFIX) :] if request.path.startswith(API_PREFIX) else ""
+    response.headers[SIGNATURE_HEADER] = sign_answer(
+        central_of().signer.key(),
+        path,
+        clean_nonce(request.headers.get(NONCE_HEADER)),
+        sent,
+        response.status_code,
+        response.get_data(),
+    )
+    return response
+
+
 def _body(model: type[M]) -> M:
     if not request.is_json:
         raise ApiError(415, "not_json", "send the body as application/json")
-    data = request.get_data(cache=False)
+    # Kept (cache): the answer's signature covers the request body too.
+    data = request.get_data(cache=True)
     try:
         return model.model_validate_json(data)
     except ValidationError as exc:
@@ -149,6 +183,22 @@ def time_now() -> Response:
     return _json(TimeAnswer(server_time=central_of().now()))
 
 
+@api.get("/centre")
+def centre_identity() -> Response:
+    """The centre key and its rotations: a kiosk checks the fingerprint it pinned (or the one in
+    its enrolment code) against this before it trusts anything else."""
+    central = central_of()
+    key = central.signer.key().public_key()
+    return _json(
+        CentreAnswer(
+            public_key=public_key_text(key),
+            fingerprint=fingerprint(key),
+            rotations=central.signer.rotations(),
+            server_time=central.now(),
+        )
+    )
+
+
 @api.post("/enrol")
 def enrol() -> Response:
     central = central_of()
@@ -157,6 +207,8 @@ def enrol() -> Response:
         kiosk, site_name, token = kiosks.enrol(central.engine, asked.code, central.now())
     except EnrolmentRefused as exc:
         raise ApiError(exc.status, exc.error, str(exc)) from exc
+    # Its QR image, if one was written, holds a code that no longer works.
+    sweep_enrolment_images(central.instance, central.engine, central.now())
     with central.engine.connect() as conn:
         roster = kiosks.roster_delta(conn, kiosk.site_id, 0, always=True)
         settings = kiosks.settings_answer(conn, kiosk, 0, always=True)

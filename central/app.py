@@ -14,12 +14,13 @@ looks at stays, and one that starts a job calls `central_of(app).jobs.drain()` t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, request
 from sqlalchemy import Engine
 
 from central import keys
@@ -31,6 +32,7 @@ from central.duties.housekeeping import housekeeping_duty
 from central.duties.lease import new_holder_id
 from central.ingest.proofs import BadgeProofs
 from central.ingest.push import Checks
+from central.instance_files import make_private, sweep_enrolment_images
 from central.jobs.worker import JobWorker
 from central.photos import CentralPhotos, photo_retention_duty
 from central.readapi.routes import read_api
@@ -41,6 +43,10 @@ from central.stays.refresher import DUTY_NAME as STAYS_DUTY
 from central.stays.refresher import StayRefresher
 from central.timefix import to_utc_naive
 from central.web import init_app as init_staff_pages
+from sync.centre_key import fingerprint, shown
+from sync.web_security import security_headers
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -67,11 +73,20 @@ def create_app(
     if settings is None:
         settings = central_settings.load(instance)
     holder = new_holder_id()
+    make_private(instance, settings)
     if engine is None:
         engine = make_serving_engine(
             settings.database_url_for(instance), settings.server_threads, f"central {holder}"
         )
     create_schema(engine)
+    centre_key = settings.centre_key_path(instance)
+    if keys.create_centre_key(centre_key):
+        log.warning(
+            "made a new centre key %s (fingerprint %s); kiosks pinned to another key refuse "
+            "this centre until pinned again (`kiosk pin-centre`)",
+            centre_key,
+            shown(fingerprint(keys.load_centre_key(centre_key).public_key())),
+        )
 
     app = Flask("central", instance_path=str(instance), instance_relative_config=True)
     if config:
@@ -111,7 +126,9 @@ def create_app(
             timedelta(seconds=settings.time_claim_tolerance_s),
         ),
         duties=duties,
+        signer=keys.CentreSigner(centre_key),
     )
+    sweep_enrolment_images(instance, engine, clock())
     if settings.run_job_worker and not app.config["TESTING"]:
         worker.start()
 
@@ -120,4 +137,12 @@ def create_app(
     init_staff_pages(app)
     if run_duties if run_duties is not None else not app.config["TESTING"]:
         duties.start()
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        # The staff blueprint sets the same ones first; this covers the API and the root.
+        for name, value in security_headers(no_store=request.endpoint != "staff.static").items():
+            response.headers.setdefault(name, value)
+        return response
+
     return app

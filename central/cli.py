@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import sys
 from datetime import datetime
@@ -13,12 +14,14 @@ from zoneinfo import ZoneInfo
 import click
 from sqlalchemy import Engine, inspect, select
 
-from central import badges, fonts, keys, roster, roster_file
+from central import badges, fonts, instance_files, keys, roster, roster_file
 from central import settings as central_settings
 from central.db import schema
 from central.db.engine import create_schema, make_engine
+from sync.centre_key import fingerprint, shown
 from sync.cli_support import check_config, load_or_exit
 from sync.config import effective_toml
+from sync.protocol import check_central_url, enrolment_qr_text
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,7 +50,7 @@ def check_config_command(instance: Path) -> None:
 @click.pass_obj
 def init_command(instance: Path) -> None:
     """Create the instance folder: settings, database and issuing key. Never overwrites a key."""
-    instance.mkdir(parents=True, exist_ok=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     settings_file = instance / central_settings.SETTINGS_FILE
     if not settings_file.exists():
         defaults = central_settings.CentralSettings()
@@ -55,14 +58,23 @@ def init_command(instance: Path) -> None:
             line if line.startswith("#") else f"# {line}"
             for line in effective_toml(defaults).splitlines(keepends=True)
         )
-        settings_file.write_text(commented, encoding="utf-8")
+        instance_files.write_private(settings_file, commented.encode("utf-8"))
         click.echo(f"wrote {settings_file}")
     settings = load_or_exit(central_settings.load, instance)
+    instance_files.make_private(instance, settings)
     key_path = settings.issuing_key_path(instance)
     if keys.create_issuing_key(key_path):
         click.echo(f"wrote issuing key {key_path} (mode 0600): back it up, keep it secret")
     else:
         click.echo(f"kept existing issuing key {key_path}")
+    centre_key = settings.centre_key_path(instance)
+    made = keys.create_centre_key(centre_key)
+    fp = shown(fingerprint(keys.load_centre_key(centre_key).public_key()))
+    if made:
+        click.echo(f"wrote centre key {centre_key} (mode 0600): back it up, keep it secret")
+    else:
+        click.echo(f"kept existing centre key {centre_key}")
+    click.echo(f"centre key fingerprint (kiosks pin it at enrolment): {fp}")
     engine = make_engine(settings.database_url_for(instance))
     create_schema(engine)
     click.echo(f"database ready: {engine.url.render_as_string(hide_password=True)}")
@@ -76,6 +88,7 @@ def _open_store(instance: Path) -> tuple[central_settings.CentralSettings, Engin
     hint = f"run `central --instance {instance} init` first"
     if not instance.is_dir():
         raise click.ClickException(f"no instance folder {instance}; {hint}")
+    instance_files.make_private(instance, settings)
     engine = make_engine(settings.database_url_for(instance))
     if not inspect(engine).has_table(schema.cadres.name):
         raise click.ClickException(f"no roster tables in the database of {instance}; {hint}")
@@ -568,31 +581,48 @@ def jobs_work_command(instance: Path, once: bool) -> None:
 
 
 def _centre_url(settings: central_settings.CentralSettings) -> str:
-    if settings.public_url:
-        return settings.public_url
-    host = settings.listen_host
-    if host in ("0.0.0.0", "::", ""):
-        click.echo(
-            "note: listen_host is a wildcard; set public_url to the address kiosks reach", err=True
+    """Where kiosks reach the centre. Never guessed from a listening address or a request: a
+    kiosk pins what its code says, so a wrong address would be trusted for good."""
+    url = settings.public_url.strip()
+    if not url:
+        raise click.ClickException(
+            "set public_url in central.toml to the address kiosks reach the centre at "
+            "(https://... behind TLS) before making an enrolment code"
         )
-    return f"http://{host}:{settings.listen_port}/"
+    try:
+        return check_central_url(url)
+    except ValueError as exc:
+        raise click.ClickException(f"public_url: {exc}") from exc
 
 
-def _show_enrolment_code(instance: Path, settings: Any, new: Any, qr_out: Path | None) -> None:
+def _show_enrolment_code(
+    instance: Path,
+    settings: central_settings.CentralSettings,
+    new: Any,
+    qr_out: Path | None,
+    write_qr: bool,
+) -> None:
     import qrcode
 
-    from sync.protocol import enrolment_qr_text
-
     url = _centre_url(settings)
+    centre_key = keys.load_centre_key(settings.centre_key_path(instance))
+    fp = fingerprint(centre_key.public_key())
     zone = ZoneInfo(settings.timezone)
     expires = new.expires_at.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone)
-    path = qr_out or instance / f"enrol-{new.kiosk_id}.png"
-    with path.open("wb") as png:
-        qrcode.make(enrolment_qr_text(new.code, url)).save(png)
+    qr_text = enrolment_qr_text(new.code, fp, url)
     click.echo(f"kiosk {new.kiosk_id} of site {new.site_id}")
     click.echo(f"one-time code: {new.code}  (valid until {expires:%Y-%m-%d %H:%M %Z}, once)")
-    click.echo(f"on the kiosk:  kiosk enroll {url} {new.code}")
-    click.echo(f"or show the kiosk's camera the QR code in {path}")
+    click.echo(f"centre key:    {shown(fp)}")
+    click.echo(f"on the kiosk:  kiosk enroll {url} {new.code} --centre-key {shown(fp)}")
+    if write_qr:
+        path = qr_out or instance_files.enrolment_image(instance, new.kiosk_id)
+        image = io.BytesIO()
+        qrcode.make(qr_text).save(image)
+        # It holds a live code: owner only, and removed once the code is used or expires.
+        instance_files.write_private(path, image.getvalue())
+        click.echo(f"or show the kiosk's camera the QR code in {path} (mode 0600)")
+        if qr_out is not None:
+            click.echo("  remove it once the kiosk is enrolled: it holds the code")
 
 
 @main.group("kiosk")
@@ -600,20 +630,30 @@ def kiosk_group() -> None:
     """Kiosk enrolment and revocation."""
 
 
+def _sweep(instance: Path, engine: Engine) -> None:
+    from datetime import UTC
+
+    for image in instance_files.sweep_enrolment_images(instance, engine, datetime.now(UTC)):
+        click.echo(f"removed {image}: its code was used or has expired", err=True)
+
+
+QR_HELP = "Where to write the QR image of the code [default: <instance>/enrol-<id>.png]."
+
+
 @kiosk_group.command("add")
 @click.option("--site", "site_id", required=True, help="Site id the kiosk stands at.")
 @click.option("--name", default="", help="A name staff will recognise (where it stands).")
 @click.option("--id", "kiosk_id", default=None, help="Kiosk id; default: <site>-<n>.")
-@click.option(
-    "--qr",
-    "qr_out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Where to write the QR image of the code [default: <instance>/enrol-<id>.png].",
-)
+@click.option("--qr", "qr_out", type=click.Path(dir_okay=False, path_type=Path), help=QR_HELP)
+@click.option("--no-qr", is_flag=True, help="Print the code only; write no QR image.")
 @click.pass_obj
 def kiosk_add_command(
-    instance: Path, site_id: str, name: str, kiosk_id: str | None, qr_out: Path | None
+    instance: Path,
+    site_id: str,
+    name: str,
+    kiosk_id: str | None,
+    qr_out: Path | None,
+    no_qr: bool,
 ) -> None:
     """Add a kiosk and print its one-time enrolment code (also written as a QR PNG)."""
     from datetime import UTC, timedelta
@@ -621,6 +661,8 @@ def kiosk_add_command(
     from central import kiosks
 
     settings, engine = _open_store(instance)
+    _centre_url(settings)  # before a kiosk is made, not after
+    _sweep(instance, engine)
     ttl = timedelta(hours=settings.enrolment_code_ttl_h)
     try:
         new = kiosks.add_kiosk(
@@ -628,26 +670,29 @@ def kiosk_add_command(
         )
     except kiosks.KioskError as exc:
         raise click.ClickException(str(exc)) from exc
-    _show_enrolment_code(instance, settings, new, qr_out)
+    _show_enrolment_code(instance, settings, new, qr_out, not no_qr)
 
 
 @kiosk_group.command("code")
 @click.argument("kiosk_id")
-@click.option("--qr", "qr_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--qr", "qr_out", type=click.Path(dir_okay=False, path_type=Path), help=QR_HELP)
+@click.option("--no-qr", is_flag=True, help="Print the code only; write no QR image.")
 @click.pass_obj
-def kiosk_code_command(instance: Path, kiosk_id: str, qr_out: Path | None) -> None:
+def kiosk_code_command(instance: Path, kiosk_id: str, qr_out: Path | None, no_qr: bool) -> None:
     """A new one-time code for an existing kiosk (its SD card was replaced)."""
     from datetime import UTC, timedelta
 
     from central import kiosks
 
     settings, engine = _open_store(instance)
+    _centre_url(settings)
+    _sweep(instance, engine)
     ttl = timedelta(hours=settings.enrolment_code_ttl_h)
     try:
         new = kiosks.new_enrolment_code(engine, kiosk_id, datetime.now(UTC), ttl)
     except kiosks.KioskError as exc:
         raise click.ClickException(str(exc)) from exc
-    _show_enrolment_code(instance, settings, new, qr_out)
+    _show_enrolment_code(instance, settings, new, qr_out, not no_qr)
 
 
 @kiosk_group.command("revoke")
@@ -664,6 +709,7 @@ def kiosk_revoke_command(instance: Path, kiosk_id: str) -> None:
         kiosks.revoke(engine, kiosk_id, datetime.now(UTC), by="cli")
     except kiosks.KioskError as exc:
         raise click.ClickException(str(exc)) from exc
+    _sweep(instance, engine)
     click.echo(f"kiosk {kiosk_id} revoked: its token no longer works")
 
 
@@ -752,6 +798,7 @@ def kiosk_list_command(instance: Path) -> None:
     from central import kiosks
 
     _, engine = _open_store(instance)
+    _sweep(instance, engine)
     with engine.connect() as conn:
         for row in kiosks.list_kiosks(conn):
             state = (
@@ -916,6 +963,52 @@ def api_token_revoke_command(instance: Path, name: str) -> None:
     except tokens.TokenError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"revoked token {name}")
+
+
+# --- the centre key ------------------------------------------------------------------------------
+
+
+@main.group("centre-key")
+def centre_key_group() -> None:
+    """The key that signs every answer to kiosks; kiosks pin its fingerprint."""
+
+
+@centre_key_group.command("show")
+@click.pass_obj
+def centre_key_show_command(instance: Path) -> None:
+    """Print the centre key's fingerprint (for `kiosk pin-centre` on a kiosk)."""
+    settings = load_or_exit(central_settings.load, instance)
+    try:
+        key = keys.load_centre_key(settings.centre_key_path(instance))
+    except keys.KeyFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(shown(fingerprint(key.public_key())))
+
+
+@centre_key_group.command("rotate")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def centre_key_rotate_command(instance: Path, yes: bool) -> None:
+    """Replace the centre key; the old key signs the change, so enrolled kiosks follow it.
+
+    Not for a key that leaked (whoever holds it can sign a rotation too): then make a new key
+    and pin it on each kiosk (`kiosk pin-centre`) or enrol the kiosks again.
+    """
+    from datetime import UTC
+
+    settings = load_or_exit(central_settings.load, instance)
+    path = settings.centre_key_path(instance)
+    try:
+        old = fingerprint(keys.load_centre_key(path).public_key())
+    except keys.KeyFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not yes:
+        click.confirm(f"replace centre key {shown(old)}?", abort=True)
+    rotation = keys.rotate_centre_key(path, datetime.now(UTC))
+    new = fingerprint(keys.load_centre_key(path).public_key())
+    made = f"{rotation.made_at:%Y-%m-%d %H:%M} UTC"
+    click.echo(f"centre key {shown(old)} -> {shown(new)}, signed by the old key at {made}")
+    click.echo("kiosks follow at their next exchange; new enrolment codes carry the new key")
 
 
 @main.command("serve")

@@ -35,7 +35,14 @@ from central.db.schema import (
 from central.keys import KeyFileError, public_keyring
 from central.timefix import to_utc_naive
 from sync.badge_token import public_key_to_text
-from sync.protocol import KeysAnswer, PublicKey, RosterCadre, RosterDelta, SettingsAnswer
+from sync.protocol import (
+    KeysAnswer,
+    PublicKey,
+    RosterCadre,
+    RosterDelta,
+    SettingsAnswer,
+    pushable,
+)
 
 KIOSK_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 CODE_BYTES = 10  # 80 bits: 16 base32 characters, typed as four groups of four
@@ -413,7 +420,9 @@ def settings_answer(
     values: dict[str, Any] = {}
     for row in sorted(rows, key=lambda r: rank[r.scope]):
         value = json.loads(row.value)
-        if value is not None:  # null: no value at this scope (removed)
+        # null: no value at this scope (removed). An unpushable one (stored by an older centre)
+        # is never sent.
+        if value is not None and pushable(row.key):
             values[row.key] = value
     return SettingsAnswer(version=version, values=values)
 
@@ -430,6 +439,11 @@ def set_pushed_setting(
         raise KioskError("scope must be *, site:<id> or kiosk:<id>")
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", key):
         raise KioskError(f"{key!r} is not a setting name")
+    if not pushable(key):
+        raise KioskError(
+            f"{key} cannot be set from the centre: it changes what a kiosk trusts, where it "
+            "listens or reads frames, or who may log in; set it on the kiosk itself"
+        )
     now = to_utc_naive(now)
     with engine.begin() as conn:
         version = (conn.execute(select(func.max(pushed_settings.c.version))).scalar() or 0) + 1

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from central.duties import DutyRunner
 from central.ingest.push import Checks
 from central.jobs.worker import JobWorker
+from central.keys import CentreSigner
 from central.settings import CentralSettings
 from central.stays.pairing import StayRules
 from central.stays.refresher import StayRefresher
@@ -40,6 +41,7 @@ class Central:
     duties: DutyRunner  # periodic work under database leases, one process at a time
     jobs: JobWorker  # runs queued background jobs (badge sheets, exports)
     checks: Checks  # what judges whether pushed records count (badge keys, time tolerance)
+    signer: CentreSigner  # signs every answer to kiosks with the centre key
 
 
 def central_of(app: Flask | None = None) -> Central:

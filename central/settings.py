@@ -37,6 +37,11 @@ class CentralSettings(StrictSettings):
         "issuing_key.pem",
         description="Ed25519 private key that signs badges, relative to the instance folder.",
     )
+    centre_key_file: str = Field(
+        "centre_key.pem",
+        description="Ed25519 private key that signs every answer to kiosks (kiosks pin its "
+        "fingerprint at enrolment), relative to the instance folder.",
+    )
     timezone: TimeZoneName = Field(
         "Asia/Shanghai", description="IANA time zone for pages and exports."
     )
@@ -85,8 +90,9 @@ class CentralSettings(StrictSettings):
     # Sync with kiosks
     public_url: str = Field(
         "",
-        description="Base URL kiosks reach the centre at (put in enrolment QR codes); empty: "
-        "http://<listen_host>:<listen_port>/.",
+        description="Base URL kiosks reach the centre at (put in enrolment QR codes), "
+        "https://... behind TLS; needed to make an enrolment code. An https URL also turns "
+        "cookie_secure on.",
     )
     enrolment_code_ttl_h: float = Field(
         24.0, gt=0, le=24 * 30, description="Hours a one-time kiosk enrolment code stays valid."
@@ -165,7 +171,7 @@ class CentralSettings(StrictSettings):
     cookie_secure: bool = Field(
         False,
         description="Send the staff session cookie over HTTPS only; set true behind a TLS proxy "
-        "(docs/central-nginx.md).",
+        "(docs/central-nginx.md). On whenever public_url starts with https://.",
     )
     trusted_proxies: int = Field(
         0,
@@ -272,11 +278,18 @@ class CentralSettings(StrictSettings):
             raise ValueError("must be HH:MM, 24-hour")
         return value
 
+    @property
+    def session_cookie_secure(self) -> bool:
+        return self.cookie_secure or self.public_url.strip().lower().startswith("https://")
+
     def database_url_for(self, instance: Path) -> str:
         return self.database_url or f"sqlite:///{(instance / 'central.db').resolve()}"
 
     def issuing_key_path(self, instance: Path) -> Path:
         return instance / self.issuing_key_file
+
+    def centre_key_path(self, instance: Path) -> Path:
+        return instance / self.centre_key_file
 
 
 def default_instance() -> Path:

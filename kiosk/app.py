@@ -23,8 +23,10 @@ from flask import Flask
 from kiosk import settings as kiosk_settings
 from kiosk.clock import Clock, SystemClock, TimeKeeper
 from kiosk.fleet import FleetFacts, Machine, fleet_report, recovery_note
+from kiosk.lead_auth import GUARD_FILE, LeadAuth, PinGuard
 from kiosk.live_settings import LiveSettings
 from kiosk.photos import PhotoStore
+from kiosk.private_files import make_private_dir
 from kiosk.roster import RosterStore
 from kiosk.rules import CheckIn, RuleSettings
 from kiosk.services import (
@@ -35,6 +37,7 @@ from kiosk.services import (
     SyncAgentLike,
 )
 from kiosk.settings import KioskSettings
+from kiosk.settings_file import remove_keys
 from kiosk.setup import CameraEnrolment, needs_setup
 from kiosk.store import DiskIO, EventLog, FailedScanLog, StoreConfig
 from kiosk.store.diskio import make_dirs
@@ -47,6 +50,8 @@ if TYPE_CHECKING:
     import requests
 
 PHOTO_FOLDER = "photos"
+
+log = logging.getLogger(__name__)
 
 
 def scanner_options(settings: KioskSettings) -> ScannerOptions:
@@ -125,6 +130,10 @@ def _default_sync_agent(
         camera = services.camera_health()
         camera_ok = camera.get("state") == "ok"
         problems = [p for p in (services.store_problem,) if p]
+        sync = services.sync_state()
+        if sync.get("untrusted"):
+            # The centre sees its heartbeat even while the kiosk refuses its answers.
+            problems.append(f"refusing the centre's answers: {sync.get('last_error')}")
         if not camera_ok:
             problems.insert(0, f"camera {camera.get('state')}")
         usage = services.machine.disk_usage(services.instance)
@@ -203,6 +212,7 @@ def create_app(
     instance = Path(instance_path) if instance_path else kiosk_settings.default_instance()
     instance = instance.resolve()
     make_dirs(DiskIO(), instance)  # synced: a power cut must not take the folder back
+    make_private_dir(instance)  # names, records, photos, the token and the PIN hash: ours only
     settings = settings or kiosk_settings.load_at_start(instance)
 
     app = Flask(
@@ -224,6 +234,18 @@ def create_app(
     )
 
     clock = clock or SystemClock()
+
+    def wall_seconds() -> float:
+        return clock.now().timestamp()
+
+    lead_auth = LeadAuth(instance, settings.lead_session_h, clock=wall_seconds)
+    take_clear_pin(instance, settings, lead_auth)
+    pin_guard = PinGuard(
+        instance / GUARD_FILE,
+        settings.lead_max_failures,
+        settings.lead_lockout_s,
+        clock=wall_seconds,
+    )
     keeper = TimeKeeper(
         clock, instance / "clock.json", trust_tolerance_s=settings.clock_trust_tolerance_s
     )
@@ -273,6 +295,8 @@ def create_app(
         sync_agent_factory=sync_agent_factory or _default_sync_agent,
         secret_key=secret,
         screen_token=screen_token(secret),
+        lead_auth=lead_auth,
+        pin_guard=pin_guard,
         monotonic=monotonic,
         photos=photos,
         faces=faces,
@@ -284,6 +308,22 @@ def create_app(
     i18n.init_babel(app)
     register(app)
     return app
+
+
+def take_clear_pin(instance: Path, settings: KioskSettings, auth: LeadAuth) -> None:
+    """A PIN in clear (lead_pin in kiosk.toml or KIOSK_LEAD_PIN, as before `kiosk set-pin`)
+    becomes the lead's PIN as a scrypt hash, and leaves kiosk.toml."""
+    clear = settings.lead_pin
+    if not clear:
+        return
+    if auth.state().pin_hash and auth.verify_pin(clear):
+        pass  # the same PIN: nothing to change (KIOSK_LEAD_PIN set at every start)
+    else:
+        auth.set_pin(clear)
+        log.warning("lead_pin: the PIN in clear is now kept as a scrypt hash (%s)", auth.path.name)
+    if remove_keys(instance / kiosk_settings.SETTINGS_FILE, ["lead_pin"]):
+        log.warning("lead_pin removed from kiosk.toml: `kiosk set-pin` changes the PIN from now on")
+    settings.lead_pin = ""
 
 
 def services_of(app: Flask) -> KioskServices:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
 
 from kiosk import settings as kiosk_settings
 from sync.cli_support import check_config, load_or_exit
+from sync.config import SettingsError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -99,35 +102,112 @@ def run_command(instance: Path, host: str | None, port: int | None, log_level: s
 @main.command("enroll")
 @click.argument("url_or_qr")
 @click.argument("code", required=False)
+@click.option(
+    "--centre-key",
+    "centre_key",
+    default=None,
+    help="The centre key's fingerprint (printed with the code); not needed with the QR text.",
+)
 @click.option("--force", is_flag=True, help="Enrol again although this kiosk has a token.")
 @click.pass_obj
-def enroll_command(instance: Path, url_or_qr: str, code: str | None, force: bool) -> None:
-    """Enrol with the centre: `kiosk enroll URL CODE`, or the text of the enrolment QR code.
+def enroll_command(
+    instance: Path, url_or_qr: str, code: str | None, centre_key: str | None, force: bool
+) -> None:
+    """Enrol with the centre: `kiosk enroll URL CODE --centre-key FINGERPRINT`, or the text of
+    the enrolment QR code.
 
-    Stores the kiosk's token (mode 0600), its id and site in kiosk.toml, the roster, public
-    keys and revocations. The code works once.
+    The centre's key must have the fingerprint of the code before the code is sent; the kiosk
+    then trusts that key only. Stores the kiosk's token (mode 0600), its id and site in
+    kiosk.toml, the roster, public keys and revocations. The code works once.
     """
     from kiosk import enrolment
+    from sync.centre_key import parse_fingerprint, shown
     from sync.client import SyncError
     from sync.protocol import check_central_url, parse_enrolment_qr
 
     try:
         if code is None:
-            url, code = parse_enrolment_qr(url_or_qr)
+            url, code, fingerprint = parse_enrolment_qr(url_or_qr)
         else:
-            url = check_central_url(url_or_qr)
+            url, fingerprint = check_central_url(url_or_qr), None
+        if centre_key is not None:
+            given = parse_fingerprint(centre_key)
+            if fingerprint is not None and given != fingerprint:
+                raise ValueError("--centre-key differs from the centre key of the enrolment code")
+            fingerprint = given
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    if fingerprint is None:
+        raise click.ClickException(
+            "no centre key given: add --centre-key FINGERPRINT (printed with the code, or "
+            "`central centre-key show` at the centre)"
+        )
     if enrolment.load_token(instance) and not force:
         raise click.ClickException(
             f"{instance} is enrolled already; --force enrols it again (as a new kiosk if the "
             "code is for another one)"
         )
     try:
-        answer = enrolment.enroll(instance, url, code)
+        answer = enrolment.enroll(instance, url, code, fingerprint)
     except (SyncError, enrolment.EnrolmentError, OSError) as exc:
         raise click.ClickException(f"enrolment failed: {exc}") from exc
+    except SettingsError as exc:
+        raise click.ClickException(f"enrolment failed: kiosk.toml: {exc}") from exc
     click.echo(
         f"enrolled as kiosk {answer.kiosk_id} of site {answer.site_id} ({answer.site_name}): "
-        f"{len(answer.roster.cadres)} cadres, {len(answer.public_keys.keys)} public keys"
+        f"{len(answer.roster.cadres)} cadres, {len(answer.public_keys.keys)} public keys; "
+        f"centre key {shown(fingerprint)} pinned"
     )
+
+
+@main.command("pin-centre")
+@click.argument("fingerprint")
+@click.pass_obj
+def pin_centre_command(instance: Path, fingerprint: str) -> None:
+    """Trust the centre at central_url when its key has FINGERPRINT (`central centre-key show`).
+
+    For a kiosk enrolled before centre keys were pinned, or after the centre's key was replaced.
+    """
+    from kiosk import enrolment
+    from sync.centre_key import parse_fingerprint, shown
+    from sync.client import SyncError
+
+    try:
+        expected = parse_fingerprint(fingerprint)
+        pinned = enrolment.pin_centre(instance, expected)
+    except (ValueError, SyncError, enrolment.EnrolmentError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except SettingsError as exc:
+        raise click.ClickException(f"kiosk.toml: {exc}") from exc
+    click.echo(f"centre key {shown(pinned)} pinned: the kiosk takes answers signed by it only")
+
+
+@main.command("set-pin")
+@click.option("--pin-stdin", is_flag=True, help="Read the PIN from the first line of stdin.")
+@click.pass_obj
+def set_pin_command(instance: Path, pin_stdin: bool) -> None:
+    """Set the site lead's PIN (4-12 digits); kept only as a scrypt hash. Every phone logged in
+    is logged out, at once (the running kiosk takes the new PIN without a restart)."""
+    from kiosk.lead_auth import LeadAuth, PinError, check_pin
+    from kiosk.private_files import make_private_dir
+    from kiosk.settings_file import remove_keys
+
+    settings = load_or_exit(kiosk_settings.load, instance)
+    if pin_stdin:
+        pin = sys.stdin.readline().rstrip("\r\n")
+    else:
+        pin = click.prompt("new PIN", hide_input=True, confirmation_prompt=True)
+    try:
+        check_pin(pin)
+    except PinError as exc:
+        raise click.ClickException(str(exc)) from exc
+    make_private_dir(instance)
+    LeadAuth(instance, settings.lead_session_h).set_pin(pin)
+    if remove_keys(instance / kiosk_settings.SETTINGS_FILE, ["lead_pin"]):
+        click.echo("removed the PIN in clear (lead_pin) from kiosk.toml")
+    click.echo("lead PIN set (kept as a scrypt hash); every lead session has ended")
+    if settings.lead_pin and "KIOSK_LEAD_PIN" in os.environ:
+        click.echo(
+            "warning: KIOSK_LEAD_PIN is set: unset it, or it replaces this PIN at the next start",
+            err=True,
+        )

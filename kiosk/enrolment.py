@@ -1,25 +1,27 @@
 """The kiosk's side of enrolment and of what sync brings home.
 
-`enroll` trades a one-time code for this kiosk's token and stores what the centre answers in the
-instance folder:
+`enroll` checks the centre's key against the fingerprint of the enrolment code (before the code is
+sent), trades the code for this kiosk's token and stores what the centre answers in the instance
+folder (0700):
 
+- `centre_key.json`: the centre key this kiosk trusts from now on (kiosk/centre_trust.py);
 - `sync_token`: the bearer token (mode 0600, replaced atomically);
 - `kiosk.toml`: kiosk_id, site_id, site_name and central_url set, every other line kept;
 - `roster.json`: the site's roster, public keys and revocations (kiosk/roster.py);
 - `sync_state.json`: the versions of public keys and settings the kiosk holds;
-- settings the centre hands out go into kiosk.toml too, only after they pass KioskSettings.
+- settings the centre hands out go into kiosk.toml too, only after they pass KioskSettings, and
+  never those that change what the kiosk trusts (sync.protocol.pushable).
 
-`make_sync_agent` wires sync.agent.SyncAgent to the kiosk's log, roster store and time keeper.
+`make_sync_agent` wires sync.agent.SyncAgent to the kiosk's log, roster store and time keeper,
+with a client that takes only answers the pinned centre key signed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 import socket
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,15 +31,24 @@ from typing import Any, Literal
 import requests
 
 from kiosk import settings as kiosk_settings
+from kiosk import settings_file
+from kiosk.centre_trust import (
+    TrustError,
+    identify_centre,
+    load_pinned,
+    plain_http_problem,
+    save_pinned,
+)
 from kiosk.clock import TimeKeeper
+from kiosk.private_files import PRIVATE_FILE, atomic_write, make_private_dir
 from kiosk.roster import CadreEntry, RosterSnapshot, RosterStore
 from kiosk.settings import KioskSettings
 from kiosk.store import EventLog as KioskLog
 from kiosk.store import StoreConfig
-from kiosk.store.diskio import DiskIO, atomic_write_bytes, make_dirs
 from sync.agent import AgentTuning, EventLog, PhotoQueue, SyncAgent
-from sync.client import CentralClient
-from sync.config import SettingsError, render_toml_value
+from sync.client import CentralClient, Reply, UntrustedCentre
+from sync.config import SettingsError
+from sync.events import Event
 from sync.protocol import (
     CameraReport,
     ClockReport,
@@ -45,22 +56,21 @@ from sync.protocol import (
     EnrolAnswer,
     FleetReport,
     Heartbeat,
+    HeartbeatAnswer,
     KeysAnswer,
     PullAnswer,
     PullRequest,
+    PushAnswer,
     RosterDelta,
     SettingsAnswer,
     SettingsReport,
+    pushable,
 )
 
 log = logging.getLogger(__name__)
 
 TOKEN_FILE = "sync_token"
 STATE_FILE = "sync_state.json"
-# Settings the centre may not change from afar: who the kiosk is and where it listens.
-PROTECTED_SETTINGS = frozenset(
-    {"kiosk_id", "site_id", "central_url", "listen_host", "listen_port", "lead_pin"}
-)
 
 
 class EnrolmentError(Exception):
@@ -70,16 +80,8 @@ class EnrolmentError(Exception):
 # --- files -----------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Temp file, fsync, rename over `path`, fsync the folder (kiosk.store's helpers, which
-    every file the kiosk writes goes through)."""
-    disk = DiskIO()
-    make_dirs(disk, path.parent)
-    atomic_write_bytes(disk, path, data, mode=mode)
-
-
 def save_token(instance: Path, token: str) -> None:
-    _atomic_write(instance / TOKEN_FILE, token.encode("ascii") + b"\n", mode=0o600)
+    atomic_write(instance / TOKEN_FILE, token.encode("ascii") + b"\n", PRIVATE_FILE)
 
 
 def load_token(instance: Path) -> str | None:
@@ -90,47 +92,10 @@ def load_token(instance: Path) -> str | None:
 
 
 def update_toml(path: Path, values: Mapping[str, Any]) -> None:
-    """Set top-level `key = value` lines in a flat TOML file, keeping every other line.
-
-    The result is parsed back before it replaces the file, so a value that would not read back
-    the same leaves the file untouched. The file as it was is kept as kiosk.toml.prev; a file
-    that no longer reads as TOML (damaged) keeps only its lines that read on their own.
-    """
-    current = path.read_bytes().decode("utf-8", errors="replace") if path.exists() else ""
-    lines = current.splitlines()
     try:
-        tomllib.loads(current)
-        damaged = False
-    except ValueError:
-        damaged = True
-        lines = [line for line in lines if _reads_alone(line)]
-    pending = dict(values)
-    out = []
-    for line in lines:
-        match = re.match(r"\s*([A-Za-z0-9_-]+)\s*=", line)
-        if match and match.group(1) in pending:
-            key = match.group(1)
-            out.append(f"{key} = {render_toml_value(pending.pop(key))}")
-        else:
-            out.append(line)
-    out.extend(f"{key} = {render_toml_value(value)}" for key, value in pending.items())
-    text = "\n".join(out) + "\n"
-    parsed = tomllib.loads(text)
-    for key, value in values.items():
-        if parsed.get(key) != value:
-            raise EnrolmentError(f"{path.name}: {key} would not read back as {value!r}")
-    if current and not damaged:
-        # The file as it was, for a start after this one finds it damaged (kiosk.settings).
-        _atomic_write(path.with_name(kiosk_settings.PREVIOUS_FILE), current.encode("utf-8"))
-    _atomic_write(path, text.encode("utf-8"))
-
-
-def _reads_alone(line: str) -> bool:
-    try:
-        tomllib.loads(line)
-    except ValueError:
-        return False
-    return True
+        settings_file.update_toml(path, values)
+    except settings_file.SettingsFileError as exc:
+        raise EnrolmentError(str(exc)) from exc
 
 
 @dataclass
@@ -150,7 +115,7 @@ def load_state(instance: Path) -> SyncState:
 
 
 def save_state(instance: Path, state: SyncState) -> None:
-    _atomic_write(instance / STATE_FILE, json.dumps(state.__dict__).encode("utf-8"))
+    atomic_write(instance / STATE_FILE, json.dumps(state.__dict__).encode("utf-8"))
 
 
 # --- what the centre sends -------------------------------------------------------------------
@@ -194,8 +159,10 @@ def apply_settings(
     running kiosk then takes what it safely can at once (kiosk/live_settings.py), the rest at
     its next start.
     """
-    values = {k: v for k, v in answer.values.items() if k not in PROTECTED_SETTINGS}
+    values = {k: v for k, v in answer.values.items() if pushable(k)}
     refused = sorted(set(answer.values) - set(values))
+    if refused:
+        log.warning("settings from the centre ignored (never set from afar): %s", refused)
     try:
         current = kiosk_settings.load(instance, env=env if env is not None else {})
         KioskSettings.model_validate(current.model_dump() | values)
@@ -242,7 +209,7 @@ class PullApplier:
                 log.warning("%s", state.settings_problem)
         save_state(self.instance, state)
         if answer.settings is not None and self.on_settings is not None:
-            refused = sorted(set(answer.settings.values) & PROTECTED_SETTINGS)
+            refused = sorted(k for k in answer.settings.values if not pushable(k))
             self.on_settings(answer.settings.version, state.settings_problem, refused)
 
 
@@ -253,18 +220,33 @@ def enroll(
     instance: Path,
     url: str,
     code: str,
+    centre_fingerprint: str,
     *,
     client: CentralClient | None = None,
     app_version: str = "",
     event_log: KioskLog | None = None,
+    env: dict[str, str] | None = None,
 ) -> EnrolAnswer:
-    """Enrol this kiosk with the centre at `url`; raises sync.client.SyncError on failure.
-    `event_log`: the kiosk's event log when it is open (a running kiosk enrolling through its
-    camera); otherwise it is opened here if the centre says where its chain goes on."""
+    """Enrol this kiosk with the centre at `url` whose key has `centre_fingerprint`.
+
+    The centre's key is checked before the code leaves the kiosk; then every answer must be
+    signed by it. Raises EnrolmentError (or sync.client.SyncError) on failure. `event_log`: the
+    kiosk's event log when it is open (a running kiosk enrolling through its camera); otherwise
+    it is opened here if the centre says where its chain goes on.
+    """
+    settings = kiosk_settings.load(instance, env=env)
+    problem = plain_http_problem(url, settings.sync_plain_http_allowed)
+    if problem:
+        raise EnrolmentError(problem)
     client = client or CentralClient(url)
+    try:
+        client.pinned = identify_centre(client, centre_fingerprint)
+    except TrustError as exc:
+        raise EnrolmentError(str(exc)) from exc
     answer = client.enrol(code, hostname=socket.gethostname(), app_version=app_version).answer
-    instance.mkdir(parents=True, exist_ok=True)
-    # The code works once: keep the token before anything else can fail.
+    make_private_dir(instance)
+    # The code works once: keep the token (and whom it is for) before anything else can fail.
+    save_pinned(instance, client.pinned.key, via="enrolment")
     save_token(instance, answer.token)
     update_toml(
         instance / kiosk_settings.SETTINGS_FILE,
@@ -277,7 +259,7 @@ def enroll(
     )
     store = RosterStore(instance)
     store.save(merge_roster(RosterSnapshot(), answer.roster, answer.public_keys))
-    problem = apply_settings(instance, answer.settings)
+    problem = apply_settings(instance, answer.settings, env=env)
     save_state(
         instance,
         SyncState(
@@ -319,6 +301,31 @@ def continue_chain(instance: Path, answer: EnrolAnswer, event_log: KioskLog | No
             base.seq,
         )
     return done
+
+
+def pin_centre(
+    instance: Path,
+    centre_fingerprint: str,
+    *,
+    client: CentralClient | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
+    """Pin the key of this kiosk's centre (central_url) when it has `centre_fingerprint`; the
+    fingerprint pinned. For a kiosk enrolled before keys were pinned, or a centre key replaced
+    after a leak."""
+    settings = kiosk_settings.load(instance, env=env)
+    if not settings.central_url:
+        raise EnrolmentError("this kiosk has no central_url: enrol it first")
+    problem = plain_http_problem(settings.central_url, settings.sync_plain_http_allowed)
+    if problem:
+        raise EnrolmentError(problem)
+    client = client or CentralClient(settings.central_url, timeout_s=settings.sync_timeout_s)
+    try:
+        pinned = identify_centre(client, centre_fingerprint)
+    except TrustError as exc:
+        raise EnrolmentError(str(exc)) from exc
+    save_pinned(instance, pinned.key, via="pinned by hand")
+    return pinned.fingerprint
 
 
 # --- the running kiosk's agent ---------------------------------------------------------------
@@ -365,6 +372,51 @@ def learn_from(keeper: TimeKeeper) -> Callable[[ClockSample], None]:
     return learn
 
 
+class GuardedClient:
+    """The centre's client as a running kiosk uses it: nothing is sent or taken while the URL
+    is plain http without `sync_plain_http_allowed`, or while no centre key is pinned (checked
+    again before each exchange, so `kiosk pin-centre` takes effect without a restart). Each
+    refusal is an UntrustedCentre error, which the lead's readiness shows."""
+
+    def __init__(self, client: CentralClient, instance: Path, problem: str) -> None:
+        self.client = client
+        self.instance = instance
+        self.problem = problem  # a fixed reason (the URL): the kiosk's settings must change
+
+    def _ready(self) -> CentralClient:
+        if self.problem:
+            raise UntrustedCentre(self.problem)
+        if self.client.pinned is None:
+            try:
+                self.client.pinned = load_pinned(self.instance)
+            except TrustError as exc:
+                raise UntrustedCentre(str(exc)) from exc
+            if self.client.pinned is None:
+                raise UntrustedCentre(NOT_PINNED)
+        return self.client
+
+    def encode_push(self, kiosk_id: str, events: list[Event]) -> bytes:
+        return CentralClient.encode_push(kiosk_id, events)
+
+    def push(
+        self, kiosk_id: str, events: list[Event], body: bytes | None = None
+    ) -> Reply[PushAnswer]:
+        return self._ready().push(kiosk_id, events, body)
+
+    def pull(self, asked: PullRequest) -> Reply[PullAnswer]:
+        return self._ready().pull(asked)
+
+    def heartbeat(self, beat: Heartbeat) -> Reply[HeartbeatAnswer]:
+        return self._ready().heartbeat(beat)
+
+
+NOT_PINNED = (
+    "no centre key is pinned: this kiosk takes nothing from the centre until it is "
+    "(`kiosk pin-centre FINGERPRINT`, the fingerprint from `central centre-key show`, or enrol "
+    "it again)"
+)
+
+
 @dataclass(frozen=True)
 class KioskFacts:
     """What the kiosk app knows for the heartbeat besides the queue and the clock."""
@@ -398,14 +450,21 @@ def make_sync_agent(
     token = load_token(instance)
     if not settings.central_url or not token:
         return None
-    client = CentralClient(
-        settings.central_url,
-        token,
-        timeout_s=settings.sync_timeout_s,
-        session=session,
-        wall_clock=keeper.clock.now,
-        monotonic_ns=keeper.clock.monotonic_ns,
-        boot_id=keeper.clock.boot_id(),
+    problem = plain_http_problem(settings.central_url, settings.sync_plain_http_allowed)
+    if problem:
+        log.error("sync: %s", problem)
+    client = GuardedClient(
+        CentralClient(
+            settings.central_url,
+            token,
+            timeout_s=settings.sync_timeout_s,
+            session=session,
+            wall_clock=keeper.clock.now,
+            monotonic_ns=keeper.clock.monotonic_ns,
+            boot_id=keeper.clock.boot_id(),
+        ),
+        instance,
+        problem,
     )
     applier = PullApplier(instance, roster, on_settings)
 

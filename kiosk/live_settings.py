@@ -14,8 +14,9 @@ That reads kiosk.toml again and compares it with the settings the kiosk runs on:
   start, and the kiosk says so: on the lead's readiness panel, and in its heartbeat to the
   centre, whose kiosks page shows it.
 
-What the centre may never set (who the kiosk is, where it listens, the lead's PIN: enrolment's
-PROTECTED_SETTINGS) is refused before it reaches kiosk.toml and reported as refused.
+What the centre may never set (who the kiosk is, which centre it trusts, where it listens and
+reads frames, who sees its screen, the lead's PIN: sync.protocol's `pushable`) is refused before
+it reaches kiosk.toml and reported as refused.
 """
 
 from __future__ import annotations

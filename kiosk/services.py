@@ -31,6 +31,7 @@ from kiosk.centre_settings import CentreSettings
 from kiosk.clock import Clock, TimeKeeper
 from kiosk.fleet import HostMachine, Machine
 from kiosk.holders import SeveralBadges
+from kiosk.lead_auth import LeadAuth, PinGuard
 from kiosk.photos import PhotoStore, photo_sha256
 from kiosk.roster import RosterStore
 from kiosk.rules import (
@@ -167,6 +168,8 @@ class KioskServices:
         sync_agent_factory: SyncAgentFactory | None,
         secret_key: bytes,
         screen_token: str,
+        lead_auth: LeadAuth,
+        pin_guard: PinGuard,
         monotonic: Callable[[], float] = time.monotonic,
         photos: PhotoStore | None = None,
         faces: FaceWatcher | None = None,
@@ -188,6 +191,8 @@ class KioskServices:
         self.bus = EventBus()
         self.secret_key = secret_key
         self.screen_token = screen_token
+        self.lead_auth = lead_auth  # the lead's PIN and sessions, on disk
+        self.pin_guard = pin_guard  # wrong PINs per client address, on disk
         self.monotonic = monotonic
         self.photos = photos
         self.faces = faces
@@ -504,6 +509,7 @@ class KioskServices:
             "last_error": snapshot.last_error,
             "last_error_code": getattr(snapshot, "last_error_code", None),
             "last_error_at": snapshot.last_error_at,
+            "untrusted": getattr(snapshot, "last_error_code", None) == "untrusted",
         }
 
     @property

@@ -174,13 +174,22 @@ class KioskSettings(StrictSettings):
 
     # Site lead
     lead_pin: str = Field(
-        "", description="PIN of the site lead's page; empty keeps the page locked."
+        "",
+        description="Do not use: set the lead's PIN with `kiosk set-pin`, which keeps only a "
+        "scrypt hash. A PIN in clear found here (or in KIOSK_LEAD_PIN) is hashed at start and "
+        "removed from kiosk.toml.",
     )
     lead_max_failures: int = Field(
-        10, ge=1, le=1000, description="Wrong PINs in a row that lock the lead page's login."
+        10,
+        ge=1,
+        le=1000,
+        description="Wrong PINs from one address (an IPv6 /64) that lock the login for it.",
     )
     lead_lockout_s: float = Field(
-        900.0, ge=1, description="Seconds the lead page's login stays locked after too many."
+        900.0,
+        ge=1,
+        description="Seconds an address stays locked out after too many wrong PINs; each "
+        "further lockout of it doubles, up to a day. Kept across restarts.",
     )
     lead_session_h: float = Field(
         12.0, gt=0, le=168, description="Hours a site lead stays logged in on a phone."
@@ -209,7 +218,15 @@ class KioskSettings(StrictSettings):
     )
 
     # Sync
-    central_url: str = Field("", description="Base URL of the central server; empty: no sync.")
+    central_url: str = Field(
+        "", description="Base URL of the central server (https://...); empty: no sync."
+    )
+    sync_plain_http_allowed: bool = Field(
+        False,
+        description="Let central_url be plain http://. Only on a network nobody else can listen "
+        "on or change (the demo, on one machine): over http the token, the roster and every "
+        "record cross in clear. Never set from the centre.",
+    )
     sync_interval_s: float = Field(
         30.0,
         ge=1,

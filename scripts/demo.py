@@ -165,6 +165,7 @@ def make_central_instance(demo: Demo) -> None:
             "\n# set by scripts/demo.py\n"
             f"listen_host = {json.dumps(HOST)}\n"
             f"listen_port = {demo.central_port}\n"
+            f"public_url = {json.dumps(demo.central_url)}  # what enrolment codes carry\n"
             f"repeat_window_s = {REPEAT_WINDOW_S}.0\n"
         )
 
@@ -224,12 +225,13 @@ def enrol_kiosk(demo: Demo) -> None:
     step(f"6. A kiosk for site {KIOSK_SITE}, enrolled at the centre")
     demo.kiosk_dir.mkdir(parents=True)
     answer = run(demo, "central", "kiosk", "add", "--site", KIOSK_SITE, "--name", "demo kiosk")
-    found = re.search(r"kiosk enroll (\S+) (\S+)", answer)
+    found = re.search(r"kiosk enroll (\S+) (\S+) --centre-key (\S+)", answer)
     if found is None:
-        raise DemoError("`central kiosk add` printed no `kiosk enroll URL CODE` line")
-    url, code = found.groups()
+        raise DemoError("`central kiosk add` printed no `kiosk enroll URL CODE --centre-key` line")
+    url, code, centre_key = found.groups()
     write_kiosk_settings(demo)
-    run(demo, "kiosk", "enroll", url, code)
+    run(demo, "kiosk", "enroll", url, code, "--centre-key", centre_key)
+    run(demo, "kiosk", "set-pin", "--pin-stdin", stdin=demo.lead_pin + "\n")
     print(f"  site lead PIN: {demo.lead_pin}")
 
 
@@ -239,7 +241,9 @@ def write_kiosk_settings(demo: Demo) -> None:
     settings = {
         "listen_host": HOST,
         "listen_port": demo.kiosk_port,
-        "lead_pin": demo.lead_pin,
+        # The demo's centre is on this machine's loopback, where nobody else can listen or
+        # change what passes: plain http is allowed here, and only here (a real kiosk uses https).
+        "sync_plain_http_allowed": True,
         "camera_source": "demo",
         "camera_device": str(payload_file),
         "camera_demo_seed": DEMO_SEED,
@@ -347,6 +351,11 @@ def announce(demo: Demo) -> None:
     print(
         f"  demo settings  repeat window {REPEAT_WINDOW_S} s at the kiosk and the centre "
         f"(default 120 s), sync every {SYNC_INTERVAL_S} s (default 30 s)"
+    )
+    print(
+        "  trust          the kiosk pinned the centre's key at enrolment and checks every "
+        "answer; plain http is allowed only because both run on this machine's loopback "
+        "(sync_plain_http_allowed)"
     )
     print(f"  files          {shown_path(demo.folder)} (badges.pdf, logs/, central/, kiosk/)")
     print("Check-ins appear within seconds. Ctrl-C stops everything.\n", flush=True)

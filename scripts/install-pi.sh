@@ -240,7 +240,7 @@ step_user() {
     in_target usermod -aG video "$SERVICE_USER"
     say "$SERVICE_USER added to group video"
   fi
-  in_target install -d -o "$SERVICE_USER" -g "$SERVICE_USER" -m 0750 "$STATE_DIR"
+  in_target install -d -o "$SERVICE_USER" -g "$SERVICE_USER" -m 0700 "$STATE_DIR"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -390,10 +390,10 @@ step_settings() {
 # The kiosk's settings (docs/settings.md lists them all). Check with:
 #   sudo -u $SERVICE_USER $VENV/bin/kiosk --instance $STATE_DIR check-config
 $camera_lines
-# The site lead's page stays locked until a PIN is set here:
-# lead_pin = "......"
+# The site lead's page stays locked until a PIN is set (kept only as a scrypt hash):
+#   sudo -u $SERVICE_USER $VENV/bin/kiosk --instance $STATE_DIR set-pin
 EOF
-  chmod 0640 "$file.new"
+  chmod 0600 "$file.new"
   chown --reference="$R$STATE_DIR" "$file.new"
   mv "$file.new" "$file"
   say "$STATE_DIR/kiosk.toml written (camera: $CAMERA)"
@@ -513,9 +513,10 @@ done
 heading "done"
 cat <<EOF
 Still to do on this kiosk:
-  - the lead's PIN: lead_pin in $STATE_DIR/kiosk.toml
-  - enrolment with the centre:
-      sudo -u $SERVICE_USER $VENV/bin/kiosk --instance $STATE_DIR enroll URL CODE
+  - the lead's PIN:
+      sudo -u $SERVICE_USER $VENV/bin/kiosk --instance $STATE_DIR set-pin
+  - enrolment with the centre (the enrolment QR's text, or URL CODE --centre-key FINGERPRINT):
+      sudo -u $SERVICE_USER $VENV/bin/kiosk --instance $STATE_DIR enroll 'CKE2|...'
 EOF
 if [ "$live" = 1 ]; then
   echo "  - a reboot, for the desktop to log in by itself and show the kiosk screen"

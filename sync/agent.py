@@ -149,7 +149,8 @@ class SyncState:
     last_refusal: str | None  # the latest event the centre refused, and why
     clock_offset_s: float | None  # centre minus this kiosk's clock, from the latest exchange
     # What kind of failure last_error is (SyncError.code: "unauthorized" when the centre shut
-    # this kiosk out, "refused", "unreachable", "incomplete", or "internal"); None after success.
+    # this kiosk out, "untrusted" when an answer was not signed by the pinned centre key or no
+    # key is pinned, "refused", "unreachable", "incomplete", or "internal"); None after success.
     last_error_code: str | None = None
     photos_sent: int = 0  # photos the centre took since start
     photos_waiting: int = 0  # events acknowledged whose photos are not settled yet
@@ -356,6 +357,8 @@ class SyncAgent:
         return True
 
     def _failed(self, reason: str, code: str, online: bool) -> None:
+        if code == "untrusted":
+            log.warning("sync: %s", reason)
         with self._lock:
             self._state = replace(
                 self._state,

@@ -7,6 +7,11 @@ HTTP + JSON under /api/v1, `Authorization: Bearer <kiosk token>` on everything b
     POST /api/v1/pull        PullRequest    -> PullAnswer
     POST /api/v1/heartbeat   Heartbeat      -> HeartbeatAnswer
     GET  /api/v1/time                       -> TimeAnswer         (no token)
+    GET  /api/v1/centre                     -> CentreAnswer       (no token)
+
+Every answer is signed with the centre's key (sync/centre_key.py): the kiosk sends a fresh
+`X-Cadre-Nonce` with each request and takes no answer that the key it pinned at enrolment did
+not sign over that nonce, its request and the answer's body.
 
 Errors answer `ErrorAnswer` with 400 (malformed: every bad field with its reason), 401 (no,
 unknown or revoked token), 404 (unknown enrolment code), 410 (code used or expired), 413 (body
@@ -41,6 +46,7 @@ from pydantic import (
     model_validator,
 )
 
+from sync.centre_key import Rotation, parse_fingerprint
 from sync.events import INT64_MAX, check_time_range, refuse_nul
 
 API_PREFIX = "/api/v1"
@@ -49,9 +55,27 @@ MAX_CLOCK_SAMPLES = 50
 INT32_MAX = 2**31 - 1  # the centre keeps counts like queue_length in 32-bit columns
 MAX_OFFSET_S = 10 * 365 * 86400
 
-# What the enrolment QR holds: "CKE1|<code>|<centre URL>". ASCII, no names, nothing secret
-# beyond the one-time code, which expires and works once.
-ENROL_QR_PREFIX = "CKE1|"
+# What the enrolment QR holds: "CKE2|<code>|<centre key fingerprint>|<centre URL>". ASCII, no
+# names, nothing secret beyond the one-time code, which expires and works once. The fingerprint
+# lets the kiosk check it talks to this centre before it sends the code. (CKE1, before it, had no
+# fingerprint: it is refused, unless the fingerprint is given beside it.)
+ENROL_QR_PREFIX = "CKE2|"
+OLD_ENROL_QR_PREFIX = "CKE1|"
+
+# Kiosk settings the centre can never set: who the kiosk is, which centre it trusts and how,
+# where it listens and how many connections it takes, where it reads frames, who may see its
+# screen, and the lead's PIN and its guard. The centre refuses to store them; a kiosk that gets
+# one anyway ignores it and logs it.
+UNPUSHABLE_SETTINGS = frozenset(
+    {"kiosk_id", "site_id", "central_url", "sync_plain_http_allowed", "screen_remote_allowed"}
+)
+UNPUSHABLE_PREFIXES = ("camera_", "listen_", "lead_", "server_", "stream_")
+
+
+def pushable(setting: str) -> bool:
+    """Whether the centre may set this kiosk setting from afar."""
+    return setting not in UNPUSHABLE_SETTINGS and not setting.startswith(UNPUSHABLE_PREFIXES)
+
 
 Ident = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
@@ -491,6 +515,17 @@ class ChainBase(Message):
     hash: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
+class CentreAnswer(Message):
+    """Who the centre is: its signing key and the rotations that led to it (oldest first)."""
+
+    public_key: Annotated[str, StringConstraints(min_length=40, max_length=100)]
+    fingerprint: Annotated[str, StringConstraints(min_length=32, max_length=32)]
+    rotations: list[Rotation] = Field(default_factory=list, max_length=64)
+    server_time: datetime
+
+    _check_time = field_validator("server_time")(_aware)
+
+
 class EnrolAnswer(Message):
     kiosk_id: Ident
     token: Annotated[str, StringConstraints(min_length=32, max_length=128)]
@@ -513,21 +548,30 @@ class EnrolAnswer(Message):
         return data
 
 
-def enrolment_qr_text(code: str, central_url: str) -> str:
-    return f"{ENROL_QR_PREFIX}{code}|{central_url}"
+def enrolment_qr_text(code: str, centre_fingerprint: str, central_url: str) -> str:
+    return f"{ENROL_QR_PREFIX}{code}|{centre_fingerprint}|{central_url}"
 
 
-def parse_enrolment_qr(text: str) -> tuple[str, str]:
-    """(centre URL, code) from what an enrolment QR holds; ValueError with a reason otherwise."""
-    if not text.startswith(ENROL_QR_PREFIX):
+def parse_enrolment_qr(text: str) -> tuple[str, str, str | None]:
+    """(centre URL, code, centre key fingerprint) from what an enrolment QR holds; the
+    fingerprint is None for an old CKE1 code. ValueError with a reason otherwise."""
+    text = text.strip()
+    if text.startswith(OLD_ENROL_QR_PREFIX):
+        parts = text[len(OLD_ENROL_QR_PREFIX) :].split("|")
+        if len(parts) != 2:
+            raise ValueError("enrolment code damaged: expected code and URL")
+        code, url, fp = parts[0], parts[1], None
+    elif text.startswith(ENROL_QR_PREFIX):
+        parts = text[len(ENROL_QR_PREFIX) :].split("|")
+        if len(parts) != 3:
+            raise ValueError("enrolment code damaged: expected code, centre key and URL")
+        code, fp, url = parts[0], parse_fingerprint(parts[1]), parts[2]
+    else:
         raise ValueError("not a kiosk enrolment code")
-    parts = text[len(ENROL_QR_PREFIX) :].split("|")
-    if len(parts) != 2:
-        raise ValueError("enrolment code damaged: expected code and URL")
-    code, url = parts[0].strip().upper(), parts[1].strip()
+    code, url = code.strip().upper(), url.strip()
     check_central_url(url)
     EnrolRequest(code=code)  # raises ValidationError (a ValueError) when the code is malformed
-    return url, code
+    return url, code, fp
 
 
 def check_central_url(url: str) -> str:

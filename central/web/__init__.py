@@ -30,7 +30,7 @@ def init_app(app: Flask) -> None:
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.cookie_secure,
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
         SESSION_COOKIE_NAME="central_session",
         PERMANENT_SESSION_LIFETIME=settings.session_hours * 3600,
     )

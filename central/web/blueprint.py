@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from central.web import anomaly_messages, auth, formatting, i18n, labels, once
 from central.web.context import state
 from central.web.security import check_csrf, csrf_token
+from sync.web_security import security_headers
 
 staff = Blueprint(
     "staff",
@@ -64,16 +65,8 @@ def _before() -> Response | None:
 def _after(response: Response) -> Response:
     response = once.settle(response)
     # Pages show personal data: never cached by a shared proxy, never framed by another site.
-    if request.endpoint != "staff.static":
-        response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; form-action 'self'",
-    )
+    for name, value in security_headers(no_store=request.endpoint != "staff.static").items():
+        response.headers.setdefault(name, value)
     return response
 
 

@@ -9,7 +9,6 @@ the centre may run as several processes (docs/central-nginx.md).
 from __future__ import annotations
 
 import hashlib
-import hmac
 import math
 import os
 import secrets
@@ -23,6 +22,7 @@ from sqlalchemy import Connection, DateTime, Engine, case, literal, select, upda
 from central.db.bulk import dialect_insert, write_transaction
 from central.db.schema import login_throttle
 from central.timefix import to_utc_naive
+from sync.web_security import tokens_equal
 
 CSRF_SESSION_KEY = "csrf"
 CSRF_FORM_FIELD = "csrf_token"
@@ -58,13 +58,8 @@ def check_csrf() -> None:
         return
     expected = _session_csrf() or session.get(CSRF_SESSION_KEY)
     sent = request.form.get(CSRF_FORM_FIELD) or request.headers.get(CSRF_HEADER) or ""
-    # compare_digest takes only ASCII str: anything else is simply not the token (not a 500).
-    if (
-        not isinstance(expected, str)
-        or not expected
-        or not sent.isascii()
-        or not hmac.compare_digest(expected, sent)
-    ):
+    # Compared as UTF-8 bytes: a non-ASCII token is simply not the token (not a 500).
+    if not isinstance(expected, str) or not tokens_equal(expected, sent):
         abort(400, description="csrf")
 
 

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from kiosk.web import i18n
 from kiosk.web.common import asset_url
 from kiosk.web.forms import RECEIPTS_FILE, FormReceipts
+from sync.web_security import security_headers
 
 
 def _wants_json() -> bool:
@@ -75,6 +76,13 @@ def register(app: Flask) -> None:
             response.set_cookie(
                 i18n.LANG_COOKIE, code, max_age=365 * 86400, samesite="Lax", httponly=True
             )
+        return response
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        # Every page but the served files shows names or a login: no copy kept anywhere.
+        for name, value in security_headers(no_store=request.endpoint != "static").items():
+            response.headers.setdefault(name, value)
         return response
 
     @app.errorhandler(HTTPException)

@@ -13,6 +13,7 @@ lead_day.py (the day's people, the search, the log), lead_api.py (the JSON) and 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import time
@@ -42,9 +43,10 @@ from flask import (
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
+from kiosk.lead_auth import PinBusy
 from kiosk.rules import LeadRefusal
 from kiosk.web import i18n
-from kiosk.web.auth import CSRF_FIELD, PinGate, check_csrf, csrf_token, pin_fingerprint
+from kiosk.web.auth import CSRF_FIELD, check_csrf, csrf_token
 from kiosk.web.common import asset_url, services
 from kiosk.web.forms import API_HEADER, FORM_FIELD, MAX_API_KEY, FormKeyError, FormReceipts, Receipt
 from kiosk.web.lead_api import events_answer, readiness_json, state_json
@@ -79,15 +81,6 @@ PHONE_UNCERTAINTY_S = 2.0
 PARTS = ("live", "find")
 
 
-def gate() -> PinGate:
-    kiosk = services()
-    if not hasattr(kiosk, "pin_gate"):
-        kiosk.pin_gate = PinGate(  # type: ignore[attr-defined]
-            kiosk.settings.lead_max_failures, kiosk.settings.lead_lockout_s, kiosk.monotonic
-        )
-    return kiosk.pin_gate  # type: ignore[attr-defined,no-any-return]
-
-
 def receipts() -> FormReceipts:
     """The kiosk's form receipts (kiosk/web/__init__.py makes them with the app)."""
     found: FormReceipts = current_app.extensions["lead_forms"]
@@ -95,12 +88,10 @@ def receipts() -> FormReceipts:
 
 
 def logged_in() -> bool:
-    kiosk = services()
-    pin = kiosk.settings.lead_pin
+    """A session the kiosk still lists (kiosk/lead_auth.py): not logged out, not ended by a new
+    PIN, not expired, and not made from a copy of the cookie key."""
     lead = session.get("lead")
-    if not pin or not isinstance(lead, dict):
-        return False
-    return lead.get("pin") == pin_fingerprint(kiosk.secret_key, pin)
+    return isinstance(lead, dict) and services().lead_auth.session_alive(lead.get("sid"))
 
 
 def plain_text(text: str) -> str:
@@ -292,30 +283,46 @@ def answer_once(action: str, act: Callable[[uuid.UUID], Answer | BaseResponse]) 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> BaseResponse | tuple[str, int] | str:
     kiosk = services()
-    pin_set = bool(kiosk.settings.lead_pin)
+    auth, guard = kiosk.lead_auth, kiosk.pin_guard
+    pin_set = auth.pin_set
+    address = request.remote_addr
     if request.method == "GET":
         if logged_in():
             return redirect(_safe_next(request.args.get("next")))
-        locked = gate().locked_for_s()
+        locked = guard.locked_for_s(address)
         return render_template("lead_login.html", pin_set=pin_set, locked_for=locked, error="")
     if not pin_set:
         return render_template("lead_login.html", pin_set=False, locked_for=0, error=""), 403
+    attempt = guard.begin(address)
+    if attempt.status == "locked":
+        return _locked_page(attempt.locked_for_s)
     store = receipts()
     key = request.form.get(FORM_FIELD, "")
     try:
         store.verify(key)
     except FormKeyError:
-        key = ""  # an old login page: checked as before, just not answered once
-    with store.lock:
+        key = ""  # an old login page (or a script): checked as before, just not answered once
+    # With a key, two copies of one login are answered one after the other, the copy with the
+    # first answer; without one there is nothing to answer once, and no reason to wait in line.
+    with store.lock if key else contextlib.nullcontext():
         prior = store.get(key) if key else None
         if prior is not None and prior.action == "login" and prior.state == "done":
             # A copy of a login whose PIN was wrong: the same answer, not another failure.
+            guard.cancel(address)
             error = prior.message
             return (
                 render_template("lead_login.html", pin_set=True, locked_for=0, error=error),
                 prior.status,
             )
-        result = gate().attempt(kiosk.settings.lead_pin, request.form.get("pin", ""))
+        try:
+            good = auth.verify_pin(request.form.get("pin", ""))
+        except BaseException as exc:
+            guard.cancel(address)  # nothing was checked: not a guess
+            if not isinstance(exc, PinBusy):
+                raise
+            error = _("The kiosk is busy: try again in a moment.")
+            return render_template("lead_login.html", pin_set=True, locked_for=0, error=error), 503
+        result = guard.finish(address, good)
         if result.status == "wrong" and key:
             error = _("Wrong PIN. %(n)d tries left before the login locks.", n=result.attempts_left)
             store.put(
@@ -323,34 +330,36 @@ def login() -> BaseResponse | tuple[str, int] | str:
                     store.digest(key), "login", "", "done", time.time(), "error", error, status=401
                 )
             )
-    if result.status == "ok":
+    if good:
         name = plain_text(request.form.get("name", ""))[:MAX_OPERATOR]
+        old = session.get("lead")
+        if isinstance(old, dict):
+            auth.end_session(old.get("sid"))
         session.clear()
         session.permanent = True
-        session["lead"] = {
-            "pin": pin_fingerprint(kiosk.secret_key, kiosk.settings.lead_pin),
-            "name": name,
-            "at": int(time.time()),
-        }
+        session["lead"] = {"sid": auth.open_session(name), "name": name, "at": int(time.time())}
         csrf_token()  # a fresh token for the new session
         return redirect(_safe_next(request.form.get("next")))
     if result.status == "locked":
-        error = _(
-            "Too many wrong PINs: the login is locked for %(minutes)d min.",
-            minutes=max(1, round(result.locked_for_s / 60)),
-        )
-        return (
-            render_template(
-                "lead_login.html", pin_set=True, locked_for=result.locked_for_s, error=error
-            ),
-            429,
-        )
+        return _locked_page(result.locked_for_s)
     error = _("Wrong PIN. %(n)d tries left before the login locks.", n=result.attempts_left)
     return render_template("lead_login.html", pin_set=True, locked_for=0, error=error), 401
 
 
+def _locked_page(locked_for_s: float) -> tuple[str, int]:
+    error = _(
+        "Too many wrong PINs: the login is locked for %(minutes)d min.",
+        minutes=max(1, round(locked_for_s / 60)),
+    )
+    page = render_template("lead_login.html", pin_set=True, locked_for=locked_for_s, error=error)
+    return page, 429
+
+
 @bp.post("/logout")
 def logout() -> BaseResponse:
+    lead = session.get("lead")
+    if isinstance(lead, dict):
+        services().lead_auth.end_session(lead.get("sid"))
     session.clear()
     return redirect(url_for("lead.login"))
 

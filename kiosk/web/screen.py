@@ -8,7 +8,6 @@ other page can submit scans through a browser.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import json
 import time
@@ -21,6 +20,7 @@ from werkzeug.wsgi import ClosingIterator
 
 from kiosk.web import i18n
 from kiosk.web.common import asset_url, services
+from sync.web_security import tokens_equal
 
 bp = Blueprint("screen", __name__)
 
@@ -48,7 +48,7 @@ def _screen_guard() -> None:
     g.page_locale = kiosk.screen_locale
     if request.method == "POST":
         sent = request.headers.get("X-Screen-Token", "")
-        if not hmac.compare_digest(sent, kiosk.screen_token):
+        if not tokens_equal(kiosk.screen_token, sent):
             abort(403, description=_("This page is out of date: reload it."))
 
 

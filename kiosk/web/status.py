@@ -14,8 +14,10 @@ from typing import Any
 from flask_babel import gettext as _
 
 from kiosk import settings as kiosk_settings
+from kiosk.centre_trust import TrustError, load_pinned
 from kiosk.services import KioskServices
 from kiosk.web.present import duration, reason_text
+from sync.centre_key import shown
 
 # Below this much free space the lead is warned; the store itself refuses only when writes fail.
 DISK_LOW_BYTES = 200 * 1024 * 1024
@@ -395,6 +397,7 @@ def readiness(services: KioskServices) -> list[Item]:
             },
         )
     )
+    items.append(centre_key_item(services, sync))
     return items
 
 
@@ -415,6 +418,23 @@ def centre_settings_text(item: Item) -> str:
     return " · ".join(parts)
 
 
+def centre_key_item(services: KioskServices, sync: Mapping[str, Any]) -> Item:
+    """Whether the kiosk trusts what its centre says: the key pinned at enrolment, and whether
+    the latest answer was refused for not being signed by it (docs/security.md)."""
+    try:
+        pinned = load_pinned(services.instance)
+    except TrustError as exc:
+        return Item("centre_key", "bad", "damaged", {"detail": str(exc)})
+    if pinned is None:
+        return Item("centre_key", "bad", "none_pinned")
+    fingerprint = shown(pinned.fingerprint)
+    if sync.get("last_error_code") == "untrusted":
+        # English, for a program's log (and the page: the reason names keys and what failed).
+        detail = str(sync.get("last_error") or "")
+        return Item("centre_key", "bad", "refused", {"fingerprint": fingerprint, "detail": detail})
+    return Item("centre_key", "ok", "pinned", {"fingerprint": fingerprint})
+
+
 def item_words(item: Item, now: datetime | None = None) -> tuple[str, str]:
     """The readiness line's label and value in the page's language."""
     now = now or datetime.now(UTC)
@@ -432,6 +452,7 @@ def item_words(item: Item, now: datetime | None = None) -> tuple[str, str]:
         "centre_settings": _("Settings from the centre"),
         "pending": _("Events waiting to sync"),
         "sync": _("Centre"),
+        "centre_key": _("Centre's key"),
     }
     label = str(labels.get(item.key, item.key))
     if item.key == "camera":
@@ -517,6 +538,19 @@ def item_words(item: Item, now: datetime | None = None) -> tuple[str, str]:
         if item.code != "not_configured":
             text = f"{text} · {last}"
         return label, text
+    if item.key == "centre_key":
+        if item.code == "none_pinned":
+            return label, str(
+                _("None pinned: the kiosk takes nothing from the centre (kiosk pin-centre)")
+            )
+        if item.code in ("refused", "damaged"):
+            return label, str(_("Answers refused: %(reason)s", reason=values.get("detail", "")))
+        return label, str(
+            _(
+                "%(fingerprint)s: every answer checked",
+                fingerprint=str(values.get("fingerprint", ""))[:19],
+            )
+        )
     return label, item.code
 
 
@@ -530,5 +564,6 @@ def sync_problem_text(code: Any) -> str:
         "incomplete": _("the centre answered for part of the events; the rest is sent again"),
         "internal": _("an error inside the kiosk (see its log)"),
         "unauthorized": _("the centre refused this kiosk's token"),
+        "untrusted": _("an answer not signed by this kiosk's centre was refused"),
     }
     return str(texts.get(str(code), _("the last sync ended early")))

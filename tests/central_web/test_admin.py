@@ -186,6 +186,7 @@ def test_badges_print_without_an_issuing_key_says_what_to_do(app, seeded, admin)
 def test_kiosk_enrolment_shows_a_working_one_time_code_and_revoke_shuts_it_out(
     app, seeded, admin, engine
 ):
+    app.extensions["central"].settings.public_url = "https://centre.example/"
     response = admin.post(
         "/staff/kiosks/enrol",
         data={"site_id": "S02", "name": "back gate", "csrf_token": csrf_of(admin)},

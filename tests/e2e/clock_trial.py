@@ -224,7 +224,7 @@ def clock_trial(
         time.sleep(REPEAT_WINDOW_S + 0.2)
 
     try:
-        enrolment.enroll(centre.url, centre.add_kiosk(site_id, kiosk_id))
+        enrolment.enroll(centre.url, centre.add_kiosk(site_id, kiosk_id), centre.centre_key)
         enrolment.close()
 
         clock = SteppedClock("boot-1", workdir)

@@ -6,7 +6,7 @@
     payloads = centre.issue_badges("NET")     # signed badge tokens of the site's cadres
     code = centre.add_kiosk("NET", "k-net")   # `central kiosk add`
     kiosk = KioskProcess(workdir / "kiosk", {...settings...})
-    kiosk.enroll(centre.url, code)            # `kiosk enroll URL CODE`
+    kiosk.enroll(centre.url, code, centre.centre_key)  # `kiosk enroll URL CODE --centre-key FP`
     kiosk.spawn(); kiosk.wait_ready()         # `kiosk run`
     kiosk.wedge(payload)                      # a keyboard-wedge scan through the real scan path
     kiosk.kill()                              # SIGKILL: the power cut of a process
@@ -101,6 +101,7 @@ class Centre:
         self.instance = instance
         self.threads = threads
         self.port = 0
+        self.centre_key = ""  # the fingerprint `central kiosk add` prints
         self.process: subprocess.Popen | None = None
         self._log_file: Any = None
 
@@ -181,11 +182,22 @@ class Centre:
         return make_engine(self.settings.database_url_for(self.instance))
 
     def add_kiosk(self, site_id: str, kiosk_id: str) -> str:
-        """`central kiosk add`; returns the one-time enrolment code it prints."""
-        out = self.cli("kiosk", "add", "--site", site_id, "--id", kiosk_id)
+        """`central kiosk add`; returns the one-time enrolment code it prints (the centre key's
+        fingerprint it prints beside it is `centre_key`)."""
+        out = _run(
+            [
+                *CENTRAL_CMD,
+                *("--instance", str(self.instance), "kiosk", "add"),
+                *("--site", site_id, "--id", kiosk_id, "--no-qr"),
+            ],
+            "central kiosk add",
+            env={"CENTRAL_PUBLIC_URL": self.url},
+        )
         match = re.search(r"one-time code: (\S+)", out)
-        if match is None:
+        key = re.search(r"--centre-key (\S+)", out)
+        if match is None or key is None:
             raise HarnessError(f"no code in the output of central kiosk add: {out!r}")
+        self.centre_key = key.group(1)
         return match.group(1)
 
     def issue_badges(self, site_id: str) -> list[str]:
@@ -282,7 +294,13 @@ class KioskProcess:
         self._session = requests.Session()
         self._token: str | None = None
         instance.mkdir(parents=True, exist_ok=True)
-        values = {"listen_host": "127.0.0.1", "listen_port": self.port, **settings}
+        # Loopback only: nothing else can listen on or change the path to the centre.
+        values = {
+            "listen_host": "127.0.0.1",
+            "listen_port": self.port,
+            "sync_plain_http_allowed": True,
+            **settings,
+        }
         lines = [f"{key} = {json.dumps(value)}" for key, value in values.items()]
         (instance / "kiosk.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -294,9 +312,13 @@ class KioskProcess:
     def log_path(self) -> Path:
         return self.instance / "run.log"
 
-    def enroll(self, centre_url: str, code: str) -> str:
+    def enroll(self, centre_url: str, code: str, centre_key: str) -> str:
         return _run(
-            [*KIOSK_CMD, "--instance", str(self.instance), "enroll", centre_url, code],
+            [
+                *KIOSK_CMD,
+                *("--instance", str(self.instance), "enroll", centre_url, code),
+                *("--centre-key", centre_key),
+            ],
             "kiosk enroll",
         )
 

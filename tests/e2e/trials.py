@@ -143,7 +143,7 @@ def network_trial(
     }
     kiosk = KioskProcess(workdir / "kiosk", settings)
     try:
-        kiosk.enroll(centre.url, centre.add_kiosk(site_id, kiosk_id))
+        kiosk.enroll(centre.url, centre.add_kiosk(site_id, kiosk_id), centre.centre_key)
         kiosk.spawn(env={"KIOSK_CENTRAL_URL": proxy.url})
         kiosk.wait_ready()
         answers: list[dict[str, Any]] = []
@@ -433,7 +433,7 @@ def power_trial(
     before_kill: tuple[str, dict[str, Any]] | None = None
     rescans: list[dict[str, Any]] = []
     try:
-        kiosk.enroll(centre.url, centre.add_kiosk(site_id, kiosk_id))
+        kiosk.enroll(centre.url, centre.add_kiosk(site_id, kiosk_id), centre.centre_key)
         watcher.start()
         driver.start()
         for round_number in range(1, kills + 1):

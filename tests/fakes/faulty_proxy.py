@@ -4,6 +4,10 @@ It listens on loopback, forwards each request to the real centre, and on a seede
 misbehaves the way real site networks do: drops, resets, delays, 500s, garbage and truncated
 bodies, a response lost after the centre stored the batch, the same request delivered twice.
 Used by the fault tests and bench/faults.py; it only ever talks to 127.0.0.1.
+
+Answers pass with their headers (the centre's signature among them). `tamper`, when given, is the
+man in the middle: it gets each answer that passes (route, request body, status, headers, body)
+and returns what the kiosk gets instead.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -28,6 +33,20 @@ FAULTS = (
     "lost_response",  # forward (the centre stores), then close without answering
     "duplicate",  # forward the same request twice, answer with the second response
 )
+
+
+# (path, request body, status, headers, body) -> (status, headers, body)
+Tamper = Callable[[str, bytes, int, dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
+PASSED_HEADERS = {"content-type", "www-authenticate"}
+
+
+def passed_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The answer's headers a proxy hands on (hop-by-hop and length ones are its own)."""
+    return {
+        k: v
+        for k, v in headers.items()
+        if k.lower() in PASSED_HEADERS or k.lower().startswith("x-")
+    }
 
 
 @dataclass
@@ -44,9 +63,16 @@ class FaultPlan:
 
 
 class FaultyProxy:
-    def __init__(self, target_host: str, target_port: int, plan: FaultPlan):
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        plan: FaultPlan,
+        tamper: Tamper | None = None,
+    ):
         self.target = (target_host, target_port)
         self.plan = plan
+        self.tamper = tamper
         self.counts: Counter[str] = Counter()
         self._rng = random.Random(plan.seed)
         self._lock = threading.Lock()
@@ -122,12 +148,15 @@ class FaultyProxy:
                 if fault == "delay":
                     time.sleep(proxy.plan.delay_s)
                 try:
-                    status, _, data = proxy.forward(self.command, self.path, headers, body)
+                    status, got, data = proxy.forward(self.command, self.path, headers, body)
                     if fault == "duplicate":
-                        status, _, data = proxy.forward(self.command, self.path, headers, body)
+                        status, got, data = proxy.forward(self.command, self.path, headers, body)
                 except OSError:
                     self._answer(502, b"centre unreachable", "text/plain")
                     return
+                passed = passed_headers(got)
+                if proxy.tamper is not None:
+                    status, passed, data = proxy.tamper(self.path, body, status, passed, data)
                 if fault == "lost_response":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -139,17 +168,29 @@ class FaultyProxy:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
+                    for name, value in passed.items():
+                        if name.lower() != "content-type":
+                            self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(data[: len(data) // 2])
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                self._answer(status, data, "application/json")
+                self._answer(status, data, "application/json", passed)
 
-            def _answer(self, status: int, data: bytes, content_type: str) -> None:
+            def _answer(
+                self,
+                status: int,
+                data: bytes,
+                content_type: str,
+                extra: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in (extra or {}).items():
+                    if name.lower() != "content-type":
+                        self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
 

@@ -117,7 +117,7 @@ def test_file_steps_write_the_unit_settings_and_autostart(target):
     settings = target / "var" / "lib" / "kiosk" / "kiosk.toml"
     text = settings.read_text()
     assert 'camera_source = "usb"' in text and 'camera_device = "0"' in text
-    assert stat.S_IMODE(settings.stat().st_mode) == 0o640
+    assert stat.S_IMODE(settings.stat().st_mode) == 0o600
     assert settings.stat().st_uid == 998
 
     autostart = autostart_of(target)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.app import create_app
+from kiosk.lead_auth import AUTH_FILE, LeadAuth
 from kiosk.roster import CadreEntry, RosterSnapshot, RosterStore
 from kiosk.settings import KioskSettings
 from sync.badge_token import issue_token, key_id_of, public_key_to_text
@@ -19,6 +20,9 @@ from tests.fakes.clock import FakeClock
 
 CST = ZoneInfo("Asia/Shanghai")
 PIN = "2468"
+# scrypt at a tiny cost: logging in is checked the same way, without the deliberate cost of the
+# real one in every test (tests/security covers that one).
+TEST_PIN_METHOD = "scrypt:512:8:1"
 LOCAL = {"REMOTE_ADDR": "127.0.0.1"}
 CADRES = {
     "C001": CadreEntry(name="宋昕", unit="东湖街道办", site_id="site-1"),
@@ -62,7 +66,6 @@ def kiosk_settings(**overrides: object) -> KioskSettings:
         "kiosk_id": "kiosk-t1",
         "site_id": "site-1",
         "site_name": "东湖街道集合点",
-        "lead_pin": PIN,
         "camera_source": "demo",
     }
     values.update(overrides)
@@ -81,6 +84,8 @@ def make_kit(
     instance.mkdir(exist_ok=True)
     if not (instance / "roster.json").exists():
         write_roster(instance, key)
+    if "lead_pin" not in overrides and not (instance / AUTH_FILE).exists():
+        LeadAuth(instance, 12).set_pin(PIN, method=TEST_PIN_METHOD)
     clock = clock or FakeClock(datetime(2026, 11, 29, 5, 20, tzinfo=CST))
     monotonic = [1000.0]
     app = create_app(

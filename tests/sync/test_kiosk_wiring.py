@@ -41,7 +41,10 @@ def test_power_cut_kiosk_is_corrected_by_the_centre(tmp_path):
 
     new = kiosks.add_kiosk(engine, "S01", TRUE_NOW, timedelta(hours=1))
     instance = tmp_path / "kiosk"
-    enrolment.enroll(instance, URL, new.code, client=CentralClient(URL, session=session))
+    instance.mkdir()
+    (instance / "kiosk.toml").write_text("sync_plain_http_allowed = true  # in process\n")
+    client = CentralClient(URL, session=session)
+    enrolment.enroll(instance, URL, new.code, central_of(app).signer.fingerprint(), client=client)
 
     clock = FakeClock(TRUE_NOW - timedelta(hours=3), boot_id="b-after-cut", synchronized=False)
     keeper = TimeKeeper(clock, instance / "clock.json")
@@ -66,7 +69,9 @@ def test_power_cut_kiosk_is_corrected_by_the_centre(tmp_path):
         clock.advance(minutes=1)
         centre_time["now"] += timedelta(minutes=1)
 
-    settings = KioskSettings(kiosk_id=new.kiosk_id, site_id="S01", central_url=URL)
+    settings = KioskSettings(
+        kiosk_id=new.kiosk_id, site_id="S01", central_url=URL, sync_plain_http_allowed=True
+    )
     agent = enrolment.make_sync_agent(
         instance,
         settings,

@@ -18,10 +18,12 @@ from werkzeug.wrappers import Response
 from central import fleet, kiosk_settings
 from central import kiosks as central_kiosks
 from central.db import schema
+from central.services import central_of
 from central.web import lists, queries
 from central.web.auth import admin_required, current_user
 from central.web.blueprint import staff
 from central.web.context import state
+from sync.centre_key import shown
 from sync.protocol import enrolment_qr_text
 
 
@@ -135,9 +137,19 @@ def kiosks() -> tuple[str, int]:
 
 
 def centre_url() -> str:
-    """Where kiosks reach the centre: the `public_url` setting, else the address staff use."""
-    configured = state().settings.public_url.strip()
-    return configured if configured else request.url_root
+    """Where kiosks reach the centre: the `public_url` setting, never the Host a request names
+    (a kiosk pins what its code says). Empty when it is not set."""
+    return state().settings.public_url.strip()
+
+
+def _no_public_url() -> tuple[str, int]:
+    return _page(
+        409,
+        enrol_error=gettext(
+            "Set public_url in central.toml (the https:// address kiosks reach) before making "
+            "an enrolment code."
+        ),
+    )
 
 
 def qr_png_data_uri(text: str) -> str:
@@ -193,11 +205,12 @@ def _code_view(kiosk_id: str, template: str) -> tuple[str, int]:
     if kiosk is None:
         abort(404)
     held = _code_in_session(kiosk_id)
-    values: dict[str, Any] = {"kiosk": kiosk, "central_url": centre_url()}
+    fp = central_of().signer.fingerprint()
+    values: dict[str, Any] = {"kiosk": kiosk, "central_url": centre_url(), "centre_key": shown(fp)}
     if held is not None:
         values.update(
             code=held["code"],
-            qr=qr_png_data_uri(enrolment_qr_text(held["code"], centre_url())),
+            qr=qr_png_data_uri(enrolment_qr_text(held["code"], fp, centre_url())),
             expires_at=queries.aware(held["expires_at"]),
         )
     if template == "kiosks.html":
@@ -225,6 +238,8 @@ def _ttl() -> timedelta:
 @staff.route("/kiosks/enrol", methods=["POST"])
 @admin_required
 def kiosk_enrol() -> Response | tuple[str, int]:
+    if not centre_url():
+        return _no_public_url()
     site_id = request.form.get("site_id", "").strip()
     name = request.form.get("name", "").strip()[:200]
     user = current_user()
@@ -245,6 +260,8 @@ def kiosk_enrol() -> Response | tuple[str, int]:
 @staff.route("/kiosks/<kiosk_id>/code", methods=["POST"])
 @admin_required
 def kiosk_new_code(kiosk_id: str) -> Response | tuple[str, int]:
+    if not centre_url():
+        return _no_public_url()
     try:
         new = central_kiosks.new_enrolment_code(state().engine, kiosk_id, state().now(), _ttl())
     except central_kiosks.KioskError:
