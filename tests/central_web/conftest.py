@@ -67,7 +67,8 @@ def make_app(tmp_path: Path, template_db: Path, clock: Clock) -> Iterator[Callab
 
 @pytest.fixture
 def app(make_app: Callable[..., Flask]) -> Flask:
-    return make_app()
+    # public_url: enrolment codes are made only with it (never from a request's Host).
+    return make_app(public_url="http://centre.test/")
 
 
 @pytest.fixture

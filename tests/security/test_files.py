@@ -178,6 +178,7 @@ def test_the_enrolment_qr_never_takes_its_address_from_the_request(tmp_path):
         "/staff/kiosks/enrol",
         data={"site_id": "S01", "csrf_token": csrf_of(admin)},
         headers={"Host": "evil.example"},
+        follow_redirects=True,
     )
     page = made.get_data(as_text=True)
     assert made.status_code == 200 and "evil.example" not in page
