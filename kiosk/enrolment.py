@@ -58,6 +58,8 @@ from sync.protocol import (
     Heartbeat,
     HeartbeatAnswer,
     KeysAnswer,
+    NamesAnswer,
+    NamesRequest,
     PullAnswer,
     PullRequest,
     PushAnswer,
@@ -408,6 +410,9 @@ class GuardedClient:
 
     def heartbeat(self, beat: Heartbeat) -> Reply[HeartbeatAnswer]:
         return self._ready().heartbeat(beat)
+
+    def names(self, asked: NamesRequest) -> Reply[NamesAnswer]:
+        return self._ready().names(asked)
 
 
 NOT_PINNED = (

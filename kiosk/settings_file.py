@@ -100,16 +100,21 @@ def _without(lines: list[str], keys: Collection[str]) -> tuple[list[str], bool]:
 
 def remove_keys(path: Path, keys: Collection[str]) -> bool:
     """Drop the `key = ...` lines of `keys`, from the file and from its copy; True when any was
-    in the file."""
+    dropped. A file that no longer reads as TOML is left as it is, for the lead's readiness to
+    show (rewriting it would hide the damage): its keys go at the first start after its repair.
+    """
+    dropped_any = False
     previous = previous_path(path)
     if previous.exists():
         lines = previous.read_bytes().decode("utf-8", errors="replace").splitlines()
         kept, dropped = _without(lines, keys)
         if dropped:
             atomic_write(previous, ("\n".join(kept) + "\n").encode("utf-8"))
+            dropped_any = True
     current, lines, intact = _current(path)
     kept, dropped = _without(lines, keys)
-    if dropped:
+    if dropped and intact:
         # The copy is made without them too: a removed secret stays removed.
         _write(path, "\n".join(_without(current.splitlines(), keys)[0]) + "\n", intact, kept)
-    return dropped
+        dropped_any = True
+    return dropped_any

@@ -25,9 +25,21 @@ def test_a_revoked_kiosk_says_it_is_shut_out_on_the_screen_and_the_lead_page(tmp
     session = session_with(WSGIAdapter(centre))
     new = kiosks.add_kiosk(engine, "S01", NOW, timedelta(hours=1))
     instance = tmp_path / "instance"
-    enrolment.enroll(instance, URL, new.code, client=CentralClient(URL, session=session))
+    instance.mkdir()
+    (instance / "kiosk.toml").write_text("sync_plain_http_allowed = true  # in process\n")
+    fingerprint = central_of(centre).signer.fingerprint()
+    enrolment.enroll(
+        instance, URL, new.code, fingerprint, client=CentralClient(URL, session=session)
+    )
 
-    kit = make_kit(tmp_path, issuing_key, kiosk_id=new.kiosk_id, site_id="S01", central_url=URL)
+    kit = make_kit(
+        tmp_path,
+        issuing_key,
+        kiosk_id=new.kiosk_id,
+        site_id="S01",
+        central_url=URL,
+        sync_plain_http_allowed=True,
+    )
     services = kit.services
     try:
         agent = enrolment.make_sync_agent(

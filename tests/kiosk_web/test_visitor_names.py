@@ -33,11 +33,22 @@ def test_a_visitor_is_named_after_the_next_sync(tmp_path, issuing_key):
     session = session_with(WSGIAdapter(centre))
     new = kiosks.add_kiosk(central.engine, "S01", NOW, timedelta(hours=1))
     instance = tmp_path / "instance"
-    enrolment.enroll(instance, URL, new.code, client=CentralClient(URL, session=session))
+    instance.mkdir()
+    (instance / "kiosk.toml").write_text("sync_plain_http_allowed = true  # in process\n")
+    fingerprint = central_of(centre).signer.fingerprint()
+    enrolment.enroll(
+        instance, URL, new.code, fingerprint, client=CentralClient(URL, session=session)
+    )
 
     clock = FakeClock(NOW.astimezone(CST))
     kit = make_kit(
-        tmp_path, issuing_key, clock=clock, kiosk_id=new.kiosk_id, site_id="S01", central_url=URL
+        tmp_path,
+        issuing_key,
+        clock=clock,
+        kiosk_id=new.kiosk_id,
+        site_id="S01",
+        central_url=URL,
+        sync_plain_http_allowed=True,
     )
     services = kit.services
     try:

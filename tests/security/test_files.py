@@ -42,10 +42,17 @@ def test_a_pin_in_clear_becomes_a_scrypt_hash_and_kiosk_toml_keeps_its_mode(tmp_
     settings_file = instance / "kiosk.toml"
     settings_file.write_text('# by the installer\nlead_pin = "246810"\nsite_id = "site-1"\n')
     settings_file.chmod(0o600)
+    # The copy a rewrite before this version kept (for a start after a power cut tore the file).
+    previous = instance / "kiosk.toml.prev"
+    previous.write_text('lead_pin = "135790"\nsite_id = "site-1"\n')
+    previous.chmod(0o600)
     app = create_kiosk_app(instance, scan_loop_factory=lambda _s: None)
     try:
         text = settings_file.read_text()
         assert "246810" not in text and "lead_pin" not in text
+        copy = previous.read_text()
+        assert "lead_pin" not in copy and "135790" not in copy and "246810" not in copy
+        assert 'site_id = "site-1"' in copy and mode(previous) == 0o600
         assert text.startswith("# by the installer\n") and 'site_id = "site-1"' in text
         assert mode(settings_file) == 0o600
         assert mode(instance) == 0o700
