@@ -60,6 +60,8 @@ from sync.protocol import (
     KeysAnswer,
     NamesAnswer,
     NamesRequest,
+    PhotoAnswer,
+    PhotoBatch,
     PullAnswer,
     PullRequest,
     PushAnswer,
@@ -413,6 +415,9 @@ class GuardedClient:
 
     def names(self, asked: NamesRequest) -> Reply[NamesAnswer]:
         return self._ready().names(asked)
+
+    def photos(self, batch: PhotoBatch) -> Reply[PhotoAnswer]:
+        return self._ready().photos(batch)
 
 
 NOT_PINNED = (

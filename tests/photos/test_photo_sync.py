@@ -13,11 +13,13 @@ import pytest
 import requests
 from sqlalchemy import func, insert, select
 
+from central import kiosks
 from central.app import create_app
 from central.db.schema import events, photos
 from central.duties import DutyRunner
 from central.photos import CentralPhotos, photo_retention_duty, purge_photos
 from central.services import central_of
+from kiosk import enrolment
 from kiosk.photo_outbox import PhotoOutbox
 from scanner import BadgeRead
 from sync.agent import AgentTuning, PhotoWork, SyncAgent
@@ -221,3 +223,36 @@ def test_centre_retention_deletes_old_days_and_nothing_else(centre, caplog):
     with central.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(photos)).scalar_one() == 4
     assert "photos of 2026-10-22 purged: 1 files (older than 30 days)" in caplog.text
+
+
+def test_photos_go_through_the_kiosks_own_client_which_checks_the_centre_key(centre, kit):
+    """The running kiosk's client (kiosk/enrolment.py) refuses every unsigned answer; the photo
+    channel goes through it like the pushes, so a kiosk that pinned its centre still sends its
+    photos (a client without the channel would skip them without a word)."""
+    engine = central_of(centre).engine
+    new = kiosks.add_kiosk(engine, "site-1", T0, timedelta(hours=1), kiosk_id="kiosk-t1")
+    (kit.instance / "kiosk.toml").write_text("sync_plain_http_allowed = true  # in process\n")
+    session = session_with(WSGIAdapter(centre))
+    fingerprint = central_of(centre).signer.fingerprint()
+    client = CentralClient(URL, session=session)
+    enrolment.enroll(kit.instance, URL, new.code, fingerprint, client=client)
+    check_in(kit, "C001", "C002")
+    settings = kit.services.settings.model_copy(
+        update={"central_url": URL, "sync_plain_http_allowed": True}
+    )
+    agent = enrolment.make_sync_agent(
+        kit.instance,
+        settings,
+        kit.services.log,
+        kit.services.roster,
+        kit.services.keeper,
+        lambda: enrolment.KioskFacts(camera_ok=True),
+        session=session,
+        photos=PhotoOutbox(kit.services.log, kit.services.photos),
+    )
+    assert agent is not None
+    assert agent.run_cycle(), agent.snapshot().last_error
+    camera = [e for e in kit.services.log.iter_events() if e.photo_sha256]
+    assert len(camera) == 2
+    assert centre_photos(centre) == {str(e.event_id): e.photo_sha256 for e in camera}
+    assert agent.snapshot().photos_sent == 2
