@@ -35,7 +35,11 @@ def enrolled_kiosk(
     session = session_with(WSGIAdapter(centre))
     new = kiosks.add_kiosk(engine, site, now, timedelta(hours=1))
     instance = tmp_path / name
-    answer = enrolment.enroll(instance, URL, new.code, client=CentralClient(URL, session=session))
+    instance.mkdir()
+    (instance / "kiosk.toml").write_text("sync_plain_http_allowed = true  # in process\n")
+    fingerprint = centre.extensions["central"].signer.fingerprint()
+    client = CentralClient(URL, session=session)
+    answer = enrolment.enroll(instance, URL, new.code, fingerprint, client=client)
     # As `kiosk run` starts: from the kiosk.toml the enrolment wrote.
     settings = kiosk_settings.load(instance, env={})
     assert (settings.kiosk_id, settings.central_url) == (answer.kiosk_id, URL)

@@ -59,7 +59,9 @@ def record_and_push(instance, kiosk_id, session, cadres, clock) -> list:
             clock.advance(minutes=1)
         agent = enrolment.make_sync_agent(
             instance,
-            KioskSettings(kiosk_id=kiosk_id, site_id="S01", central_url=URL),
+            KioskSettings(
+                kiosk_id=kiosk_id, site_id="S01", central_url=URL, sync_plain_http_allowed=True
+            ),
             log,
             RosterStore(instance),
             keeper,
@@ -69,6 +71,11 @@ def record_and_push(instance, kiosk_id, session, cadres, clock) -> list:
         assert agent is not None and agent.run_cycle(), agent.snapshot().last_error
         assert log.pending_count() == 0
     return made
+
+
+def trusted_loopback(instance):
+    instance.mkdir()
+    (instance / "kiosk.toml").write_text("sync_plain_http_allowed = true  # in process\n")
 
 
 def test_a_wiped_kiosk_enrolled_again_continues_its_chain(tmp_path):
@@ -82,7 +89,10 @@ def test_a_wiped_kiosk_enrolled_again_continues_its_chain(tmp_path):
 
     new = kiosks.add_kiosk(engine, "S01", NOW, timedelta(hours=1))
     instance = tmp_path / "kiosk"
-    first = enrolment.enroll(instance, URL, new.code, client=CentralClient(URL, session=session))
+    fingerprint = central_of(app).signer.fingerprint()
+    trusted_loopback(instance)
+    client = CentralClient(URL, session=session)
+    first = enrolment.enroll(instance, URL, new.code, fingerprint, client=client)
     assert first.chain is None  # a first enrolment begins at 1
     assert enrolment.load_state(instance).generation == 1
     before = record_and_push(instance, new.kiosk_id, session, cadres[:5], clock)
@@ -90,7 +100,9 @@ def test_a_wiped_kiosk_enrolled_again_continues_its_chain(tmp_path):
 
     shutil.rmtree(instance)  # a new SD card
     again = kiosks.new_enrolment_code(engine, new.kiosk_id, NOW, timedelta(hours=1))
-    answer = enrolment.enroll(instance, URL, again.code, client=CentralClient(URL, session=session))
+    trusted_loopback(instance)
+    client = CentralClient(URL, session=session)
+    answer = enrolment.enroll(instance, URL, again.code, fingerprint, client=client)
     assert answer.chain is not None
     assert (answer.chain.generation, answer.chain.seq, answer.chain.hash) == (2, 5, before[-1].hash)
     assert enrolment.load_state(instance).generation == 2
