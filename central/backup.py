@@ -5,11 +5,13 @@ kiosk's stored chain head, the fingerprint of the issuing key in use) and the da
 while the centre runs: SQLite through its online backup API (a consistent copy however busy the
 writers), PostgreSQL with `pg_dump --format=custom` (one snapshot transaction).
 
-The keys are NOT in it. The issuing key signs badges and the centre's pull answers; with it, a
-stolen backup could print valid badges. So it goes, on request, into a separate keys file (mode
-0600) to be kept apart: `central backup --keys-out FILE`. A centre restored without its key
-cannot issue badges that kiosks accept, nor check the badges already printed: `central restore
---keys FILE` puts it back, and restore says loudly when the instance's key is not the backup's.
+The keys are NOT in it. The issuing key signs badges; the centre key signs every answer to a
+kiosk; with them, a stolen backup could print valid badges and speak as the centre. So they go,
+on request, into a separate keys file (mode 0600) to be kept apart: `central backup --keys-out
+FILE`. A centre restored without its issuing key cannot issue badges that kiosks accept, nor
+check the badges already printed; without its centre key every enrolled kiosk refuses its
+answers (they pinned it): `central restore --keys FILE` puts both back, and restore says loudly
+when the instance's issuing key is not the backup's.
 
 Restore refuses an instance whose database holds anything (a restore never merges). After it,
 the kiosks send again what the centre lost since the backup: each heartbeat says how far the
@@ -43,6 +45,7 @@ from central import kiosks
 from central.db.engine import create_schema, make_engine
 from central.db.schema import kiosks as kiosks_table
 from central.db.schema import metadata, roster_counter
+from central.keys import rotations_path
 from central.serve import ServeRefused, sqlite_single_server
 from central.settings import CentralSettings
 from central.web.security import SECRET_FILE
@@ -107,10 +110,13 @@ def pg_tool(name: str) -> str:
 
 def key_files(settings: CentralSettings, instance: Path) -> list[Path]:
     """The secrets kept out of the backup: the issuing key (and its retired public keys beside
-    it) and the staff session secret."""
+    it), the centre key (and its signed rotations), which every enrolled kiosk pinned, so a
+    centre restored without it is refused by all of them, and the staff session secret."""
     key = settings.issuing_key_path(instance)
     found = [key] if key.exists() else []
     found += sorted(key.parent.glob(key.name + ".retired-*"))
+    centre_key = settings.centre_key_path(instance)
+    found += [p for p in (centre_key, rotations_path(centre_key)) if p.exists()]
     secret = instance / SECRET_FILE
     if secret.exists():
         found.append(secret)
@@ -229,6 +235,8 @@ def write_keys(settings: CentralSettings, instance: Path, out: Path) -> list[str
         "format": KEYS_FORMAT,
         "version": VERSION,
         "issuing_key": settings.issuing_key_path(instance).name,
+        "centre_key": settings.centre_key_path(instance).name,
+        "centre_key_rotations": rotations_path(settings.centre_key_path(instance)).name,
         "files": names,
         "issuing_key_fingerprint": key_fingerprint(settings, instance),
     }
@@ -397,7 +405,15 @@ def restore_keys(
             if member is None:
                 raise BackupError(f"{keys}: {name} missing")
             data = member.read()
-            target = issuing if name == key_manifest["issuing_key"] else instance / name
+            centre_key = settings.centre_key_path(instance)
+            if name == key_manifest["issuing_key"]:
+                target = issuing
+            elif name == key_manifest.get("centre_key"):
+                target = centre_key
+            elif name == key_manifest.get("centre_key_rotations"):
+                target = rotations_path(centre_key)
+            else:
+                target = instance / name
             if target.exists() and target.read_bytes() != data:
                 aside = target.with_name(f"{target.name}.before-restore-{stamp}")
                 target.replace(aside)

@@ -819,14 +819,16 @@ def kiosk_list_command(instance: Path) -> None:
     "--keys-out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Also write the issuing key and the session secret to this separate file (mode 0600).",
+    help="Also write the issuing key, the centre key and the session secret to this separate "
+    "file (mode 0600).",
 )
 @click.pass_obj
 def backup_command(instance: Path, out: Path, keys_out: Path | None) -> None:
     """Back up the database while the centre runs (SQLite online backup, or pg_dump).
 
-    The backup holds NO keys: without the issuing key a restored centre can neither issue
-    badges kiosks accept nor sign pulls. Keep a copy of the key apart (--keys-out FILE).
+    The backup holds NO keys: without the issuing key a restored centre cannot issue badges
+    kiosks accept, and without the centre key every kiosk refuses its answers. Keep a copy of
+    the keys apart (--keys-out FILE).
     """
     from central import backup
 
@@ -845,9 +847,10 @@ def backup_command(instance: Path, out: Path, keys_out: Path | None) -> None:
         click.echo(f"wrote the keys to {keys_out} (mode 0600): keep it apart from the backup")
     else:
         click.echo(
-            f"WARNING: the backup does not hold the issuing key {key_path}. Without it a restored "
-            "centre cannot issue badges that kiosks accept nor sign pulls. Keep a copy of it "
-            "apart from the backups (or run again with --keys-out FILE).",
+            f"WARNING: the backup does not hold the issuing key {key_path} nor the centre key "
+            f"{settings.centre_key_path(instance)}. Without them a restored centre cannot issue "
+            "badges that kiosks accept, and every kiosk refuses its answers. Keep a copy of "
+            "them apart from the backups (or run again with --keys-out FILE).",
             err=True,
         )
 
@@ -858,7 +861,7 @@ def backup_command(instance: Path, out: Path, keys_out: Path | None) -> None:
     "--keys",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="A keys file of `central backup --keys-out`: the issuing key goes back too.",
+    help="A keys file of `central backup --keys-out`: the issuing and centre keys go back too.",
 )
 @click.pass_obj
 def restore_command(instance: Path, file: Path, keys: Path | None) -> None:

@@ -26,7 +26,9 @@ from sqlalchemy import func, select
 
 from central import kiosks
 from central.db import schema
+from central.keys import load_centre_key
 from sync.agent import AgentTuning, SyncAgent
+from sync.centre_key import PinnedKey
 from sync.client import CentralClient
 from tests.e2e.harness import CENTRAL_CMD, REPO
 from tests.scale.cluster import Cluster, KioskLog, fresh_database
@@ -96,12 +98,14 @@ def test_a_centre_restored_from_an_older_backup_gets_back_every_record(
             identity, _, token = kiosks.enrol(first.engine, code.code, now)
             logs[identity.kiosk_id], tokens[identity.kiosk_id] = KioskLog(identity), token
         badges = {site: first.badges(site) for site in SITES}
+        pinned = load_centre_key(first.settings.centre_key_path(first.instance)).public_key()
 
         def agents_to(url: str) -> dict[str, SyncAgent]:
             return {
                 kiosk_id: SyncAgent(
                     log,
-                    CentralClient(url, tokens[kiosk_id], timeout_s=30),
+                    # Pinned, as a kiosk in service: a restored centre must sign with the key.
+                    CentralClient(url, tokens[kiosk_id], timeout_s=30, pinned=PinnedKey(pinned)),
                     kiosk_id,
                     log.boot_id,
                     tuning=AgentTuning(batch_size=7),
@@ -160,6 +164,7 @@ def test_a_centre_restored_from_an_older_backup_gets_back_every_record(
         assert restored.returncode == 0, restored.stderr
         assert "restored the issuing key" in restored.stdout
         assert second.settings.issuing_key_path(second.instance).read_bytes() == key_bytes
+        assert "kept the instance's own centre_key.pem" in restored.stdout
         with second.engine.connect() as conn:
             heads = dict(
                 conn.execute(select(schema.kiosks.c.kiosk_id, schema.kiosks.c.chain_seq)).all()
