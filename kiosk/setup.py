@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 # Enrolment codes of every format start so (CKE1|, CKE2|, ...): one is told apart from a badge.
 ENROL_QR_FAMILY = ENROL_QR_PREFIX[:3]
 
-Enrol = Callable[[str, str], EnrolAnswer]
+Enrol = Callable[[str, str, str], EnrolAnswer]
 
 
 def needs_setup(services: KioskServices) -> bool:
@@ -48,8 +48,9 @@ class CameraEnrolment:
         enrol: Enrol | None = None,
         load: Callable[[], KioskSettings] | None = None,
     ) -> None:
-        """`enrol(url, code)`: trades the code (default: kiosk/enrolment.py's `enroll` into
-        this kiosk's folder and open log); `load`: the settings as a start reads them."""
+        """`enrol(url, code, centre_fingerprint)`: trades the code (default: kiosk/enrolment.py's
+        `enroll` into this kiosk's folder and open log); `load`: the settings as a start reads
+        them."""
         self.services = services
         self.app_version = app_version
         self.enrol = enrol or self._enrol
@@ -69,16 +70,20 @@ class CameraEnrolment:
         if not text.startswith(ENROL_QR_FAMILY):
             return self._say(words.setup("not_a_code"))
         try:
-            url, code = parse_enrolment_qr(text)
+            url, code, fingerprint = parse_enrolment_qr(text)
         except ValueError as exc:
             log.warning("enrolment code not taken: %s", exc)
             return self._say(words.setup("damaged"))
+        if fingerprint is None:
+            # CKE1 carries no centre key: nothing to check the centre against (docs/security.md).
+            log.warning("enrolment code not taken: an old code (CKE1) names no centre key")
+            return self._say(words.setup("old_code"))
         with self._lock:
             if self._busy or self._done:
                 return words.setup("enrolling")  # the same code, read again meanwhile
             self._busy = True
         threading.Thread(
-            target=self._run, args=(url, code), name="kiosk-enrolment", daemon=True
+            target=self._run, args=(url, code, fingerprint), name="kiosk-enrolment", daemon=True
         ).start()
         return self._say(words.setup("enrolling"))
 
@@ -86,19 +91,28 @@ class CameraEnrolment:
         self.services.bus.publish("scan", message)
         return message
 
-    def _enrol(self, url: str, code: str) -> EnrolAnswer:
+    def _enrol(self, url: str, code: str, fingerprint: str) -> EnrolAnswer:
         return enrolment.enroll(
             self.services.instance,
             url,
             code,
+            fingerprint,
             app_version=self.app_version,
             event_log=self.services.log,
         )
 
-    def _run(self, url: str, code: str) -> None:
+    def _run(self, url: str, code: str, fingerprint: str) -> None:
         words = self.services.words
         try:
-            answer = self.enrol(url, code)
+            answer = self.enrol(url, code, fingerprint)
+        except enrolment.EnrolmentError as exc:
+            # Not the centre of the code (another key), or a plain http address on a network
+            # not said to be trusted: the code was not sent, and still works.
+            self._free()
+            self.last_problem = str(exc)
+            log.warning("enrolment not done: %s", exc)
+            self._say(words.setup("untrusted"))
+            return
         except Refused as exc:
             self._free()
             self.last_problem = str(exc)

@@ -77,6 +77,11 @@ def setup_message(code: str, **values: str) -> dict[str, Any]:
             "used": _("This code was used already or has expired: ask the centre for a new one."),
             "unknown": _("The centre does not know this code: ask the centre for a new one."),
             "refused": _("The centre refused this code: ask the centre for a new one."),
+            "old_code": _("This enrolment code is of an older kind: ask the centre for a new one."),
+            "untrusted": _(
+                "The centre did not prove it is the one this code names: the code was not sent. "
+                "See the site lead."
+            ),
             "unreachable": _(
                 "Cannot reach the centre: check the network, then show the code again."
             ),

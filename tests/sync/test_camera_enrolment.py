@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
 from central import kiosks
@@ -18,6 +19,7 @@ from kiosk import enrolment
 from kiosk.app import _default_sync_agent, create_app
 from kiosk.settings import KioskSettings
 from kiosk.setup import CameraEnrolment
+from sync.centre_key import fingerprint as fingerprint_of
 from sync.client import CentralClient
 from sync.protocol import enrolment_qr_text
 from tests.badges import badge, write_issuing_key
@@ -44,9 +46,21 @@ def wait_for(predicate, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+def trusted_loopback(instance):
+    instance.mkdir()
+    (instance / "kiosk.toml").write_text("sync_plain_http_allowed = true  # in process\n")
+
+
+def trusted_loopback_of(instance):
+    trusted_loopback(instance)
+    return instance
+
+
 def test_a_fresh_kiosk_enrols_through_what_its_camera_reads(tmp_path, centre):
     session = session_with(WSGIAdapter(centre))
     engine = central_of(centre).engine
+    fingerprint = central_of(centre).signer.fingerprint()
+    trusted_loopback(tmp_path / "kiosk")
     kiosk = create_app(
         tmp_path / "kiosk",
         KioskSettings(),  # a fresh card: no id, no centre, no token
@@ -57,10 +71,11 @@ def test_a_fresh_kiosk_enrols_through_what_its_camera_reads(tmp_path, centre):
     services = kiosk.extensions["kiosk"]
     setup = services.setup
     assert isinstance(setup, CameraEnrolment) and setup.waiting()
-    setup.enrol = lambda url, code: enrolment.enroll(
+    setup.enrol = lambda url, code, fp: enrolment.enroll(
         services.instance,
         url,
         code,
+        fp,
         client=CentralClient(url, session=session),
         event_log=services.log,
     )
@@ -76,7 +91,22 @@ def test_a_fresh_kiosk_enrols_through_what_its_camera_reads(tmp_path, centre):
         assert said["reason"] == "damaged"
 
         new = kiosks.add_kiosk(engine, "S01", NOW, timedelta(hours=1))
-        said = services.handle_payload(enrolment_qr_text(new.code, URL), "camera")
+        # An old code names no centre key: not taken.
+        said = services.handle_payload(f"CKE1|{new.code}|{URL}", "camera")
+        assert said["reason"] == "old_code" and setup.waiting()
+        # A code naming another centre's key (a forged QR, or an impostor at the address): the
+        # kiosk asks the centre who it is, and sends no code to one that is not the code's.
+        impostor = fingerprint_of(Ed25519PrivateKey.generate().public_key())
+        heard = services.bus.subscribe()
+        services.handle_payload(enrolment_qr_text(new.code, impostor, URL), "camera")
+        wait_for(lambda: setup.last_problem != "")
+        reasons = []
+        while (message := heard.get(timeout=0.5)) is not None:
+            reasons.append(message.data.get("reason"))
+        assert reasons[-1] == "untrusted" and setup.waiting()
+        assert not enrolment.load_token(services.instance)
+        # The code was never sent, so it still works: shown again with the right key, it enrols.
+        said = services.handle_payload(enrolment_qr_text(new.code, fingerprint, URL), "camera")
         assert said["reason"] == "enrolling"
         wait_for(lambda: not setup.waiting())
         assert (services.settings.kiosk_id, services.settings.site_id) == (new.kiosk_id, "S01")
@@ -95,21 +125,22 @@ def test_a_fresh_kiosk_enrols_through_what_its_camera_reads(tmp_path, centre):
         wait_for(lambda: stored() == 1)
         # The code works once: showing it again to another fresh kiosk is refused, in words.
         other = create_app(
-            tmp_path / "other",
+            trusted_loopback_of(tmp_path / "other"),
             KioskSettings(),
             clock=FakeClock(NOW),
             scan_loop_factory=lambda services: None,
         )
         second = other.extensions["kiosk"]
-        second.setup.enrol = lambda url, code: enrolment.enroll(
+        second.setup.enrol = lambda url, code, fp: enrolment.enroll(
             second.instance,
             url,
             code,
+            fp,
             client=CentralClient(url, session=session),
             event_log=second.log,
         )
         heard = second.bus.subscribe()
-        second.handle_payload(enrolment_qr_text(new.code, URL), "camera")
+        second.handle_payload(enrolment_qr_text(new.code, fingerprint, URL), "camera")
         wait_for(lambda: second.setup.last_problem != "")
         reasons = []
         while (message := heard.get(timeout=0.5)) is not None:
