@@ -89,10 +89,14 @@ def save_token(instance: Path, token: str) -> None:
 
 
 def load_token(instance: Path) -> str | None:
+    """The kiosk's token; a file torn by a power cut gives what of it still reads (the centre
+    then refuses it, and the lead's readiness says so), never an error at start."""
     try:
-        return (instance / TOKEN_FILE).read_text(encoding="ascii").strip() or None
+        data = (instance / TOKEN_FILE).read_bytes()
     except FileNotFoundError:
         return None
+    text = data.decode("ascii", errors="ignore")
+    return "".join(c for c in text if c.isprintable() and not c.isspace()) or None
 
 
 def update_toml(path: Path, values: Mapping[str, Any]) -> None:
