@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, select
 from central import kiosks
 from central.db.schema import kiosks as kiosks_table
 from central.db.schema import pushed_settings, sites
-from sync.protocol import SettingsReport
+from sync.protocol import SettingsReport, pushable
 
 SETTING_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
@@ -73,6 +73,11 @@ def scope_of(conn: Connection, site_id: str | None, kiosk_id: str | None) -> str
 def check_key(key: str) -> None:
     if not SETTING_NAME.fullmatch(key):
         raise SettingsInputError(f"{key!r} is not a setting name (lower case, digits and _)")
+    if not pushable(key):
+        raise SettingsInputError(
+            f"{key} cannot be set from the centre: it changes what a kiosk trusts, where it "
+            "listens or reads frames, or who may log in; set it on the kiosk itself"
+        )
 
 
 def set_settings(engine: Engine, scope: str, values: dict[str, Any], now: datetime, by: str) -> int:

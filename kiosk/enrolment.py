@@ -158,6 +158,9 @@ def merge_roster(
     )
 
 
+SETTINGS_REFUSED = "settings from the centre refused"
+
+
 def apply_settings(
     instance: Path, answer: SettingsAnswer, env: dict[str, str] | None = None
 ) -> str:
@@ -175,7 +178,7 @@ def apply_settings(
         current = kiosk_settings.load(instance, env=env if env is not None else {})
         KioskSettings.model_validate(current.model_dump() | values)
     except (SettingsError, ValueError) as exc:
-        return f"settings from the centre refused: {exc}"
+        return f"{SETTINGS_REFUSED}: {exc}"
     if values:
         update_toml(instance / kiosk_settings.SETTINGS_FILE, values)
     return f"not changed from afar: {', '.join(refused)}" if refused else ""
@@ -218,7 +221,10 @@ class PullApplier:
         save_state(self.instance, state)
         if answer.settings is not None and self.on_settings is not None:
             refused = sorted(k for k in answer.settings.values if not pushable(k))
-            self.on_settings(answer.settings.version, state.settings_problem, refused)
+            # Settings kept local are said as refused; a problem is a set not taken at all.
+            whole = state.settings_problem.startswith(SETTINGS_REFUSED)
+            problem = state.settings_problem if whole else ""
+            self.on_settings(answer.settings.version, problem, refused)
 
 
 # --- enrolment -------------------------------------------------------------------------------

@@ -145,3 +145,22 @@ def test_central_kiosk_set_and_what_a_kiosk_refuses(
     assert "repeat_window_s" in services.centre_settings.problem
     page = admin.get("/staff/kiosks?mark=settings_refused").get_data(as_text=True)
     assert f'<tr data-kiosk="{kiosk_id}"' in page
+
+
+def test_what_the_centre_may_never_set_is_refused_with_a_reason(
+    tmp_path: Path, centre: Flask, admin: FlaskClient
+) -> None:
+    instance = centre.instance_path
+    failed = CliRunner().invoke(
+        cli,
+        ["--instance", instance, "kiosk", "set", "--site", "S01", "sounds=false", "camera_fps=5"],
+    )
+    assert failed.exit_code != 0 and "cannot be set from the centre" in failed.output
+    answer = set_on_page(admin, scope="site", target="S01", key="lead_pin", value="1234")
+    assert answer.status_code == 400
+    assert "不能由中心设置" in answer.get_data(as_text=True)
+    # Nothing of either was stored; a kiosk of the site takes nothing new.
+    page = admin.get("/staff/kiosks").get_data(as_text=True)
+    settings_part = page[page.index('id="centre-settings"') : page.index('role="search"')]
+    assert "camera_fps" not in settings_part and "lead_pin" not in settings_part
+    assert "sounds" not in settings_part  # refused with the other key: none of the set stored

@@ -40,7 +40,7 @@ def test_a_fresh_kiosk_is_enrolled_by_showing_its_camera_the_code(tmp_path: Path
         printed = centre.cli("kiosk", "add", "--site", "CAM", "--id", "CAM-1", "--qr", str(png))
         assert "CAM-1" in printed and png.exists()
         texts = [d.text for d in QrDecoder().decode(read_image(png))]
-        assert len(texts) == 1 and texts[0].startswith("CKE") and centre.url in texts[0]
+        assert len(texts) == 1 and texts[0].startswith("CKE2|") and centre.url in texts[0]
 
         shown = tmp_path / "camera-shows.txt"  # what the demo camera holds up: nothing yet
         kiosk = KioskProcess(
@@ -52,6 +52,7 @@ def test_a_fresh_kiosk_is_enrolled_by_showing_its_camera_the_code(tmp_path: Path
                 "camera_restart_backoff_max_s": 0.5,
                 "camera_max_restarts": 0,
                 "result_display_s": 1.5,
+                "sync_plain_http_allowed": True,  # both ends on loopback
             },
         )
         kiosk.spawn()
@@ -68,6 +69,7 @@ def test_a_fresh_kiosk_is_enrolled_by_showing_its_camera_the_code(tmp_path: Path
         assert "请出示签到机登记码" not in page.content()
         toml = (kiosk.instance / "kiosk.toml").read_text(encoding="utf-8")
         assert 'kiosk_id = "CAM-1"' in toml and (kiosk.instance / "sync_token").exists()
+        assert (kiosk.instance / "centre_key.json").exists()  # the centre's key, pinned
 
         payload = centre.issue_badges("CAM")[0]
         answer = kiosk.wedge(payload)
