@@ -229,18 +229,23 @@ def enrol() -> Response:
     )
 
 
+def _own_batch(kiosk: KioskIdentity, batch_kiosk_id: str) -> None:
+    """A batch names its kiosk: a token may only send its own kiosk's records and photos."""
+    if batch_kiosk_id != kiosk.kiosk_id:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"this token belongs to kiosk {kiosk.kiosk_id!r}, not {batch_kiosk_id!r}",
+            [FieldProblem(field="kiosk_id", reason="not the kiosk of the token")],
+        )
+
+
 @api.post("/events")
 def push_events() -> Response:
     central = central_of()
     kiosk = _kiosk(central)
     batch = _body(PushBatch)
-    if batch.kiosk_id != kiosk.kiosk_id:
-        raise ApiError(
-            403,
-            "forbidden",
-            f"this token belongs to kiosk {kiosk.kiosk_id!r}, not {batch.kiosk_id!r}",
-            [FieldProblem(field="kiosk_id", reason="not the kiosk of the token")],
-        )
+    _own_batch(kiosk, batch.kiosk_id)
     contact = _clock_reading()
     with central.stays.ingesting():
         answer = ingest_events(
@@ -264,13 +269,7 @@ def push_photos() -> Response:
     central = central_of()
     kiosk = _kiosk(central)
     batch = _body(PhotoBatch)
-    if batch.kiosk_id != kiosk.kiosk_id:
-        raise ApiError(
-            403,
-            "forbidden",
-            f"this token belongs to kiosk {kiosk.kiosk_id!r}, not {batch.kiosk_id!r}",
-            [FieldProblem(field="kiosk_id", reason="not the kiosk of the token")],
-        )
+    _own_batch(kiosk, batch.kiosk_id)
     store = CentralPhotos.of_instance(central.instance)
     now = central.now()
     retention = central.settings.photo_retention_days

@@ -23,7 +23,7 @@ from kiosk import enrolment
 from kiosk.photo_outbox import PhotoOutbox
 from scanner import BadgeRead
 from sync.agent import AgentTuning, PhotoWork, SyncAgent
-from sync.client import CentralClient
+from sync.client import CentralClient, Refused
 from sync.protocol import PhotoBatch, PhotoUpload
 from tests.fakes.network import WSGIAdapter, session_with
 from tests.kiosk_web.helpers import make_kit
@@ -134,6 +134,22 @@ def test_centre_keeps_only_the_photo_a_record_of_the_kiosk_names(centre, kit):
     good = PhotoUpload.of(event.photo_sha256, event.event_id, data)
     assert send(good) == [("stored", "")]
     assert send(good) == [("duplicate", "")]
+
+
+def test_a_kiosks_token_cannot_send_another_kiosks_photos(centre, kit):
+    engine = central_of(centre).engine
+    _, token = enrolled(engine, "site-1", "kiosk-t1")
+    other_kiosk, _ = enrolled(engine, "site-1", "kiosk-t2")
+    check_in(kit, "C001")
+    event = next(e for e in kit.services.log.iter_events() if e.photo_sha256)
+    upload = PhotoUpload.of(
+        event.photo_sha256, event.event_id, kit.services.photos.read(event.photo_sha256)
+    )
+    client = CentralClient(URL, token, timeout_s=5, session=session_with(WSGIAdapter(centre)))
+    with pytest.raises(Refused) as refused:
+        client.photos(PhotoBatch(kiosk_id=other_kiosk, photos=[upload]))
+    assert refused.value.status == 403 and "not the kiosk of the token" in str(refused.value.answer)
+    assert centre_photos(centre) == {}
 
 
 def test_answer_lost_after_the_centre_stored_photos_is_resent_harmlessly(centre, kit):
