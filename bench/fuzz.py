@@ -2,7 +2,8 @@
 
 Runs the hypothesis-driven tests of tests/robustness (random and damaged badge payloads through
 the rules, the scan path and the wedge endpoint; random JSON at every kiosk API route; hostile
-forms, queries and path arguments at every staff and kiosk route) with --examples examples each,
+forms, queries and path arguments at every staff and kiosk route; non-ASCII, overlong and binary
+values in every header, cookie and token both apps read) with --examples examples each,
 and prints how many requests or scans that was, how long it took, and what failed (pytest's
 report, with hypothesis's smallest failing example, follows a failure).
 
@@ -36,6 +37,11 @@ PROPERTIES = [
     "tests/robustness/test_api_garbage.py::test_the_login_pages_answer_hostile_forms",
     "tests/robustness/test_api_garbage.py::"
     "test_every_kiosk_route_answers_hostile_forms_queries_and_json",
+    "tests/robustness/test_hostile_headers.py::"
+    "test_every_kiosk_route_takes_hostile_headers_tokens_and_cookies",
+    "tests/robustness/test_hostile_headers.py::"
+    "test_every_staff_route_takes_hostile_headers_tokens_and_cookies",
+    "tests/robustness/test_hostile_headers.py::test_every_kiosk_api_route_takes_hostile_headers",
 ]
 # Requests (or scans) one example of each property makes.
 PER_EXAMPLE = {
@@ -47,6 +53,9 @@ PER_EXAMPLE = {
     "test_every_staff_route_answers": 20,
     "test_the_login_pages": 3,
     "test_every_kiosk_route_answers": 22,
+    "test_every_kiosk_route_takes_hostile": 37,
+    "test_every_staff_route_takes_hostile": 62,
+    "test_every_kiosk_api_route_takes": 12,
 }
 
 

@@ -8,6 +8,10 @@ systemd (kiosk.service, Type=notify) is told READY=1 once the socket listens and
 sync agent run, and WATCHDOG=1 every half WatchdogSec only while the kiosk is healthy (the pages
 answer, the scan loop lives). sd_notify is a datagram on $NOTIFY_SOCKET: a few lines of the
 standard library, no dependency.
+
+On a hostile LAN (docs/security.md): a cap of connections per client address (ClientCappedChannel),
+a total limit, a short idle timeout, and waitress reading each connection while its response runs
+so a stream learns at once that its client left (KioskServer).
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ from typing import Any
 
 from flask import Flask
 from waitress import wasyncore
-from waitress.server import create_server
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer, create_server
+
+from kiosk.lead_auth import client_key
 
 log = logging.getLogger(__name__)
 
@@ -139,30 +146,110 @@ def probe_http(host: str, port: int, path: str = "/healthz", timeout_s: float = 
     return check
 
 
+class ConnectionCaps:
+    """Open connections per client address (an IPv6 /64 counts as one), for ClientCappedChannel.
+
+    Called from waitress's loop (accepting) and from wherever a channel closes, so locked.
+    """
+
+    def __init__(self, per_client: int) -> None:
+        self.per_client = per_client
+        self.refused = 0  # connections closed at once, for tests and the curious
+        self._open: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def opened(self, client: str) -> bool:
+        with self._lock:
+            count = self._open.get(client, 0)
+            if count >= self.per_client:
+                self.refused += 1
+                return False
+            self._open[client] = count + 1
+            return True
+
+    def closed(self, client: str) -> None:
+        with self._lock:
+            left = self._open.get(client, 1) - 1
+            if left > 0:
+                self._open[client] = left
+            else:
+                self._open.pop(client, None)
+
+    def open_from(self, client: str) -> int:
+        with self._lock:
+            return self._open.get(client, 0)
+
+
+class ClientCappedChannel(HTTPChannel):
+    """waitress's connection, counted against its client's address. One past the cap is closed
+    before anything of it is read: a host that opens hundreds of slow connections holds only a
+    few, and the kiosk's connections stay free for the Pi's screen, the lead and the watchdog."""
+
+    caps: ConnectionCaps  # set on the class made for each server (KioskServer)
+
+    def __init__(self, server: Any, sock: Any, addr: Any, adj: Any, map: Any = None) -> None:
+        super().__init__(server, sock, addr, adj, map)
+        host = addr[0] if isinstance(addr, tuple) and addr else "unix"
+        self._client: str | None = client_key(host)
+        if not self.caps.opened(self._client):
+            self._client = None
+            self.will_close = True  # closed by the loop's next turn, nothing read
+
+    def del_channel(self, map: Any = None) -> None:
+        client, self._client = getattr(self, "_client", None), None
+        if client is not None:
+            self.caps.closed(client)
+        super().del_channel(map)
+
+
 class KioskServer:
     """waitress around the kiosk app, with the app's background work tied to its lifetime."""
 
     def __init__(self, app: Flask, host: str, port: int, threads: int, **adjustments: Any):
         self.app = app
         self.services = app.extensions["kiosk"]
-        # channel_timeout: an idle keep-alive connection is dropped after this; streams write a
-        # comment at least every keep-alive period, so they are never idle that long.
+        settings = self.services.settings
         # max_request_body_size: waitress reads a whole body (to a temp file past 512 KB)
         # before the app sees it; its default of 1 GB would let anyone on the site's network
         # fill the Pi's SD card, so it refuses what the app would refuse anyway.
         adjustments.setdefault(
             "max_request_body_size", app.config.get("MAX_CONTENT_LENGTH") or 1024 * 1024
         )
+        # A hostile LAN (docs/security.md): waitress's defaults let ~100 slow connections from
+        # one host take every connection (connection_limit 100) for a minute each.
+        # - connection_limit: all clients together; past it waitress stops accepting and new
+        #   connections wait in the listen backlog.
+        # - channel_timeout: a connection with no traffic either way is closed after this (an
+        #   idle keep-alive, a request started and left); checked every cleanup_interval s.
+        #   A connection serving a response (a stream) is never closed by it, and streams
+        #   write at least every KEEPALIVE_S anyway.
+        # - backlog: how many may wait to be accepted; beyond it the OS refuses them at once.
+        # - channel_request_lookahead: waitress keeps reading a connection while its response
+        #   runs, so a stream learns within a second that its client left
+        #   (environ["waitress.client_disconnected"]) and frees its slot.
+        # - per client address: ClientCappedChannel.
+        adjustments.setdefault("connection_limit", settings.server_connection_limit)
+        adjustments.setdefault("channel_timeout", settings.server_idle_timeout_s)
+        adjustments.setdefault("cleanup_interval", max(1, settings.server_idle_timeout_s // 2))
+        adjustments.setdefault("backlog", 128)
+        adjustments.setdefault("channel_request_lookahead", 1)
         self.server: Any = create_server(
             app,
             host=host,
             port=port,
             threads=threads,
             ident="kiosk",
-            channel_timeout=60,
             clear_untrusted_proxy_headers=True,
             **adjustments,
         )
+        self.connection_caps = ConnectionCaps(settings.server_connections_per_client)
+        channel_class = type("KioskChannel", (ClientCappedChannel,), {"caps": self.connection_caps})
+        listeners = getattr(self.server, "_map", None) or getattr(self.server, "map", {})
+        for listener in [self.server, *listeners.values()]:
+            if isinstance(listener, BaseWSGIServer):
+                listener.channel_class = channel_class
+        # Streams hold a worker thread each: a few threads stay free for everything else.
+        self.services.stream_slots.total = max(2, threads - 4)
         self.host = host
         self._closed = threading.Event()
 

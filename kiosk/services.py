@@ -46,6 +46,7 @@ from kiosk.rules import (
 )
 from kiosk.settings import KioskSettings
 from kiosk.store import EventLog, FailedScanLog
+from kiosk.stream_slots import StreamSlots
 from kiosk.visitors import VisitorNames
 from scanner import (
     BadgeRead,
@@ -209,8 +210,12 @@ class KioskServices:
         self.sync_agent: SyncAgentLike | None = None
         self.stopping = threading.Event()
         # Each open stream (events, preview) holds a waitress thread for as long as it is open;
-        # a few threads stay free for the lead's pages and the watchdog's probe.
-        self.stream_slots = threading.BoundedSemaphore(max(2, settings.server_threads - 4))
+        # a few threads stay free for the lead's pages and the watchdog's probe
+        # (kiosk/stream_slots.py: per client, and two for the Pi's own screen).
+        self.stream_slots = StreamSlots(
+            total=max(2, settings.server_threads - 4),
+            per_client=settings.stream_slots_per_client,
+        )
         self._start_lock = threading.Lock()
         self._started = False
         self._stopped = False

@@ -257,9 +257,37 @@ class KioskSettings(StrictSettings):
     listen_port: int = Field(8080, ge=1, le=65535, description="Port the kiosk's pages listen on.")
     server_threads: int = Field(
         16,
-        ge=2,
+        ge=6,
         le=256,
-        description="waitress worker threads (each open preview or event stream holds one).",
+        description="waitress worker threads (each open preview or event stream holds one; four "
+        "stay free for the lead's pages and the watchdog's probe).",
+    )
+    server_connection_limit: int = Field(
+        200,
+        ge=20,
+        le=1000,
+        description="Connections open at once, from everyone; past it new ones wait.",
+    )
+    server_connections_per_client: int = Field(
+        16,
+        ge=4,
+        le=1000,
+        description="Connections open at once from one client address (an IPv6 /64); more are "
+        "closed as they come, so one host cannot take the kiosk's connections.",
+    )
+    server_idle_timeout_s: int = Field(
+        10,
+        ge=2,
+        le=600,
+        description="A connection that sends and gets nothing for this long (an idle keep-alive, "
+        "a request started and never finished) is closed; streams are never idle that long.",
+    )
+    stream_slots_per_client: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Event and preview streams one client address may hold; a new one ends its "
+        "oldest. The Pi's own screen always has two slots the network cannot take.",
     )
 
     @field_validator("service_day_start")

@@ -4,11 +4,14 @@ Meant for the Pi's own Chromium: unless `screen_remote_allowed` is set, only loo
 these routes (the stream carries names and the preview shows faces). POSTs also need the screen
 token (an `X-Screen-Token` header): a custom header cannot be sent cross-site without CORS, so no
 other page can submit scans through a browser.
+
+The two streams (events, preview) each hold a worker thread while open, so each takes a slot
+(kiosk/stream_slots.py: a few per client address, two kept for the Pi itself) and gives it back
+as soon as its client leaves, another stream of the same client displaces it, or the kiosk stops.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +21,7 @@ from flask import Blueprint, Response, abort, g, jsonify, render_template, reque
 from flask_babel import gettext as _
 from werkzeug.wsgi import ClosingIterator
 
+from kiosk.stream_slots import Slot, is_loopback
 from kiosk.web import i18n
 from kiosk.web.common import asset_url, services
 from sync.web_security import tokens_equal
@@ -25,16 +29,16 @@ from sync.web_security import tokens_equal
 bp = Blueprint("screen", __name__)
 
 KEEPALIVE_S = 15.0
+# How often an open stream looks whether its client left or another took its slot: a slot comes
+# back within about this long after a screen closes, not at the next failed write.
+POLL_S = 1.0
 RETRY_MS = 2000
 PREVIEW_MAX_FPS = 8.0
 MAX_WEDGE_CHARS = 512
 
 
 def _is_local(address: str | None) -> bool:
-    try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(address)
 
 
 @bp.before_request
@@ -114,18 +118,27 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {body}\n\n".encode()
 
 
-def _take_stream_slot() -> Callable[[], None]:
-    """A slot for one long-lived response, released when the server closes the response."""
-    slots = services().stream_slots
-    if not slots.acquire(blocking=False):
+def _take_stream_slot() -> Slot:
+    """A slot for one long-lived response (kiosk/stream_slots.py), released when the server
+    closes the response."""
+    slot = services().stream_slots.take(request.remote_addr)
+    if slot is None:
         abort(503, description=_("Too many kiosk screens are open."))
-    return slots.release
+    return slot
+
+
+def _client_gone() -> Callable[[], bool]:
+    """Whether the client closed its connection (waitress watches the socket while the app
+    writes, see kiosk/server.py); never, where the server cannot tell."""
+    check = request.environ.get("waitress.client_disconnected")
+    return check if callable(check) else (lambda: False)
 
 
 @bp.get("/stream")
 def stream() -> Response:
     kiosk = services()
-    release = _take_stream_slot()
+    slot = _take_stream_slot()
+    gone = _client_gone()
     subscription = kiosk.bus.subscribe(request.headers.get("Last-Event-ID"))
     hello = {"screen_token": kiosk.screen_token, "boot": kiosk.bus.boot}
     first_status = kiosk.screen_status()
@@ -136,20 +149,23 @@ def stream() -> Response:
             yield f"retry: {RETRY_MS}\n\n".encode()
             yield _sse("hello", hello)
             yield _sse("status", first_status)
-            while not kiosk.stopping.is_set():
-                message = subscription.get(timeout=KEEPALIVE_S)
+            quiet_since = time.monotonic()
+            while not kiosk.stopping.is_set() and not slot.ended.is_set() and not gone():
+                message = subscription.get(timeout=POLL_S)
                 if message is not None:
                     yield message.encode()
+                    quiet_since = time.monotonic()
                 elif subscription.closed:
                     return
-                else:
+                elif time.monotonic() - quiet_since >= KEEPALIVE_S:
                     # A comment line: keeps proxies and idle timeouts from closing the stream.
                     yield b": keep-alive\n\n"
+                    quiet_since = time.monotonic()
         finally:
             subscription.close()
 
     return Response(
-        ClosingIterator(generate(), [release]),
+        ClosingIterator(generate(), [slot.release]),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -159,13 +175,14 @@ def stream() -> Response:
 def preview() -> Response:
     """MJPEG of the scan loop's latest frame, at a capped rate, only as new frames come."""
     kiosk = services()
-    release = _take_stream_slot()
+    slot = _take_stream_slot()
+    gone = _client_gone()
     boundary = "kioskframe"
 
     def generate() -> Iterator[bytes]:
         last: bytes | None = None
         period = 1.0 / PREVIEW_MAX_FPS
-        while not kiosk.stopping.is_set():
+        while not kiosk.stopping.is_set() and not slot.ended.is_set() and not gone():
             started = time.monotonic()
             loop = kiosk.scan_loop
             jpeg = loop.latest_jpeg() if loop is not None else None
@@ -182,7 +199,7 @@ def preview() -> Response:
             kiosk.stopping.wait(max(0.0, period - (time.monotonic() - started)))
 
     return Response(
-        ClosingIterator(generate(), [release]),
+        ClosingIterator(generate(), [slot.release]),
         mimetype=f"multipart/x-mixed-replace; boundary={boundary}",
         headers={"Cache-Control": "no-store"},
     )

@@ -301,12 +301,17 @@ def test_streams_are_capped_so_threads_stay_free_for_the_lead_and_the_watchdog(
         first = client.get("/stream", environ_base=LOCAL, buffered=False)
         second = client.get("/stream", environ_base=LOCAL, buffered=False)
         assert first.status_code == second.status_code == 200
-        third = client.get("/stream", environ_base=LOCAL, buffered=False)
+        other = {"REMOTE_ADDR": "127.0.0.2"}  # another client: no slot is left for it
+        third = client.get("/stream", environ_base=other, buffered=False)
         assert third.status_code == 503
         first.close()
-        again = client.get("/stream", environ_base=LOCAL, buffered=False)
+        again = client.get("/stream", environ_base=other, buffered=False)
         assert again.status_code == 200
-        again.close()
-        second.close()
+        # The first client again: its own oldest stream makes way (a page that reloads).
+        reloaded = client.get("/stream", environ_base=LOCAL, buffered=False)
+        assert reloaded.status_code == 200
+        assert kit.services.stream_slots.held == 2
+        for response in (again, reloaded, second):
+            response.close()
     finally:
         kit.services.stop()

@@ -4,9 +4,12 @@ staff pages; the centre's session cookie Secure when its public URL is https."""
 
 from __future__ import annotations
 
-from tests.central_web.helpers import log_in
-from tests.kiosk_web.helpers import LOCAL, login
-from tests.robustness.conftest import make_centre
+import pytest
+
+from tests.browser import chromium
+from tests.central_web.helpers import PASSWORDS, log_in
+from tests.kiosk_web.helpers import LOCAL, PIN, login
+from tests.robustness.conftest import make_centre, seeded_centre
 
 
 def assert_guarded(response, what: str) -> None:
@@ -71,3 +74,62 @@ def test_the_staff_cookie_is_secure_when_the_centre_is_reached_over_https(tmp_pa
     client = app.test_client()
     page = client.get("/staff/login", base_url="https://centre.example")
     assert "Secure" in page.headers["Set-Cookie"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    yield from chromium()
+
+
+@pytest.mark.browser
+def test_the_pages_work_under_their_policy(browser, tmp_path, issuing_key):
+    """The policy forbids inline script and style: the kiosk screen, the lead's pages and the
+    staff pages must not need any (Chromium reports each blocked one on the console)."""
+    from tests.kiosk_web.live import live_kiosk
+
+    blocked: list[str] = []
+
+    def watch(page) -> None:
+        page.on(
+            "console",
+            lambda message: (
+                "Content Security Policy" in message.text and blocked.append(message.text)
+            ),
+        )
+
+    with live_kiosk(tmp_path, issuing_key) as live:
+        screen = browser.new_page(viewport={"width": 800, "height": 480})
+        watch(screen)
+        screen.goto(live.url + "/")
+        screen.wait_for_selector("#camera-badge[data-state='ok']", timeout=20_000)
+        live.services.handle_payload(live.kit.badge("C001"), "camera")
+        screen.wait_for_selector("#result[data-outcome='arrival']", timeout=10_000)
+        phone = browser.new_page(viewport={"width": 390, "height": 844})
+        watch(phone)
+        phone.goto(live.url + "/lead")
+        phone.fill("input[name=pin]", PIN)
+        phone.click("button[type=submit]")
+        phone.wait_for_selector("#present")
+        phone.goto(live.url + "/lead/#readiness")
+        phone.wait_for_selector("#readiness")
+        screen.close()
+        phone.close()
+    centre = seeded_centre(tmp_path / "central")
+    from tests.fakes.network import LoopbackServer
+
+    server = LoopbackServer(centre.app)
+    try:
+        page = browser.new_page()
+        watch(page)
+        page.goto(server.url + "staff/login")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", PASSWORDS["admin"])
+        page.click("button[type=submit]")
+        page.wait_for_selector("nav")
+        for path in ("staff/", "staff/sites/S01", "staff/kiosks", "staff/anomalies"):
+            page.goto(server.url + path)
+            page.wait_for_load_state("load")
+        page.close()
+    finally:
+        server.close()
+    assert blocked == []
