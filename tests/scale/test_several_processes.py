@@ -176,9 +176,11 @@ def kill_the_stays_holder(cluster: Cluster) -> dict[str, Any]:
     assert "stays" in held, "a process holds the stays duty while kiosks push"
     assert runs > 0, "the stays duty has done work before the kill"
     victim = cluster.by_pid(holder_pid(held["stays"]["holder"]))
+    cluster.kill(victim)  # returns once the process is gone
+    # The moment is read after the death: a run the victim began between a reading taken before
+    # the kill and the signal would otherwise count as a run "after" it.
     with cluster.engine.connect() as conn:
         killed_at = leases.database_now(conn)
-    cluster.kill(victim)
     return {"holder": held["stays"]["holder"], "port": victim.port, "at": killed_at, "held": held}
 
 
