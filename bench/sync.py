@@ -21,6 +21,7 @@ record the centre does not count shows in "counted" below.
 
     .venv/bin/python bench/sync.py                      # the figures of the issue
     .venv/bin/python bench/sync.py --backlog 2000 --kiosks 10 --per-kiosk 200   # CI-sized
+    .venv/bin/python bench/sync.py --without-proof-check   # the baseline of the proofs' cost
 
 Figures depend on the machine and on what else runs on it: compare them within one run.
 """
@@ -89,14 +90,24 @@ def serve(instance: str, url: str, port: int, threads: int) -> None:
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     from central.settings import CentralSettings
 
+    if os.environ.get(SKIP_PROOF_CHECK):
+        # The baseline the proof check's cost is measured against: ingest exactly as it is, but
+        # no record is judged on its badge (never a setting of the centre: bench only).
+        import central.ingest.push as push
+
+        push.signature_verdicts = lambda conn, accepted, proofs: ({}, [])
+        push.needs_proof = lambda event: False
     settings = CentralSettings(database_url=url, server_threads=threads)
     engine = make_engine(url, **({} if url.startswith("sqlite") else {"pool_size": threads}))
     app = create_app(instance, settings, engine=engine)
     waitress.serve(app, host="127.0.0.1", port=port, threads=threads, _quiet=True)
 
 
+SKIP_PROOF_CHECK = "CADRE_BENCH_SKIP_PROOF_CHECK"
+
+
 class Centre:
-    def __init__(self, workdir: Path, url: str, threads: int):
+    def __init__(self, workdir: Path, url: str, threads: int, check_proofs: bool = True):
         self.url_db = url
         self.instance = workdir / "central"
         self.instance.mkdir(parents=True)
@@ -109,7 +120,8 @@ class Centre:
         port = _free_port()
         self.base = f"http://127.0.0.1:{port}/"
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(self.instance), url, str(port), str(threads)]
+            [sys.executable, __file__, "--serve", str(self.instance), url, str(port), str(threads)],
+            env=os.environ | ({} if check_proofs else {SKIP_PROOF_CHECK: "1"}),
         )
         deadline = time.monotonic() + 30
         while True:
@@ -284,6 +296,7 @@ def agent(
 @dataclass
 class Figures:
     store: str
+    counting: str = "badge proofs verified"
     backlog: int = 0
     backlog_s: float = 0.0
     kiosks: int = 0
@@ -497,8 +510,10 @@ def run_many(
 
 def run_store(label: str, url: str, args: argparse.Namespace) -> Figures:
     figures = Figures(label)
+    if args.without_proof_check:
+        figures.counting = "badge proofs NOT checked"
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-sync-{label}-"))
-    centre = Centre(workdir, url, args.threads)
+    centre = Centre(workdir, url, args.threads, check_proofs=not args.without_proof_check)
     try:
         # The backlog with photos has a site (and cadres) of its own, so it meets a centre in
         # the same state as the plain one did.
@@ -547,7 +562,7 @@ def report(f: Figures) -> bool:
     )
     print(
         f"  count at the centre: {f.stored} stored, {f.distinct} distinct, "
-        f"{f.counted} counted (badge proofs verified), {f.total} sent, "
+        f"{f.counted} counted ({f.counting}), {f.total} sent, "
         f"{f.chains_complete}/{f.kiosks} chains complete: "
         f"{'no loss, no duplicate' if exact else 'MISMATCH'}; "
         f"{f.closed_stays}/{f.expected_stays} stays paired across the two kiosks of each site"
@@ -601,11 +616,18 @@ def main() -> int:
     parser.add_argument(
         "--no-photos", action="store_true", help="skip the backlog with a photo per event"
     )
+    parser.add_argument(
+        "--without-proof-check",
+        action="store_true",
+        help="the baseline: the centre judges no record on its badge proof (bench only), to "
+        "measure what checking the proofs costs",
+    )
     args = parser.parse_args()
     print(
         f"sync bench: backlog {args.backlog}, {args.kiosks} kiosks x {args.per_kiosk} events, "
         f"batches of {args.batch}, {os.cpu_count()} CPUs, badges "
         + ("never seen by the centre" if args.unknown_badges else "printed by the centre")
+        + (", proofs NOT checked (baseline)" if args.without_proof_check else "")
     )
     good = True
     if args.only in (None, "sqlite"):

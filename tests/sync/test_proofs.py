@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import inspect, select, text
+from sqlalchemy import event, inspect, select, text
 
 from central import roster
 from central.badges import issue_badges
@@ -87,6 +87,60 @@ def test_a_badge_is_verified_once_then_known(site, verifications):
     with site.connect() as conn:
         known = conn.execute(select(badge_proofs.c.cadre_id)).scalars().all()
     assert sorted(known) == ["C1", "C2"]
+    assert set(quarantine_of(site).values()) == {None}
+
+
+def test_a_process_knows_the_printed_badges_after_its_first_push(site, verifications):
+    """At dawn nearly every badge comes for its first time of the day: a process reads the
+    known-genuine badges once, then asks the database only for badges it does not know (one
+    another process verified since), and verifies none of them again."""
+    kiosk_id, _ = enrolled(site, "S01")
+    log = MemoryLog(kiosk_id, "S01")
+    printed = {b.cadre_id: b.payload for b in issue_badges(site, TEST_KEY, today=ISSUED)}
+    looked_up: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        if "FROM badge_proofs" in statement and "IN (" in statement:
+            looked_up.append(statement)
+
+    event.listen(site, "before_cursor_execute", note)
+    try:
+        this_process = fresh_checks()
+        push(site, log, [log.record("C1", "arrival", T0, badge_token=printed["C1"])], this_process)
+        later = [
+            log.record(c, "arrival", T0 + timedelta(minutes=1), badge_token=printed[c])
+            for c in ("C2", "C3")
+        ]
+        push(site, log, later, this_process)
+        assert looked_up == [] and verifications == []
+        # Another process verifies C1's re-issued badge (never printed here) and keeps it.
+        other_log = MemoryLog(enrolled(site, "S01")[0], "S01")
+        reissued = badge("C1", serial=2)
+        push(
+            site,
+            other_log,
+            [
+                other_log.record(
+                    "C1", "departure", T0 + timedelta(hours=1), badge_serial=2, badge_token=reissued
+                )
+            ],
+            fresh_checks(),
+        )
+        assert verifications == [reissued]
+        push(
+            site,
+            log,
+            [
+                log.record(
+                    "C1", "departure", T0 + timedelta(hours=2), badge_serial=2, badge_token=reissued
+                )
+            ],
+            this_process,
+        )
+    finally:
+        event.remove(site, "before_cursor_execute", note)
+    assert len(looked_up) == 2  # the other process's and this one's, for the unknown badge only
+    assert verifications == [reissued]
     assert set(quarantine_of(site).values()) == {None}
 
 
