@@ -713,7 +713,7 @@ def kiosk_revoke_command(instance: Path, kiosk_id: str) -> None:
     click.echo(f"kiosk {kiosk_id} revoked: its token no longer works")
 
 
-@kiosk_group.command("setting")
+@kiosk_group.command("setting", hidden=True)
 @click.argument("scope")
 @click.argument("key")
 @click.argument("value", required=False)
@@ -722,10 +722,8 @@ def kiosk_revoke_command(instance: Path, kiosk_id: str) -> None:
 def kiosk_setting_command(
     instance: Path, scope: str, key: str, value: str | None, remove: bool
 ) -> None:
-    """Hand a kiosk setting to kiosks: SCOPE is *, site:<id> or kiosk:<id> (the narrowest
-    wins); VALUE is JSON (true, 30, "text") or plain text. Kiosks check it against their own
-    settings at their next pull and apply it at their next start. Example, photos on at S01:
-    central kiosk setting site:S01 photo_capture true"""
+    """The older form of `central kiosk set`, kept for scripts written against it: SCOPE is *,
+    site:<id> or kiosk:<id>; VALUE is JSON (true, 30, "text") or plain text."""
     import json
     from datetime import UTC
 
@@ -749,6 +747,9 @@ def kiosk_setting_command(
 
 
 @kiosk_group.command("set")
+@click.option(
+    "--all", "every_kiosk", is_flag=True, help="Every kiosk (a site's or a kiosk's own value wins)."
+)
 @click.option("--site", "site_id", help="Every kiosk of this site.")
 @click.option("--kiosk", "kiosk_id", help="This kiosk only (wins over its site's value).")
 @click.option("--remove", is_flag=True, help="Remove the named settings at this scope.")
@@ -756,6 +757,7 @@ def kiosk_setting_command(
 @click.pass_obj
 def kiosk_set_command(
     instance: Path,
+    every_kiosk: bool,
     site_id: str | None,
     kiosk_id: str | None,
     remove: bool,
@@ -767,6 +769,8 @@ def kiosk_set_command(
     the kiosks page shows. With --remove, name the keys only. Examples:
 
     central kiosk set --site S01 repeat_window_s=60 sounds=false
+
+    central kiosk set --all photo_capture=true
 
     central kiosk set --kiosk S01-1 --remove sounds"""
     from datetime import UTC
@@ -780,8 +784,13 @@ def kiosk_set_command(
             values: dict[str, object] = dict.fromkeys(a.partition("=")[0] for a in assignments)
         else:
             values = kiosk_settings.parse_assignments(assignments)
-        with engine.connect() as conn:
-            scope = kiosk_settings.scope_of(conn, site_id, kiosk_id)
+        if every_kiosk:
+            if site_id or kiosk_id:
+                raise kiosk_settings.SettingsInputError("--all names no site or kiosk")
+            scope = "*"
+        else:
+            with engine.connect() as conn:
+                scope = kiosk_settings.scope_of(conn, site_id, kiosk_id)
         version = kiosk_settings.set_settings(engine, scope, values, datetime.now(UTC), by="cli")
     except (kiosk_settings.SettingsInputError, KioskError) as exc:
         raise click.ClickException(str(exc)) from exc

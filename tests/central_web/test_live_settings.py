@@ -118,6 +118,7 @@ def test_central_kiosk_set_and_what_a_kiosk_refuses(
         ["kiosk", "set", "--site", "S01", "--kiosk", kiosk_id, "sounds=false"],
         ["kiosk", "set", "--site", "S01", "sounds"],
         ["kiosk", "set", "--site", "S01", "Bad-Name=1"],
+        ["kiosk", "set", "--all", "--site", "S01", "sounds=false"],
     ):
         failed = runner.invoke(cli, ["--instance", instance, *wrong])
         assert failed.exit_code != 0 and "Error" in failed.output, wrong

@@ -19,18 +19,19 @@ def test_photo_capture_pushed_for_a_site_is_applied_by_its_kiosk(tmp_path):
     centre = tmp_path / "centre"
     runner = CliRunner(env={"CENTRAL_INSTANCE": None, "CENTRAL_BADGE_FONT_FILE": None})
     assert runner.invoke(central_cli, ["--instance", str(centre), "init"]).exit_code == 0
+    engine = make_engine(f"sqlite:///{centre / 'central.db'}")
+    load_roster(engine, {"S01": ["C1"], "S02": ["C2"]})
     result = runner.invoke(
         central_cli,
-        ["--instance", str(centre), "kiosk", "setting", "site:S01", "photo_capture", "true"],
+        ["--instance", str(centre), "kiosk", "set", "--site", "S01", "photo_capture=true"],
     )
     assert result.exit_code == 0, result.output
     assert "site:S01 photo_capture = true" in result.output
-    runner.invoke(
+    result = runner.invoke(
         central_cli,
-        ["--instance", str(centre), "kiosk", "setting", "*", "photo_retention_days", "14"],
+        ["--instance", str(centre), "kiosk", "set", "--all", "photo_retention_days=14"],
     )
-    engine = make_engine(f"sqlite:///{centre / 'central.db'}")
-    load_roster(engine, {"S01": ["C1"], "S02": ["C2"]})
+    assert result.exit_code == 0, result.output
     kiosk_id, _ = enrolled(engine, "S01")
     other_id, _ = enrolled(engine, "S02")
     with engine.connect() as conn:
