@@ -75,6 +75,7 @@ class _Appearance:
     noise_sigma: float
     glare: tuple[float, float, float, float] | None  # (u, v, radius, strength) on the card
     gain: float
+    holder: int = 0  # which of DEMO_CAST holds it, with `person`
 
     @property
     def length(self) -> int:
@@ -164,6 +165,7 @@ class DemoScene:
             hold=int(rng.integers(_HOLD_FRAMES[0], _HOLD_FRAMES[1] + 1)),
             leave=int(rng.integers(_LEAVE_FRAMES[0], _LEAVE_FRAMES[1] + 1)),
             payload=self.payloads[k % len(self.payloads)],
+            holder=k,
             code_px=code_px,
             entry=off_screen(),
             rest=rest,
@@ -261,24 +263,13 @@ class DemoScene:
         cx = int(w * (0.2 if left_side else 0.8))
         cy = int(h * 0.32)
         canvas = np.zeros((h, w), dtype=np.uint8)
-        mask = np.zeros((h, w), dtype=np.uint8)
         shoulders = (cx, cy + int(face_w * 1.5))
         axes = (int(face_w * 1.1), int(face_w * 0.8))
         cv2.ellipse(canvas, shoulders, axes, 0, 180, 360, 70, -1)
-        cv2.ellipse(mask, shoulders, axes, 0, 180, 360, 255, -1)
-        draw_face(canvas, (cx, cy), face_w)
-        cv2.ellipse(
-            mask,
-            (cx, cy - int(face_w * 0.12)),
-            (int(face_w * 0.62), int(face_w * 0.78)),
-            0,
-            0,
-            360,
-            255,
-            -1,
-        )
+        draw_face(canvas, (cx, cy), face_w, variant=app.holder)
         person = canvas.astype(np.float32) * light
-        np.copyto(image, person, where=mask > 0)
+        # Nothing of a person is drawn black, so what is not zero is the person.
+        np.copyto(image, person, where=canvas > 0)
 
     def _light(self, index: int) -> float:
         # Slow drift (clouds, doors opening) plus a faster flicker-free wobble.
@@ -449,27 +440,122 @@ def _room_background(width: int, height: int, seed: int) -> np.ndarray:
     return np.asarray(np.clip(room, 0, 255), np.uint8)
 
 
-def draw_face(canvas: np.ndarray, centre: tuple[int, int], width: int, skin: int = 185) -> None:
+def draw_face(
+    canvas: np.ndarray,
+    centre: tuple[int, int],
+    width: int,
+    skin: int = 185,
+    variant: int | None = None,
+) -> None:
     """Draw a schematic face (hair, brows, eyes, nose, mouth) `width` pixels across, centred on
     `centre`, onto a greyscale `canvas` in place. Drawn so that OpenCV's frontal-face Haar
     cascade finds it (checked from 80 px across in a 640x480 frame): the demo's person and the
-    face check's tests use it."""
+    face check's tests use it. `variant` draws one of DEMO_CAST instead (another skin, hair,
+    eyes, mouth, glasses, beard), so that a queue of drawn people does not look like one person
+    showing many badges (kiosk/holders.py); None is the one face the tests know."""
     cx, cy = centre
     s = width
+    look = _Look.of(variant, skin)
 
     def px(f: float) -> int:
         return max(1, int(f * s))
 
-    cv2.ellipse(canvas, (cx, cy - px(0.12)), (px(0.62), px(0.78)), 0, 0, 360, 45, -1)
-    cv2.ellipse(canvas, (cx, cy), (px(0.5), px(0.66)), 0, 0, 360, skin, -1)
-    cv2.ellipse(canvas, (cx, cy - px(0.55)), (px(0.52), px(0.22)), 0, 0, 360, 45, -1)
+    hair = look.hair_tone
+    if look.hair == "long":
+        cv2.ellipse(canvas, (cx, cy + px(0.05)), (px(0.66), px(0.85)), 0, 0, 360, hair, -1)
+    else:
+        cv2.ellipse(canvas, (cx, cy - px(0.12)), (px(0.62), px(0.78)), 0, 0, 360, hair, -1)
+    cv2.ellipse(canvas, (cx, cy), (px(look.face_w), px(0.66)), 0, 0, 360, look.skin, -1)
+    if look.hair != "bald":
+        top = 0.22 if look.hair != "fringe" else 0.32
+        cv2.ellipse(canvas, (cx, cy - px(0.55)), (px(0.52), px(top)), 0, 0, 360, hair, -1)
+    if look.beard:
+        cv2.ellipse(canvas, (cx, cy + px(0.42)), (px(0.36), px(0.22)), 0, 0, 180, hair + 15, -1)
     for side in (-1, 1):
-        eye = (cx + side * px(0.2), cy - px(0.08))
+        eye = (cx + side * px(look.eye_gap), cy - px(0.08))
         cv2.ellipse(canvas, (eye[0], cy - px(0.2)), (px(0.13), px(0.035)), 0, 0, 360, 60, -1)
-        cv2.ellipse(canvas, eye, (px(0.12), px(0.07)), 0, 0, 360, 110, -1)
+        cv2.ellipse(canvas, eye, (px(0.12), px(look.eye_h)), 0, 0, 360, 110, -1)
         cv2.ellipse(canvas, eye, (px(0.07), px(0.04)), 0, 0, 360, 40, -1)
+        if look.glasses:
+            cv2.rectangle(
+                canvas,
+                (eye[0] - px(0.16), eye[1] - px(0.1)),
+                (eye[0] + px(0.16), eye[1] + px(0.1)),
+                30,
+                max(1, px(0.025)),
+            )
         cv2.circle(canvas, (cx + side * px(0.05), cy + px(0.2)), px(0.025), 90, -1)
     cv2.ellipse(
-        canvas, (cx, cy + px(0.08)), (px(0.05), px(0.14)), 0, 0, 360, min(255, skin + 30), -1
+        canvas,
+        (cx, cy + px(0.08)),
+        (px(0.05), px(0.14)),
+        0,
+        0,
+        360,
+        min(255, look.skin + 30),
+        -1,
     )
-    cv2.ellipse(canvas, (cx, cy + px(0.36)), (px(0.16), px(0.045)), 0, 0, 360, 70, -1)
+    cv2.ellipse(canvas, (cx, cy + px(0.36)), (px(look.mouth_w), px(0.045)), 0, 0, 360, 70, -1)
+
+
+@dataclass(frozen=True)
+class _Look:
+    """What makes one drawn person look unlike the next."""
+
+    skin: int = 185
+    hair: str = "short"  # short, long, fringe, bald
+    hair_tone: int = 45
+    face_w: float = 0.5
+    eye_gap: float = 0.2
+    eye_h: float = 0.07
+    mouth_w: float = 0.16
+    glasses: bool = False
+    beard: bool = False
+
+    @classmethod
+    def of(cls, variant: int | None, skin: int) -> _Look:
+        if variant is None:
+            return cls(skin=skin)
+        return DEMO_CAST[variant % len(DEMO_CAST)]
+
+
+# The demo's queue: people unlike each other by the measure the kiosk uses to tell one person
+# showing several badges (kiosk/holders.py; tests/photos/test_several_badges.py checks every
+# pair), so the demo flags nobody.
+DEMO_CAST = (
+    _Look(skin=199, hair="short", hair_tone=73, face_w=0.53, eye_gap=0.17, eye_h=0.079),
+    _Look(
+        skin=150, hair="fringe", hair_tone=25, face_w=0.45, eye_gap=0.22, mouth_w=0.2, glasses=True
+    ),
+    _Look(
+        skin=180,
+        hair="bald",
+        hair_tone=62,
+        face_w=0.49,
+        eye_gap=0.19,
+        eye_h=0.068,
+        mouth_w=0.175,
+        beard=True,
+    ),
+    _Look(
+        skin=155,
+        hair="bald",
+        hair_tone=75,
+        face_w=0.53,
+        eye_gap=0.18,
+        eye_h=0.056,
+        mouth_w=0.14,
+        glasses=True,
+    ),
+    _Look(
+        skin=161,
+        hair="long",
+        hair_tone=64,
+        face_w=0.51,
+        eye_gap=0.21,
+        eye_h=0.069,
+        mouth_w=0.10,
+        glasses=True,
+        beard=True,
+    ),
+)

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from sqlalchemy import select
 
 from central import photo_review
 from central.app import create_app
 from central.db.schema import anomalies
 from central.services import central_of
+from kiosk.holders import MIN_LIKENESS, SeveralBadges, face_patch, likeness
 from kiosk.photo_outbox import PhotoOutbox
 from kiosk.rules import FLAG_SEVERAL_BADGES
-from scanner import BadgeRead
-from scanner.demo import draw_face
+from scanner import BadgeRead, FaceDetector, FaceSighting
+from scanner.demo import DEMO_CAST, DemoScene, draw_face
 from sync.agent import SyncAgent
 from sync.client import CentralClient
 from tests.fakes.network import WSGIAdapter, session_with
@@ -91,3 +93,41 @@ def test_two_people_one_after_another_are_not_flagged(tmp_path, issuing_key):
         assert all(FLAG_SEVERAL_BADGES not in e.flags for e in camera_events(kit))
     finally:
         kit.services.stop()
+
+
+def test_the_demo_queue_is_people_unlike_each_other():
+    """The demo camera's queue (scripts/demo.py) is drawn people; the kiosk must not take them
+    for one person showing everyone's badges, or every demo check-in is flagged."""
+    scene = DemoScene(["demo"], person=True)
+    held = {}
+    index = 0
+    while len(held) < 2 * len(DEMO_CAST):
+        frame = scene.frame(index)
+        if frame.phase == "hold":
+            held.setdefault(frame.appearance, frame.image)
+        index += 3
+    detector = FaceDetector()
+    holders = SeveralBadges(window_s=5.0)
+    for k, image in sorted(held.items()):
+        boxes = detector.faces(image)
+        assert boxes, f"no face found in appearance {k}"
+        sighting = FaceSighting(k, k * 1_200_000_000, image, boxes)
+        # Closer together than at a real gate: each is compared with the four before it.
+        assert holders.others(sighting.time_ns, f"C{k:03d}", sighting) == [], k
+        holders.note(sighting.time_ns, f"C{k:03d}", sighting)
+
+
+@pytest.mark.parametrize("width", [80, 115, 150])
+def test_every_two_of_the_demo_cast_are_told_apart(width):
+    """115 px across is the demo's person; 80 and 150 a step back and a step closer."""
+    detector = FaceDetector()
+    patches = []
+    for variant in range(len(DEMO_CAST)):
+        image = room()
+        draw_face(image, (200, 200), width, variant=variant)
+        boxes = detector.faces(image)
+        assert boxes, f"the face check finds no face in DEMO_CAST[{variant}] at {width} px"
+        patches.append(face_patch(FaceSighting(1, 0, image, boxes))[1])
+    for a in range(len(patches)):
+        for b in range(a + 1, len(patches)):
+            assert likeness(patches[a], patches[b]) < MIN_LIKENESS, (a, b)
