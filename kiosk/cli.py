@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -180,6 +181,55 @@ def pin_centre_command(instance: Path, fingerprint: str) -> None:
     except SettingsError as exc:
         raise click.ClickException(f"kiosk.toml: {exc}") from exc
     click.echo(f"centre key {shown(pinned)} pinned: the kiosk takes answers signed by it only")
+
+
+@main.command("verify-log")
+@click.option("--live-only", is_flag=True, help="Skip the archived segments (quicker).")
+@click.pass_obj
+def verify_log_command(instance: Path, live_only: bool) -> None:
+    """Check the local log end to end: every record's hash, seqs without gaps or repeats, each
+    linked to the one before. Finds what opening the log cannot (a flipped bit that leaves a
+    record readable). Exits 1 on any fault. Stop the kiosk first: the log opens in one process
+    at a time."""
+    from kiosk.store import EventLog, StoreConfig, StoreLocked, verify_log
+
+    settings = load_or_exit(kiosk_settings.load, instance)
+
+    try:
+        log = EventLog(
+            instance / "log",
+            StoreConfig(
+                segment_events=settings.store_segment_events,
+                checkpoint_events=settings.store_checkpoint_events,
+                retention_days=settings.retention_days,
+            ),
+        )
+    except StoreLocked as exc:
+        raise click.ClickException(
+            f"{exc}: stop the kiosk first (sudo systemctl stop kiosk)"
+        ) from exc
+    try:
+        report = verify_log(log, include_archived=not live_only)
+        salvaged = log.recovery
+    finally:
+        log.close()
+    click.echo(f"{report.count} records, last seq {report.last_seq}")
+    faults: dict[str, list[Any]] = {
+        "records whose hash does not match their fields (seq)": report.bad_hashes,
+        "seqs stored twice": report.duplicate_seqs,
+        "event ids stored twice": report.duplicate_ids,
+        "missing seqs (first, last)": report.gaps,
+        "records not linked to the one before (seq)": report.chain_breaks,
+    }
+    for what, found in faults.items():
+        if found:
+            shown = ", ".join(str(f) for f in found[:20]) + (" ..." if len(found) > 20 else "")
+            click.echo(f"FAULT {what}: {shown}")
+    if not salvaged.clean:
+        click.echo(f"on opening: {salvaged.summary()}")
+    if not report.ok:
+        sys.exit(1)
+    click.echo("log OK: every record valid and linked")
 
 
 @main.command("set-pin")
