@@ -287,12 +287,16 @@ def pull() -> Response:
     with central.engine.begin() as conn:
         roster = kiosks.roster_delta(conn, kiosk.site_id, asked.roster_version)
         settings = kiosks.settings_answer(conn, kiosk, asked.settings_version)
+        peers = None
+        if asked.peer_key is not None:
+            peers = kiosks.peers_answer(conn, kiosk, asked.peer_key, asked.peer_address)
     return _json(
         PullAnswer(
             server_time=central.now(),
             roster=roster,
             public_keys=None if keys.version == asked.keys_version else keys,
             settings=settings,
+            peers=peers,
         )
     )
 

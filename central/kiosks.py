@@ -35,6 +35,7 @@ from central.db.schema import (
 from central.keys import KeyFileError, public_keyring
 from central.timefix import to_utc_naive
 from sync.badge_token import public_key_to_text
+from sync.peers import MAX_PEERS, PeerInfo, PeerKeyError, PeersAnswer, public_key_of
 from sync.protocol import (
     KeysAnswer,
     PublicKey,
@@ -198,7 +199,7 @@ def enrol(engine: Engine, code: str, now: datetime) -> tuple[KioskIdentity, str,
         conn.execute(
             update(kiosks)
             .where(kiosks.c.kiosk_id == row.kiosk_id)
-            .values(token_hash=hash_secret(token), enrolled_at=now)
+            .values(token_hash=hash_secret(token), enrolled_at=now, peer_key=None)
         )
         site_name = _site_name(conn, row.site_id) or ""
     return KioskIdentity(row.kiosk_id, row.site_id), site_name, token
@@ -223,7 +224,10 @@ def revoke(engine: Engine, kiosk_id: str, now: datetime, by: str = "") -> None:
             update(kiosks)
             .where(kiosks.c.kiosk_id == kiosk_id)
             .values(
-                revoked_at=func.coalesce(kiosks.c.revoked_at, now), revoked_by=by, token_hash=None
+                revoked_at=func.coalesce(kiosks.c.revoked_at, now),
+                revoked_by=by,
+                token_hash=None,
+                peer_key=None,
             )
         )
         if found.rowcount != 1:
@@ -233,6 +237,41 @@ def revoke(engine: Engine, kiosk_id: str, now: datetime, by: str = "") -> None:
             .where(enrolment_codes.c.kiosk_id == kiosk_id, enrolment_codes.c.used_at.is_(None))
             .values(used_at=now)
         )
+
+
+def peers_answer(
+    conn: Connection, kiosk: KioskIdentity, peer_key: str, address: str | None
+) -> PeersAnswer:
+    """Keep the asking kiosk's peer key (its token vouches for it) and name the site's other
+    live kiosks: enrolled, not revoked, with a key. A revoked kiosk has no token and no key, so
+    it drops out of every list at once, and its peers refuse it from their next pull."""
+    try:
+        public_key_of(peer_key)
+    except PeerKeyError:
+        peer_key = ""  # not a key: the kiosk is listed to nobody until it sends one
+    values: dict[str, Any] = {"peer_key": peer_key or None}
+    if address is not None:
+        values["peer_address"] = address or None
+    conn.execute(update(kiosks).where(kiosks.c.kiosk_id == kiosk.kiosk_id).values(**values))
+    rows = conn.execute(
+        select(kiosks.c.kiosk_id, kiosks.c.peer_key, kiosks.c.peer_address)
+        .where(
+            kiosks.c.site_id == kiosk.site_id,
+            kiosks.c.kiosk_id != kiosk.kiosk_id,
+            kiosks.c.revoked_at.is_(None),
+            kiosks.c.token_hash.is_not(None),
+            kiosks.c.peer_key.is_not(None),
+        )
+        .order_by(kiosks.c.kiosk_id)
+        .limit(MAX_PEERS)
+    ).all()
+    return PeersAnswer(
+        site_id=kiosk.site_id,
+        peers=[
+            PeerInfo(kiosk_id=r.kiosk_id, public_key=r.peer_key, address=r.peer_address or "")
+            for r in rows
+        ],
+    )
 
 
 def answered_through(conn: Connection, kiosk_id: str, acknowledged: int) -> int:

@@ -25,6 +25,7 @@ from kiosk.clock import Clock, SystemClock, TimeKeeper
 from kiosk.fleet import FleetFacts, Machine, fleet_report, recovery_note
 from kiosk.lead_auth import GUARD_FILE, LeadAuth, PinGuard
 from kiosk.live_settings import LiveSettings
+from kiosk.peers import PeerDirectory, SitePeers, make_site_peers
 from kiosk.photos import PhotoStore
 from kiosk.private_files import make_private_dir
 from kiosk.roster import RosterStore
@@ -162,7 +163,13 @@ def _default_sync_agent(
         photos=PhotoOutbox(services.log, photos) if photos is not None else None,
         session=session,
         on_settings=_live_settings(services),
+        peers=_peer_directory(services),
     )
+
+
+def _peer_directory(services: KioskServices) -> PeerDirectory | None:
+    peers = services.peers
+    return peers.directory if isinstance(peers, SitePeers) else None
 
 
 def _live_settings(services: KioskServices) -> Callable[[int, str, list[str]], object]:
@@ -302,6 +309,10 @@ def create_app(
         faces=faces,
         machine=machine,
     )
+    if settings.peers_enabled and settings.site_id:
+        site_peers = make_site_peers(instance, settings, log_store, rules, roster)
+        rules.other_gates = site_peers.store
+        services.peers = site_peers
     app.extensions["kiosk"] = services
     if needs_setup(services):
         services.setup = CameraEnrolment(services, app_version=_app_version())

@@ -40,6 +40,7 @@ from kiosk.centre_trust import (
     save_pinned,
 )
 from kiosk.clock import TimeKeeper
+from kiosk.peers.identity import PeerDirectory, load_key, new_key
 from kiosk.private_files import PRIVATE_FILE, atomic_write, make_private_dir
 from kiosk.roster import CadreEntry, RosterSnapshot, RosterStore
 from kiosk.settings import KioskSettings
@@ -49,6 +50,7 @@ from sync.agent import AgentTuning, EventLog, PhotoQueue, SyncAgent
 from sync.client import CentralClient, Reply, UntrustedCentre
 from sync.config import SettingsError
 from sync.events import Event
+from sync.peers import public_text
 from sync.protocol import (
     CameraReport,
     ClockReport,
@@ -192,19 +194,27 @@ class PullApplier:
         instance: Path,
         roster: RosterStore,
         on_settings: Callable[[int, str, list[str]], object] | None = None,
+        peers: PeerDirectory | None = None,
+        peer_address: str = "",
     ):
         """`on_settings(version, problem, refused)`: called after the centre's settings were
-        taken into kiosk.toml (or refused), for the running kiosk to apply them."""
+        taken into kiosk.toml (or refused), for the running kiosk to apply them. `peers`: where
+        the site's peers the centre names go (None: this kiosk does not take part)."""
         self.instance = instance
         self.roster = roster
         self.on_settings = on_settings
+        self.peers = peers
+        self.peer_address = peer_address
 
     def versions(self) -> PullRequest:
         state = load_state(self.instance)
+        peer_key = public_text(load_key(self.instance)) if self.peers is not None else None
         return PullRequest(
             roster_version=self.roster.current.version,
             keys_version=state.keys_version,
             settings_version=state.settings_version,
+            peer_key=peer_key,
+            peer_address=self.peer_address if peer_key is not None else None,
         )
 
     def __call__(self, answer: PullAnswer) -> None:
@@ -219,6 +229,8 @@ class PullApplier:
             if state.settings_problem:
                 log.warning("%s", state.settings_problem)
         save_state(self.instance, state)
+        if answer.peers is not None and self.peers is not None:
+            self.peers.replace(answer.peers)
         if answer.settings is not None and self.on_settings is not None:
             refused = sorted(k for k in answer.settings.values if not pushable(k))
             # Settings kept local are said as refused; a problem is a set not taken at all.
@@ -262,6 +274,7 @@ def enroll(
     # The code works once: keep the token (and whom it is for) before anything else can fail.
     save_pinned(instance, client.pinned.key, via="enrolment")
     save_token(instance, answer.token)
+    new_key(instance)  # enrolled again: a new peer too, the old key is dropped by the centre
     update_toml(
         instance / kiosk_settings.SETTINGS_FILE,
         {
@@ -462,6 +475,7 @@ def make_sync_agent(
     session: requests.Session | None = None,
     on_settings: Callable[[int, str, list[str]], object] | None = None,
     photos: PhotoQueue | None = None,
+    peers: PeerDirectory | None = None,
 ) -> SyncAgent | None:
     """The agent for a running kiosk; None when it has no centre URL or token yet.
 
@@ -486,7 +500,7 @@ def make_sync_agent(
         instance,
         problem,
     )
-    applier = PullApplier(instance, roster, on_settings)
+    applier = PullApplier(instance, roster, on_settings, peers, settings.peer_address)
 
     def heartbeat() -> Heartbeat:
         known = facts()

@@ -93,6 +93,14 @@ class SyncAgentLike(Protocol):
     def snapshot(self) -> Any: ...
 
 
+class PeersLike(Protocol):
+    """What the services need of kiosk.peers.SitePeers: started and stopped with the rest."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class SetUp(Protocol):
     """What the services need of kiosk/setup.py's CameraEnrolment."""
 
@@ -203,6 +211,7 @@ class KioskServices:
         self.log_opened_at = clock.now()  # when the log's recovery report was made
         self.centre_settings = CentreSettings()  # kiosk/live_settings.py keeps it
         self.setup: SetUp | None = None  # kiosk/setup.py: enrolment through the camera
+        self.peers: PeersLike | None = None  # kiosk/peers/: the site's other kiosks
         self._purged_on: date | None = None
         self._scan_loop_factory = scan_loop_factory
         self._sync_agent_factory = sync_agent_factory
@@ -252,6 +261,8 @@ class KioskServices:
                 self.sync_agent = self._sync_agent_factory(self)
             if self.photos is not None:
                 self.photos.start()
+            if self.peers is not None:
+                self.peers.start()
             if self.scan_loop is not None:
                 self.scan_loop.start()
             if self.sync_agent is not None:
@@ -301,6 +312,11 @@ class KioskServices:
             self._status_thread.join(timeout=5)
         if self.photos is not None:
             self.photos.stop()
+        if self.peers is not None:
+            try:
+                self.peers.stop()
+            except Exception:
+                log.exception("stopping the peers failed")
         self.log.close()
 
     def health(self) -> tuple[bool, str]:

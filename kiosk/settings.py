@@ -252,6 +252,26 @@ class KioskSettings(StrictSettings):
         description="While the centre is unreachable, a scan retries no sooner than this.",
     )
 
+    # Peers: the other kiosks of this site (kiosk/peers/)
+    peers_enabled: bool = Field(
+        True,
+        description="Exchange records with the site's other kiosks on the LAN (the centre names "
+        "them), so every gate knows who arrived at another while the centre is away.",
+    )
+    peer_address: str = Field(
+        "",
+        max_length=100,
+        pattern=r"^[A-Za-z0-9.:\[\]-]*$",
+        description="host:port where the site's other kiosks reach this one's pages; sent to "
+        "the centre, which tells them. Empty: not told.",
+    )
+    peer_interval_s: float = Field(
+        0.5, ge=0.1, le=600, description="Seconds between two asks of each reachable peer."
+    )
+    peer_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="Seconds a peer has to answer before it counts as down."
+    )
+
     # Server
     listen_host: str = Field("0.0.0.0", description="Address the kiosk's pages listen on.")
     listen_port: int = Field(8080, ge=1, le=65535, description="Port the kiosk's pages listen on.")

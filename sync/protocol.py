@@ -48,6 +48,7 @@ from pydantic import (
 
 from sync.centre_key import Rotation, parse_fingerprint
 from sync.events import INT64_MAX, check_time_range, refuse_nul
+from sync.peers import Address, PeersAnswer, PublicKeyText
 
 API_PREFIX = "/api/v1"
 MAX_BATCH_EVENTS = 2000
@@ -238,10 +239,28 @@ class PushAnswer(Message):
 # --- pull ------------------------------------------------------------------------------------
 
 
+# Pull fields newer than some centres: left out while None (an older centre refuses them).
+NEWER_PULL_FIELDS = ("peer_key", "peer_address")
+
+
 class PullRequest(Message):
     roster_version: int = Field(0, ge=0, le=INT64_MAX)  # 0: send everything
     keys_version: str = Field("", max_length=64)
     settings_version: int = Field(0, ge=0, le=INT64_MAX)
+    # The public half of this kiosk's peer key (sync/peers.py), and where its pages listen on
+    # the site's LAN when its settings say so. A centre answers `peers` only to a kiosk that
+    # sent a key: an older kiosk refuses the field.
+    peer_key: PublicKeyText | None = None
+    peer_address: Address | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_newer_fields(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in NEWER_PULL_FIELDS:
+                if data.get(name) is None:
+                    data.pop(name, None)
+        return data
 
 
 class RosterCadre(Message):
@@ -295,8 +314,17 @@ class PullAnswer(Message):
     roster: RosterDelta | None = None
     public_keys: KeysAnswer | None = None
     settings: SettingsAnswer | None = None
+    # The site's live peers (whole list each time), only to a kiosk that sent its peer key.
+    peers: PeersAnswer | None = None
 
     _check_time = field_validator("server_time")(_aware)
+
+    @model_serializer(mode="wrap")
+    def _without_absent_peers(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("peers") is None:
+            data.pop("peers", None)
+        return data
 
 
 # --- heartbeat -------------------------------------------------------------------------------

@@ -57,6 +57,10 @@ kiosks = Table(
     Column("chain_hash", String(64), nullable=False, default=CHAIN_START),
     Column("max_seq", BigInteger, nullable=False, default=0),
     Column("last_push_at", DateTime),
+    # The public half of the kiosk's peer key (sync/peers.py) as its last pull sent it, and
+    # where its pages listen on the site's LAN if it said; cleared at enrolment and revocation.
+    Column("peer_key", String(100)),
+    Column("peer_address", String(100)),
 )
 
 enrolment_codes = Table(

@@ -38,7 +38,7 @@ from kiosk.rules.outcome import (
     duration_text,
     store_refusal,
 )
-from kiosk.rules.presence import Presence
+from kiosk.rules.presence import OtherGates, Presence
 from kiosk.rules.timeline import RuleSettings, SiteTime
 from kiosk.store import EventLog, EventSummary, FailedScanLog, StoreError, StoreWriteError
 from sync.badge_token import verify_token
@@ -78,6 +78,19 @@ class CheckIn:
         self.failed_scans = failed_scans
         self.time = SiteTime(keeper, settings)
         self._lock = threading.Lock()
+        # The site's other kiosks' records (kiosk/peers/store.py), set once peers are made:
+        # the toggle, the repeat window and "already checked in" read the last record at any
+        # gate. Never the network: the store is filled by the peers' own threads.
+        self.other_gates: OtherGates | None = None
+
+    def _last(self, cadre_id: str, now: TimeReading) -> EventSummary | None:
+        """The cadre's last record at any gate of the site (this kiosk's own when the same)."""
+        rows = self.log.recent(cadre_id)
+        last = rows[-1] if rows else None
+        other = self.other_gates.latest(cadre_id) if self.other_gates is not None else None
+        if other is not None and (last is None or other.when > self.time.when(last, now)):
+            return other.summary
+        return last
 
     def use_settings(self, settings: RuleSettings) -> None:
         """New rule settings (from the centre, while running): the next scan uses them."""
@@ -159,8 +172,7 @@ class CheckIn:
         flags: list[str] = []
         if not roster.on_site(cadre_id):
             flags.append(FLAG_NOT_ON_ROSTER)
-        rows = self.log.recent(cadre_id)
-        last = rows[-1] if rows else None
+        last = self._last(cadre_id, now)
         kind: Literal["arrival", "departure"]
         worked = None
         elapsed = None
@@ -312,8 +324,7 @@ class CheckIn:
             flags: list[str] = []
             if not roster.on_site(cadre_id):
                 flags.append(FLAG_NOT_ON_ROSTER)
-            rows = self.log.recent(cadre_id)
-            last = rows[-1] if rows else None
+            last = self._last(cadre_id, now)
             worked = None
             moment = when or now.shown
             if kind == "departure":
@@ -447,8 +458,8 @@ class CheckIn:
 
     def presence(self, day: date | None = None) -> dict[str, Presence]:
         """Who is present, departed, or arrived without departing, on `day` (default: today)."""
-        return attendance.presence(self.log, self.time, day)
+        return attendance.presence(self.log, self.time, day, self.other_gates)
 
     def absent(self, day: date | None = None) -> list[str]:
         """Cadres of this site's roster with no arrival on `day`."""
-        return attendance.absent(self.log, self.time, self.roster(), day)
+        return attendance.absent(self.log, self.time, self.roster(), day, self.other_gates)

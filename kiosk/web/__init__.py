@@ -55,6 +55,7 @@ class BodyJSONProvider(DefaultJSONProvider):
 def register(app: Flask) -> None:
     from kiosk.web import lead_photos  # noqa: F401  (its routes join the lead's blueprint)
     from kiosk.web.lead import bp as lead_bp
+    from kiosk.web.peers import bp as peers_bp
     from kiosk.web.screen import bp as screen_bp
 
     kiosk = app.extensions["kiosk"]
@@ -64,6 +65,7 @@ def register(app: Flask) -> None:
     app.json = BodyJSONProvider(app)
     app.register_blueprint(screen_bp)
     app.register_blueprint(lead_bp)
+    app.register_blueprint(peers_bp)
 
     @app.get("/lang/<code>")
     def set_language(code: str) -> BaseResponse:
