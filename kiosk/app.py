@@ -25,7 +25,7 @@ from kiosk.clock import Clock, SystemClock, TimeKeeper
 from kiosk.fleet import FleetFacts, Machine, fleet_report, recovery_note
 from kiosk.lead_auth import GUARD_FILE, LeadAuth, PinGuard
 from kiosk.live_settings import LiveSettings
-from kiosk.peers import PeerDirectory, SitePeers, make_site_peers
+from kiosk.peers import PeerDirectory, make_site_peers
 from kiosk.photos import PhotoStore
 from kiosk.private_files import make_private_dir
 from kiosk.roster import RosterStore
@@ -168,8 +168,7 @@ def _default_sync_agent(
 
 
 def _peer_directory(services: KioskServices) -> PeerDirectory | None:
-    peers = services.peers
-    return peers.directory if isinstance(peers, SitePeers) else None
+    return services.peers.directory if services.peers is not None else None
 
 
 def _live_settings(services: KioskServices) -> Callable[[int, str, list[str]], object]:

@@ -32,6 +32,7 @@ from kiosk.clock import Clock, TimeKeeper
 from kiosk.fleet import HostMachine, Machine
 from kiosk.holders import SeveralBadges
 from kiosk.lead_auth import LeadAuth, PinGuard
+from kiosk.peers import SitePeers
 from kiosk.photos import PhotoStore, photo_sha256
 from kiosk.roster import RosterStore
 from kiosk.rules import (
@@ -91,14 +92,6 @@ class SyncAgentLike(Protocol):
     def wake(self) -> None: ...
 
     def snapshot(self) -> Any: ...
-
-
-class PeersLike(Protocol):
-    """What the services need of kiosk.peers.SitePeers: started and stopped with the rest."""
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
 
 
 class SetUp(Protocol):
@@ -211,7 +204,7 @@ class KioskServices:
         self.log_opened_at = clock.now()  # when the log's recovery report was made
         self.centre_settings = CentreSettings()  # kiosk/live_settings.py keeps it
         self.setup: SetUp | None = None  # kiosk/setup.py: enrolment through the camera
-        self.peers: PeersLike | None = None  # kiosk/peers/: the site's other kiosks
+        self.peers: SitePeers | None = None  # kiosk/peers/: the site's other kiosks
         self._purged_on: date | None = None
         self._scan_loop_factory = scan_loop_factory
         self._sync_agent_factory = sync_agent_factory
@@ -470,8 +463,8 @@ class KioskServices:
     def describe(self, outcome: ScanOutcome) -> dict[str, Any]:
         previous_kind = None
         if outcome.result == "repeat" and outcome.cadre_id:
-            recent = self.log.recent(outcome.cadre_id)
-            previous_kind = recent[-1].kind if recent else None
+            last = self.rules.last_at_any_gate(outcome.cadre_id)
+            previous_kind = last.kind if last else None
         return self.words.scan(outcome, previous_kind)
 
     # ------------------------------------------------------------------ Arrive / Leave

@@ -92,6 +92,9 @@ class CheckIn:
             return other.summary
         return last
 
+    def last_at_any_gate(self, cadre_id: str) -> EventSummary | None:
+        return self._last(cadre_id, self.keeper.read())
+
     def use_settings(self, settings: RuleSettings) -> None:
         """New rule settings (from the centre, while running): the next scan uses them."""
         with self._lock:

@@ -694,6 +694,32 @@ def api_people() -> Response:
     )
 
 
+@bp.get("/api/site")
+def api_site() -> Response:
+    """The site's other gates: each peer's state and how far behind, and the conflicts late
+    records showed (codes and ISO times)."""
+    peers = services().peers
+    if peers is None:
+        return jsonify({"peers": [], "conflicts": []})
+    return jsonify(
+        {
+            "peers": [
+                {
+                    "kiosk_id": s.kiosk_id,
+                    "address": s.address,
+                    "state": s.state,
+                    "reachable": s.reachable,
+                    "behind": s.behind,
+                    "known_seq": s.known_seq,
+                    "detail": s.detail,
+                }
+                for s in peers.link.status()
+            ],
+            "conflicts": [c.as_json() for c in peers.store.conflicts()],
+        }
+    )
+
+
 @bp.get("/api/readiness")
 def api_readiness() -> Response:
     return jsonify(readiness_json())

@@ -50,6 +50,9 @@ class Person:
     arrived_at: datetime | None = None
     departed_at: datetime | None = None
     worked_s: float | None = None
+    # The gates (kiosk ids) of the arrival and the departure shown: this kiosk's or a peer's.
+    arrived_gate: str = ""
+    departed_gate: str = ""
 
     @property
     def named(self) -> bool:
@@ -66,6 +69,8 @@ class Person:
             "arrived_at": _iso(self.arrived_at),
             "departed_at": _iso(self.departed_at),
             "worked_s": self.worked_s,
+            "arrived_gate": self.arrived_gate or None,
+            "departed_gate": self.departed_gate or None,
         }
 
 
@@ -100,14 +105,17 @@ def day_summary(day: date) -> dict[str, Any]:
     rules = kiosk.rules
     presence = rules.presence(day)
     present, departed, no_departure = [], [], []
+    own = kiosk.settings.kiosk_id
     for cadre_id, state in presence.items():
         who = person(cadre_id)
         if state.arrived is not None:
             who.arrived = hm(state.arrived)
             who.arrived_at = state.arrived
+            who.arrived_gate = state.arrived_gate or own
         if state.state == "departed":
             who.departed = hm(state.since)
             who.departed_at = state.since
+            who.departed_gate = state.gate or own
             who.worked = duration(state.worked) if state.worked is not None else ""
             who.worked_s = state.worked.total_seconds() if state.worked is not None else None
             who.state = "departed"

@@ -354,6 +354,8 @@ def readiness(services: KioskServices) -> list[Item]:
             )
         )
 
+    items.extend(peer_items(services))
+
     sync = services.sync_state()
     pending = services.log.pending_count()
     error_code = sync.get("last_error_code")
@@ -418,6 +420,73 @@ def centre_settings_text(item: Item) -> str:
     return " · ".join(parts)
 
 
+def peer_items(services: KioskServices) -> list[Item]:
+    """One line per peer the centre named (reachable, how far behind, or why dropped), and the
+    conflicts late records showed. None when peers are off."""
+    peers = services.peers
+    if peers is None:
+        return []
+    items = []
+    for status in peers.link.status():
+        if status.state == "ok":
+            state = "ok" if not status.behind else "warn"
+        elif status.state == "not_yet":
+            state = "warn"
+        else:
+            state = "bad"
+        last_ok = datetime.fromtimestamp(status.last_ok_at, UTC) if status.last_ok_at else None
+        items.append(
+            Item(
+                "peer",
+                state,
+                status.state,
+                {
+                    "kiosk_id": status.kiosk_id,
+                    "address": status.address,
+                    "behind": status.behind,
+                    "known_seq": status.known_seq,
+                    "last_ok_at": _iso(last_ok),
+                    # English, for a program's log; the page words the code instead.
+                    "detail": status.detail,
+                },
+            )
+        )
+    conflicts = len(peers.store.conflicts())
+    if conflicts:
+        items.append(Item("peer_conflicts", "warn", "count", {"count": conflicts}))
+    return items
+
+
+def peer_text(item: Item, now: datetime) -> str:
+    values = item.values
+    texts = {
+        "ok": _("Reachable"),
+        "not_yet": _("Not asked yet"),
+        "no_address": _("Dropped: its address is not known"),
+        "unreachable": _("Dropped: cannot be reached"),
+        "slow": _("Dropped: too slow to answer"),
+        "garbage": _("Dropped: answered garbage"),
+        "too_large": _("Dropped: answer too large"),
+        "bad_signature": _("Dropped: answer not signed by that kiosk"),
+        "refused": _("Dropped: it refused this kiosk"),
+        "malformed": _("Dropped: a record it sent is malformed"),
+        "bad_hash": _("Dropped: a record's hash does not hold"),
+        "other_kiosk": _("Dropped: it sent another kiosk's record"),
+        "other_site": _("Dropped: it sent another site's record"),
+        "broken_chain": _("Dropped: its records do not chain"),
+        "no_proof": _("Dropped: a scan without its badge proof"),
+        "bad_proof": _("Dropped: a badge proof that does not verify"),
+    }
+    parts = [str(texts.get(item.code, item.code))]
+    behind = values.get("behind")
+    if behind:
+        parts.append(str(_("%(count)d record(s) behind", count=int(behind))))
+    last_ok = _moment(values.get("last_ok_at"))
+    if last_ok is not None and item.code != "ok":
+        parts.append(str(_("last heard %(age)s", age=age_text((now - last_ok).total_seconds()))))
+    return " · ".join(parts)
+
+
 def centre_key_item(services: KioskServices, sync: Mapping[str, Any]) -> Item:
     """Whether the kiosk trusts what its centre says: the key pinned at enrolment, and whether
     the latest answer was refused for not being signed by it (docs/security.md)."""
@@ -455,6 +524,12 @@ def item_words(item: Item, now: datetime | None = None) -> tuple[str, str]:
         "centre_key": _("Centre's key"),
     }
     label = str(labels.get(item.key, item.key))
+    if item.key == "peer":
+        return str(_("Gate %(kiosk)s", kiosk=values.get("kiosk_id", ""))), peer_text(item, now)
+    if item.key == "peer_conflicts":
+        return str(_("Records in conflict between gates")), str(
+            _("%(count)d: see the site's gates", count=int(values.get("count") or 0))
+        )
     if item.key == "camera":
         return label, _camera_state_text(item.code)
     if item.key == "light":

@@ -23,8 +23,10 @@ from tests.kiosk_web.helpers import (
 )
 
 # Routes anyone may reach: the login itself, the kiosk screen (loopback-only, see test_screen),
-# static files, the language link and the health probe.
+# static files, the language link and the health probe; and the peers' endpoint, which answers
+# only a request signed by a peer the centre named (403 otherwise: tests/peers/).
 PUBLIC = {
+    "peers.peer_events",
     "lead.login",
     "static",
     "set_language",

@@ -108,6 +108,8 @@ def test_people_search_answers_codes(kit):
             "arrived_at": "2026-11-29T05:20:00+08:00",
             "departed_at": None,
             "worked_s": None,
+            "arrived_gate": kit.services.settings.kiosk_id,
+            "departed_gate": None,
         }
     ]
     assert client.get("/lead/api/people?q=wf").get_json()["people"][0]["state"] == "absent"
