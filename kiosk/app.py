@@ -55,6 +55,18 @@ PHOTO_FOLDER = "photos"
 log = logging.getLogger(__name__)
 
 
+def open_event_log(instance: Path, settings: KioskSettings) -> EventLog:
+    """The kiosk's log as its settings shape it (the app's, and `kiosk verify-log`'s)."""
+    return EventLog(
+        instance / "log",
+        StoreConfig(
+            segment_events=settings.store_segment_events,
+            checkpoint_events=settings.store_checkpoint_events,
+            retention_days=settings.retention_days,
+        ),
+    )
+
+
 def scanner_options(settings: KioskSettings) -> ScannerOptions:
     """The kiosk's camera settings as the scanner's options. The scanner's own repeat window
     stays short (a badge held in view is reported once); the rules' window (repeat_window_s)
@@ -255,14 +267,7 @@ def create_app(
     keeper = TimeKeeper(
         clock, instance / "clock.json", trust_tolerance_s=settings.clock_trust_tolerance_s
     )
-    log_store = EventLog(
-        instance / "log",
-        StoreConfig(
-            segment_events=settings.store_segment_events,
-            checkpoint_events=settings.store_checkpoint_events,
-            retention_days=settings.retention_days,
-        ),
-    )
+    log_store = open_event_log(instance, settings)
     failed = FailedScanLog(
         instance / "failed-scans.log",
         per_minute=settings.failed_scan_log_per_minute,

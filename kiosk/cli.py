@@ -191,19 +191,12 @@ def verify_log_command(instance: Path, live_only: bool) -> None:
     linked to the one before. Finds what opening the log cannot (a flipped bit that leaves a
     record readable). Exits 1 on any fault. Stop the kiosk first: the log opens in one process
     at a time."""
-    from kiosk.store import EventLog, StoreConfig, StoreLocked, verify_log
+    from kiosk.app import open_event_log
+    from kiosk.store import StoreLocked, verify_log
 
     settings = load_or_exit(kiosk_settings.load, instance)
-
     try:
-        log = EventLog(
-            instance / "log",
-            StoreConfig(
-                segment_events=settings.store_segment_events,
-                checkpoint_events=settings.store_checkpoint_events,
-                retention_days=settings.retention_days,
-            ),
-        )
+        log = open_event_log(instance, settings)
     except StoreLocked as exc:
         raise click.ClickException(
             f"{exc}: stop the kiosk first (sudo systemctl stop kiosk)"
