@@ -7,7 +7,8 @@ the badge may have been revoked after the scan, and the origin's log stays whole
 judges what counts. Manual records, voids and corrections carry the lead's name and reason and
 are the origin's word (signed by it): kept, counted apart at the centre as ever.
 
-The records before the first bad one are kept; the bad one and all after it are not, and the
+Records at or below the last one kept are skipped (the kept ones stand). The records before
+the first bad one are kept; the bad one and all after it are not, and the
 reason code is said (on the readiness panel and the lead's page).
 """
 
@@ -65,6 +66,8 @@ def check_records(
             return Checked(kept, OTHER_SITE, f"{where}: {event.site_id}")
         if head is not None:
             seq, prev = head
+            if event.seq <= seq:
+                continue  # kept already (an answer that overlaps what was asked): ours stand
             if event.seq != seq + 1 or event.prev_hash != prev:
                 return Checked(kept, BROKEN_CHAIN, f"{where}: seq {event.seq} after {seq}")
         elif event.seq == 1 and event.prev_hash != GENESIS_HASH:
