@@ -71,6 +71,13 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, every core, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / CLK_TCK, sum(fields) / CLK_TCK
+
+
 def percentile(values: list[float], share: float) -> float:
     if not values:
         return float("nan")
@@ -198,6 +205,7 @@ class Result:
     scanned: dict[str, tuple[str, float]] = field(default_factory=dict)  # event -> kiosk, at
     visible: dict[str, float] = field(default_factory=dict)
     page: list[tuple[float, float, int]] = field(default_factory=list)  # at, seconds, status
+    health: list[tuple[float, float, int]] = field(default_factory=list)  # GET /healthz, same
     cpu_centre: dict[int, float] = field(default_factory=dict)
     cpu_postgres: float = 0.0
     cpu_proxy: float = 0.0
@@ -205,11 +213,14 @@ class Result:
     connections_max: int = 0
     connections_by_process: dict[str, int] = field(default_factory=dict)
     received: list[float] = field(default_factory=list)
+    stored_at: dict[str, float] = field(default_factory=dict)  # event -> received by the centre
     stored: int = 0
     distinct: int = 0
     left: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     killed_at: float | None = None
+    machine_busy: float = 0.0  # CPU s the whole machine spent over the scans (others' too)
+    machine_total: float = 0.0  # CPU s it had (cores x seconds)
     started: float = 0.0
     ended: float = 0.0
 
@@ -218,15 +229,17 @@ class Watch:
     """Polls, in the main process: stays that appeared (first seen per arrival event), the
     all-sites page, and PostgreSQL's backends (connections and their CPU)."""
 
-    def __init__(self, cluster: Cluster, proxy_url: str, result: Result) -> None:
+    def __init__(self, cluster: Cluster, proxy_url: str, result: Result, staff_url: str) -> None:
         self.cluster = cluster
         self.proxy_url = proxy_url
+        self.staff_url = staff_url
         self.result = result
         self._stop = threading.Event()
         self._backend_cpu: dict[int, float] = {}
         self._threads = [
             threading.Thread(target=self._stays, daemon=True),
             threading.Thread(target=self._page, daemon=True),
+            threading.Thread(target=self._health, daemon=True),
             threading.Thread(target=self._backends, daemon=True),
         ]
 
@@ -259,9 +272,9 @@ class Watch:
 
     def _page(self) -> None:
         browser = requests.Session()
-        page = browser.get(f"{self.proxy_url}staff/login", timeout=30)
+        page = browser.get(f"{self.staff_url}staff/login", timeout=30)
         browser.post(
-            f"{self.proxy_url}staff/login",
+            f"{self.staff_url}staff/login",
             data={"username": STAFF[0], "password": STAFF[1], "csrf_token": csrf_from(page.text)},
             allow_redirects=False,
             timeout=30,
@@ -269,11 +282,22 @@ class Watch:
         while not self._stop.wait(1.0):
             began = time.time()
             try:
-                answer = browser.get(f"{self.proxy_url}staff/", timeout=60, allow_redirects=False)
+                answer = browser.get(f"{self.staff_url}staff/", timeout=60, allow_redirects=False)
                 status = answer.status_code
             except requests.RequestException:
                 status = 0
             self.result.page.append((began, time.time() - began, status))
+
+    def _health(self) -> None:
+        # Two tiny queries: its latency is the wait in a centre's queue of requests, what every
+        # page waits for before its own work begins.
+        while not self._stop.wait(1.0):
+            began = time.time()
+            try:
+                status = requests.get(f"{self.proxy_url}healthz", timeout=60).status_code
+            except requests.RequestException:
+                status = 0
+            self.result.health.append((began, time.time() - began, status))
 
     def _backends(self) -> None:
         query = text(
@@ -341,7 +365,13 @@ def run_scenario(
         while not ready.exists() and time.time() < deadline:
             time.sleep(0.1)
         proxy_url = ready.read_text()
-        watch = Watch(cluster, proxy_url, result)
+        staff_url = proxy_url
+        if args.staff_upstream:
+            # Staff pages on an upstream of their own (docs/central-nginx.md): one more process
+            # that no kiosk talks to, as nginx's `location /staff/` sends them.
+            cluster.start(1)
+            staff_url = cluster.processes[-1].url
+        watch = Watch(cluster, proxy_url, result, staff_url)
         watch.start()
         t0 = time.time() + 5  # the workers' start, once they have built their agents
         chunks: list[list[str]] = [plan.sites[i :: args.workers] for i in range(args.workers)]
@@ -377,6 +407,8 @@ def run_scenario(
                 )
             )
         result.started = t0
+        time.sleep(max(0.0, t0 - time.time()))
+        busy_before, total_before = machine_cpu()
         if kill:
             time.sleep(max(0.0, t0 + plan.window_s / 2 - time.time()))
             victim = cluster.processes[0]
@@ -386,6 +418,9 @@ def run_scenario(
         for process in workers:
             process.wait()
         result.ended = time.time()
+        busy_after, total_after = machine_cpu()
+        result.machine_busy = busy_after - busy_before
+        result.machine_total = total_after - total_before
         # Let the stays duty finish what was pushed last.
         settle = time.time() + 60
         while time.time() < settle and len(result.visible) < len(plan.arrivals):
@@ -403,10 +438,11 @@ def run_scenario(
             result.cpu_workers += data["cpu_s"] or 0.0
             result.errors.update(dict(data["errors"]))
         with cluster.engine.connect() as conn:
-            result.received = [
-                r.received_at.replace(tzinfo=UTC).timestamp()
-                for r in conn.execute(text("SELECT received_at FROM events"))
-            ]
+            result.stored_at = {
+                r.event_id: r.received_at.replace(tzinfo=UTC).timestamp()
+                for r in conn.execute(text("SELECT event_id, received_at FROM events"))
+            }
+            result.received = list(result.stored_at.values())
             result.stored = len(result.received)
             result.distinct = conn.execute(
                 text("SELECT count(DISTINCT event_id) FROM events")
@@ -525,18 +561,28 @@ def report(result: Result, plan: Plan) -> None:
     )
     offline_from = result.started + plan.offline_from
     offline_until = result.started + plan.offline_until
-    online_delay, backlog_delay = [], []
+    online_delay, backlog_delay, online_stored = [], [], []
     missing = 0
     for event_id, (kiosk_id, at) in result.scanned.items():
+        site = kiosk_id.split("-")[0]
+        backlog = site in plan.offline_sites and offline_from <= at < offline_until
+        stored = result.stored_at.get(event_id)
+        if stored is not None and not backlog:
+            online_stored.append(stored - at)
         seen = result.visible.get(event_id)
         if seen is None:
             missing += 1
             continue
-        site = kiosk_id.split("-")[0]
-        if site in plan.offline_sites and offline_from <= at < offline_until:
+        if backlog:
             backlog_delay.append(seen - at)
         else:
             online_delay.append(seen - at)
+    if online_stored:
+        # Where scan to visible goes: the push (kiosk to the centre's commit) and the rest.
+        print(
+            f"  scan to stored, online kiosks: p50 {percentile(online_stored, 0.5):.1f} s, p95 "
+            f"{percentile(online_stored, 0.95):.1f} s, max {max(online_stored):.1f} s"
+        )
     for label, delays in (("online kiosks", online_delay), ("offline backlog", backlog_delay)):
         if delays:
             print(
@@ -553,12 +599,33 @@ def report(result: Result, plan: Plan) -> None:
             f"{percentile(ok, 0.95) * 1000:.0f} ms, max {max(ok) * 1000:.0f} ms "
             f"(n={len(ok)}, errors {len(during) - len(ok)})"
         )
+    health = [s for at, s, _ in result.health if result.started <= at <= result.ended]
+    if health:
+        print(
+            f"  GET /healthz during the surge (the wait in the centre's queue): p50 "
+            f"{percentile(health, 0.5) * 1000:.0f} ms, p95 {percentile(health, 0.95) * 1000:.0f} "
+            f"ms, max {max(health) * 1000:.0f} ms (n={len(health)})"
+        )
     centre = " + ".join(f"{v:.0f}" for v in result.cpu_centre.values())
     print(
         f"  CPU s: centre {centre} = {sum(result.cpu_centre.values()):.0f}; PostgreSQL backends "
         f"{result.cpu_postgres:.0f}; proxy {result.cpu_proxy:.0f}; kiosk workers "
         f"{result.cpu_workers:.0f}"
     )
+    if result.machine_total:
+        ours = (
+            sum(result.cpu_centre.values())
+            + result.cpu_postgres
+            + result.cpu_proxy
+            + result.cpu_workers
+        )
+        print(
+            f"  machine over the scans: {result.machine_busy:.0f} CPU s busy of "
+            f"{result.machine_total:.0f} ({100 * result.machine_busy / result.machine_total:.0f}%);"
+            f" this run's processes about {ours:.0f} (centre, PostgreSQL, proxy, kiosks, whole "
+            f"run), the load generator (proxy and kiosks) "
+            f"{result.cpu_proxy + result.cpu_workers:.0f}"
+        )
     most = max(result.connections_by_process.values(), default=0)
     print(
         f"  connections: at most {result.connections_max} at once, {most} by one process; "
@@ -580,6 +647,12 @@ def main() -> int:
     parser.add_argument("--scenarios", default="1,3,3kill")
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--server-url", default=os.environ.get("CADRE_TEST_POSTGRES_URL", ""))
+    parser.add_argument(
+        "--staff-upstream",
+        action="store_true",
+        help="serve the staff pages from one more process of their own, as docs/central-nginx.md "
+        "recommends (the page is polled there; kiosks still go through the proxy)",
+    )
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -598,8 +671,10 @@ def main() -> int:
     print(
         f"{args.kiosks} kiosks ({len(plan.offline_sites)} offline from {plan.offline_from:.0f} to "
         f"{plan.offline_until:.0f} s), {len(plan.arrivals)} check-ins over 30 simulated minutes "
-        f"in {plan.window_s:.0f} s; {args.workers} kiosk workers; {args.threads} threads per "
-        f"centre process; {os.cpu_count()} cores, load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
+        f"in {plan.window_s:.0f} s ({30 / args.real_minutes:.1f}x compressed); "
+        f"{args.workers} kiosk workers; {args.threads} threads per "
+        f"centre process{'; staff pages on a process of their own' if args.staff_upstream else ''}"
+        f"; {os.cpu_count()} cores, load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
         f"at start; work folder {workdir}",
         flush=True,
     )
