@@ -156,6 +156,7 @@ def _words() -> dict[str, str]:
             "departed": str(_("departed")),
             "not_arrived": str(_("not arrived")),
             "photo": str(_("Photo")),
+            "at_gate": str(_("at %(gate)s")),
         }
         g.lead_words = cached
     return cached

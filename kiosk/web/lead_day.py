@@ -140,8 +140,26 @@ def day_summary(day: date) -> dict[str, Any]:
     absent = [person(c) for c in rules.absent(day)]
     for who in absent:
         who.state = "absent"
+    peers = kiosk.peers
+    conflicts = []
+    if peers is not None:
+        for conflict in peers.store.conflicts():
+            if rules.service_day(conflict.second_time) == day:
+                conflicts.append(
+                    {
+                        "who": person(conflict.cadre_id),
+                        "kind": conflict.kind,
+                        "first_gate": conflict.first_kiosk,
+                        "first_time": hm(rules.local(conflict.first_time)),
+                        "second_gate": conflict.second_kiosk,
+                        "second_time": hm(rules.local(conflict.second_time)),
+                    }
+                )
     return {
         "day": day,
+        # Several gates: each time says where (this kiosk's or a peer's).
+        "gates": peers is not None and bool(peers.directory.peers()),
+        "conflicts": conflicts,
         "present": sorted(present, key=by_name),
         "departed": sorted(departed, key=by_name),
         "no_departure": sorted(no_departure, key=by_name),

@@ -193,6 +193,8 @@ def test_bad_peers_are_dropped_with_a_reason_and_scanning_goes_on(tmp_path):
         left = services.handle_payload(kit.badge("C002"), "camera")
         assert left["outcome"] == "departure", left
         assert left["worked_s"] == 3600
+        page = client.get("/lead/").get_data(as_text=True)
+        assert "在 good→kiosk-t1" in page  # the departed list says at which gates
         assert {e.kiosk_id for e in services.log.iter_events()} == {"kiosk-t1"}
     finally:
         services.peers.stop()

@@ -153,6 +153,8 @@ def test_a_site_of_three_kiosks_agrees_without_the_centre(tmp_path, monkeypatch)
             assert [
                 (x["cadre_id"], x["kind"], {x["first_kiosk"], x["second_kiosk"]}) for x in conflicts
             ] == [(f"{SITE}-1", "arrival", {"a", "b"})], conflicts
+            page = session.get(f"{kiosk.url}/lead/", timeout=10).text
+            assert "两次到达" in page and 'id="gate-conflicts"' in page
 
         # The centre returns on its old address: every record once, from its origin.
         monkeypatch.setattr(harness, "free_port", lambda: centre_port)
