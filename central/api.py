@@ -18,7 +18,7 @@ from flask import Blueprint, Response, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from central import generations, kiosks, visitor_names
+from central import generations, kiosks, releases, visitor_names
 from central.ingest.heartbeat import record_heartbeat
 from central.ingest.push import ingest_events
 from central.instance_files import sweep_enrolment_images
@@ -290,6 +290,7 @@ def pull() -> Response:
         peers = None
         if asked.peer_key is not None:
             peers = kiosks.peers_answer(conn, kiosk, asked.peer_key, asked.peer_address)
+        offer = releases.offer_for(conn, kiosk)
     return _json(
         PullAnswer(
             server_time=central.now(),
@@ -297,8 +298,27 @@ def pull() -> Response:
             public_keys=None if keys.version == asked.keys_version else keys,
             settings=settings,
             peers=peers,
+            update=offer,
         )
     )
+
+
+@api.get("/releases/<version>/wheel")
+def release_wheel(version: str) -> Response:
+    """The wheel of a release offered to this kiosk. The kiosk trusts it for the signed sha256
+    it checks, not for this answer; the token only keeps wheels from whoever asks."""
+    central = central_of()
+    kiosk = _kiosk(central)
+    with central.engine.connect() as conn:
+        release = releases.may_download(conn, kiosk, version)
+    if release is None:
+        raise ApiError(404, "not_found", f"no release {version} offered to this kiosk")
+    path = releases.wheel_path(central.instance, release.sha256)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ApiError(404, "not_found", f"the wheel of release {version} is missing") from exc
+    return Response(data, status=200, mimetype="application/octet-stream")
 
 
 @api.post("/heartbeat")

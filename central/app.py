@@ -36,6 +36,7 @@ from central.instance_files import make_private, sweep_enrolment_images
 from central.jobs.worker import JobWorker
 from central.photos import CentralPhotos, photo_retention_duty
 from central.readapi.routes import read_api
+from central.releases import release_duty
 from central.services import Central, utc_now
 from central.settings import CentralSettings
 from central.stays.pairing import StayRules
@@ -105,6 +106,7 @@ def create_app(
             settings.photo_retention_days,
         )
     )
+    duties.add(release_duty(utc_now, settings.release_halt_rollbacks))
     # Tests run queued jobs on their own thread with `central_of(app).jobs.drain()`.
     worker = JobWorker(
         engine,

@@ -1023,6 +1023,101 @@ def centre_key_rotate_command(instance: Path, yes: bool) -> None:
     click.echo("kiosks follow at their next exchange; new enrolment codes carry the new key")
 
 
+@main.group("release")
+def release_group() -> None:
+    """Kiosk software updates: signed wheels offered to some kiosks first, then more."""
+
+
+def _release_line(release: Any) -> str:
+    state = release.state if not release.state_detail else release.state_detail
+    return (
+        f"{release.version}  {release.wheel_name}  sha256 {release.sha256[:16]}...  "
+        f"to {release.target_text()}  {state}"
+    )
+
+
+@release_group.command("add")
+@click.argument("wheel", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--site", "sites", multiple=True, help="Offer it to the kiosks of this site.")
+@click.option("--percent", type=int, default=None, help="Offer it to this % of kiosks first.")
+@click.pass_obj
+def release_add_command(
+    instance: Path, wheel: Path, sites: tuple[str, ...], percent: int | None
+) -> None:
+    """Sign WHEEL (a wheel of the kiosk package) with the centre key and offer it to kiosks:
+    those of --site S (repeatable), or --percent N of all kiosks."""
+    from datetime import UTC
+
+    from central import releases
+
+    settings, engine = _open_store(instance)
+    try:
+        key = keys.load_centre_key(settings.centre_key_path(instance))
+        release = releases.add_release(
+            engine, instance, key, wheel, datetime.now(UTC), sites=sites, percent=percent, by="cli"
+        )
+    except (keys.KeyFileError, releases.ReleaseError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"signed with centre key {shown(release.signed.signer)}")
+    click.echo(_release_line(release))
+
+
+@release_group.command("widen")
+@click.argument("version")
+@click.option("--site", "sites", multiple=True, help="Add the kiosks of this site.")
+@click.option("--percent", type=int, default=None, help="Offer it to this % of kiosks.")
+@click.pass_obj
+def release_widen_command(
+    instance: Path, version: str, sites: tuple[str, ...], percent: int | None
+) -> None:
+    """Offer release VERSION to more kiosks (and again, if it was halted)."""
+    from datetime import UTC
+
+    from central import releases
+
+    _, engine = _open_store(instance)
+    try:
+        release = releases.widen(engine, version, datetime.now(UTC), sites=sites, percent=percent)
+    except releases.ReleaseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(_release_line(release))
+
+
+@release_group.command("halt")
+@click.argument("version")
+@click.pass_obj
+def release_halt_command(instance: Path, version: str) -> None:
+    """Offer release VERSION to no more kiosks (those that run it keep it)."""
+    from datetime import UTC
+
+    from central import releases
+
+    _, engine = _open_store(instance)
+    with engine.begin() as conn:
+        if not releases.halt(conn, version, "halted by staff", datetime.now(UTC)):
+            raise click.ClickException(f"no offered release {version}")
+    click.echo(f"release {version} halted")
+
+
+@release_group.command("list")
+@click.pass_obj
+def release_list_command(instance: Path) -> None:
+    """Every release, newest first: whom it is offered to, and who switched back from it."""
+    from central import releases
+
+    _, engine = _open_store(instance)
+    with engine.connect() as conn:
+        found = releases.all_releases(conn)
+        back = releases.rollbacks_by_version(conn)
+    if not found:
+        click.echo("no releases yet (central release add FILE.whl --percent N)")
+    for release in found:
+        line = _release_line(release)
+        if back.get(release.version):
+            line += f"  rolled back on {', '.join(sorted(back[release.version]))}"
+        click.echo(line)
+
+
 @main.command("serve")
 @click.option("--host", default=None, help="Address to listen on [default: listen_host].")
 @click.option(

@@ -124,6 +124,13 @@ class CentralSettings(StrictSettings):
         description="The kiosks page marks a kiosk whose CPU is this hot (°C) or hotter; a Pi "
         "starts to slow itself at 80 °C.",
     )
+    release_halt_rollbacks: int = Field(
+        1,
+        ge=0,
+        le=10000,
+        description="Stop offering a kiosk release once this many kiosks switched back from it "
+        "by themselves (`central release widen` offers it again); 0: never stop.",
+    )
 
     # Stays (the centre pairs arrivals and departures of every kiosk of a site)
     repeat_window_s: float = Field(

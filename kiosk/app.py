@@ -49,6 +49,9 @@ from scanner import FaceWatcher, FrameSource, ScanLoop, ScannerOptions
 
 if TYPE_CHECKING:
     import requests
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from kiosk.updates.worker import Updater
 
 PHOTO_FOLDER = "photos"
 
@@ -159,12 +162,14 @@ def _default_sync_agent(
             fleet=fleet_report(fleet_facts(services)),
             disk_free_bytes=usage[1] if usage else None,
             settings=services.centre_settings.report(),
+            update=services.updater.report() if services.updater is not None else None,
         )
 
     from kiosk.photo_outbox import PhotoOutbox
 
     photos = services.photos
-    return make_sync_agent(
+    updater = _updater(services, session)
+    agent = make_sync_agent(
         services.instance,
         services.settings,
         services.log,
@@ -176,6 +181,51 @@ def _default_sync_agent(
         session=session,
         on_settings=_live_settings(services),
         peers=_peer_directory(services),
+        on_update=updater.offer if updater is not None else None,
+    )
+    if agent is not None and updater is not None:
+        services.updater = updater
+        updater.start()
+    return agent
+
+
+def _updater(services: KioskServices, session: requests.Session | None) -> Updater | None:
+    """The update worker of an enrolled kiosk (kiosk/updates); None when not enrolled."""
+    from kiosk.centre_trust import TrustError, load_pinned
+    from kiosk.enrolment import load_token
+    from kiosk.updates.fetch import wheel_fetcher
+    from kiosk.updates.layout import UpdateLayout
+    from kiosk.updates.supervisor import SystemdSupervisor
+    from kiosk.updates.worker import Updater
+
+    token = load_token(services.instance)
+    if not services.settings.central_url or not token:
+        return None
+
+    def pinned() -> Ed25519PublicKey | None:
+        try:
+            pin = load_pinned(services.instance)
+        except TrustError:
+            return None
+        return pin.key if pin is not None else None
+
+    def last_scan() -> datetime | None:
+        return services.last_scan_at
+
+    return Updater(
+        UpdateLayout.find(),
+        _app_version(),
+        settings=lambda: services.settings,
+        pinned_key=pinned,
+        download=wheel_fetcher(
+            services.settings.central_url,
+            token,
+            timeout_s=max(services.settings.sync_timeout_s, 60.0),
+            session=session,
+        ),
+        supervisor=SystemdSupervisor(),
+        now=services.clock.now,
+        last_scan_at=last_scan,
     )
 
 

@@ -98,6 +98,60 @@ def run_command(instance: Path, host: str | None, port: int | None, log_level: s
     except OSError as exc:
         click.echo(f"error: cannot serve on port {port or settings.listen_port}: {exc}", err=True)
         raise SystemExit(1) from exc
+    from kiosk.updates.supervisor import ExitRequest
+
+    if ExitRequest.code:
+        raise SystemExit(ExitRequest.code)  # systemd starts the kiosk again (a new version)
+
+
+@main.command("self-test")
+def self_test_command() -> None:
+    """Scan a made-up badge through this version's scanner, rules and log (a temporary one):
+    what the update guard runs before it trusts a new version. Exits 1 when it fails."""
+    from kiosk.updates.selftest import self_test
+
+    problem = self_test()
+    if problem:
+        click.echo(f"self-test failed: {problem}", err=True)
+        raise SystemExit(1)
+    click.echo("self-test passed: a test badge scanned as an arrival, then as a repeat")
+
+
+@main.command("update-guard")
+@click.argument("when", type=click.Choice(["pre", "post"]))
+@click.option("--port", type=int, default=None, help="The kiosk's port [default: listen_port].")
+@click.pass_obj
+def update_guard_command(instance: Path, when: str, port: int | None) -> None:
+    """Around each start of kiosk.service (ExecStartPre / ExecStartPost): switch back from a
+    new version that does not start, or does not answer /healthz and pass `kiosk self-test`
+    within a minute. Does nothing when no switch is on trial."""
+    import logging
+    from datetime import UTC, datetime
+
+    from kiosk.server import probe_http
+    from kiosk.updates import guard
+    from kiosk.updates.layout import UpdateLayout
+
+    logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
+    layout = UpdateLayout.find()
+    if layout is None:
+        return  # not installed in an update layout: nothing is ever on trial
+    if when == "pre":
+        said = guard.before_start(layout, datetime.now(UTC))
+        if said:
+            click.echo(said)
+        return
+    settings = load_or_exit(kiosk_settings.load_at_start, instance)
+    health = probe_http(settings.listen_host, port or settings.listen_port)
+    passed = guard.after_start(
+        layout,
+        health,
+        guard.self_test_of(layout, str(instance)),
+        now=lambda: datetime.now(UTC),
+    )
+    if not passed:
+        click.echo("the new version failed its trial: switched back; systemd restarts", err=True)
+        raise SystemExit(1)
 
 
 @main.command("enroll")

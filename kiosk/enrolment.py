@@ -70,8 +70,10 @@ from sync.protocol import (
     RosterDelta,
     SettingsAnswer,
     SettingsReport,
+    UpdateReport,
     pushable,
 )
+from sync.releases import SignedRelease
 
 log = logging.getLogger(__name__)
 
@@ -196,15 +198,18 @@ class PullApplier:
         on_settings: Callable[[int, str, list[str]], object] | None = None,
         peers: PeerDirectory | None = None,
         peer_address: str = "",
+        on_update: Callable[[SignedRelease | None], object] | None = None,
     ):
         """`on_settings(version, problem, refused)`: called after the centre's settings were
         taken into kiosk.toml (or refused), for the running kiosk to apply them. `peers`: where
-        the site's peers the centre names go (None: this kiosk does not take part)."""
+        the site's peers the centre names go (None: this kiosk does not take part).
+        `on_update(offer)`: the release offered in each answer (None: none), for kiosk/updates."""
         self.instance = instance
         self.roster = roster
         self.on_settings = on_settings
         self.peers = peers
         self.peer_address = peer_address
+        self.on_update = on_update
 
     def versions(self) -> PullRequest:
         state = load_state(self.instance)
@@ -237,6 +242,8 @@ class PullApplier:
             whole = state.settings_problem.startswith(SETTINGS_REFUSED)
             problem = state.settings_problem if whole else ""
             self.on_settings(answer.settings.version, problem, refused)
+        if self.on_update is not None:
+            self.on_update(answer.update)
 
 
 # --- enrolment -------------------------------------------------------------------------------
@@ -462,6 +469,7 @@ class KioskFacts:
     fleet: FleetReport | None = None
     disk_free_bytes: int | None = None  # None: the agent asks the disk itself
     settings: SettingsReport | None = None
+    update: UpdateReport | None = None
 
 
 def make_sync_agent(
@@ -476,6 +484,7 @@ def make_sync_agent(
     on_settings: Callable[[int, str, list[str]], object] | None = None,
     photos: PhotoQueue | None = None,
     peers: PeerDirectory | None = None,
+    on_update: Callable[[SignedRelease | None], object] | None = None,
 ) -> SyncAgent | None:
     """The agent for a running kiosk; None when it has no centre URL or token yet.
 
@@ -500,7 +509,9 @@ def make_sync_agent(
         instance,
         problem,
     )
-    applier = PullApplier(instance, roster, on_settings, peers, settings.peer_address)
+    applier = PullApplier(
+        instance, roster, on_settings, peers, settings.peer_address, on_update
+    )
 
     def heartbeat() -> Heartbeat:
         known = facts()
@@ -527,6 +538,7 @@ def make_sync_agent(
             ready_detail=known.ready_detail[:200],
             fleet=known.fleet,
             settings=known.settings,
+            update=known.update,
         )
 
     return SyncAgent(

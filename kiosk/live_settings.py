@@ -48,6 +48,9 @@ READ_AT_USE = frozenset(
         "site_name",
         "face_wait_s",
         "face_lookback_s",
+        "updates_enabled",
+        "update_busy_hours",
+        "update_idle_s",
     }
 )
 # The screen's page holds these from its load: it is told to load again.

@@ -58,6 +58,7 @@ from scanner import (
     reviewer_jpeg,
 )
 from sync.badge_token import verify_token
+from sync.protocol import UpdateReport
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,18 @@ class SyncAgentLike(Protocol):
     def wake(self) -> None: ...
 
     def snapshot(self) -> Any: ...
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+class UpdaterLike(Protocol):
+    """What the services need of kiosk.updates.worker.Updater."""
+
+    def stop(self) -> None: ...
+
+    def report(self) -> UpdateReport: ...
 
 
 class SetUp(Protocol):
@@ -210,6 +223,8 @@ class KioskServices:
         self._sync_agent_factory = sync_agent_factory
         self.scan_loop: ScanLoopLike | None = None
         self.sync_agent: SyncAgentLike | None = None
+        # Takes the centre's release offers when the kiosk is quiet (kiosk/updates/worker.py).
+        self.updater: UpdaterLike | None = None
         self.stopping = threading.Event()
         # Each open stream (events, preview) holds a waitress thread for as long as it is open;
         # a few threads stay free for the lead's pages and the watchdog's probe
@@ -294,7 +309,12 @@ class KioskServices:
                 return
             self._stopped = True
         self.begin_shutdown()
-        for part, name in ((self.scan_loop, "scan loop"), (self.sync_agent, "sync agent")):
+        parts: tuple[tuple[Stoppable | None, str], ...] = (
+            (self.updater, "updater"),
+            (self.scan_loop, "scan loop"),
+            (self.sync_agent, "sync agent"),
+        )
+        for part, name in parts:
             if part is None:
                 continue
             try:

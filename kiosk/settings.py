@@ -310,6 +310,24 @@ class KioskSettings(StrictSettings):
         "oldest. The Pi's own screen always has two slots the network cannot take.",
     )
 
+    # Updates (kiosk/updates): releases the centre offers, signed with its key
+    updates_enabled: bool = Field(
+        True,
+        description="Take releases the centre offers (checked against the pinned centre key and "
+        "their sha256, switched back by themselves when they fail); false: report offers only.",
+    )
+    update_busy_hours: str = Field(
+        "04:00-10:00,16:00-21:00",
+        description="Local times (HH:MM-HH:MM, comma-separated; may wrap past midnight) when the "
+        "kiosk never installs an update or restarts for one: the site's gathering hours.",
+    )
+    update_idle_s: float = Field(
+        300.0,
+        ge=0,
+        le=86400,
+        description="An update waits until no badge was scanned for this long.",
+    )
+
     @field_validator("service_day_start")
     @classmethod
     def _clock_time(cls, value: str) -> str:
@@ -326,12 +344,33 @@ class KioskSettings(StrictSettings):
             raise ValueError("must be at least camera_restart_backoff_s")
         return value
 
+    @field_validator("update_busy_hours")
+    @classmethod
+    def _hour_ranges(cls, value: str) -> str:
+        busy_ranges(value)
+        return value
+
     @field_validator("lead_pin")
     @classmethod
     def _pin(cls, value: str) -> str:
         if value and not re.fullmatch(r"\d{4,12}", value):
             raise ValueError("must be 4-12 digits")
         return value
+
+
+def busy_ranges(text: str) -> list[tuple[int, int]]:
+    """"04:00-10:00,16:00-21:00" -> [(240, 600), (960, 1260)] in minutes of the day; "" -> [].
+    ValueError when a range is not HH:MM-HH:MM."""
+    ranges = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)", part)
+        if not match:
+            raise ValueError(f"{part!r} must be HH:MM-HH:MM (24-hour)")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        ranges.append((h1 * 60 + m1, h2 * 60 + m2))
+    return ranges
 
 
 def default_instance() -> Path:

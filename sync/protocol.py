@@ -49,6 +49,7 @@ from pydantic import (
 from sync.centre_key import Rotation, parse_fingerprint
 from sync.events import INT64_MAX, check_time_range, refuse_nul
 from sync.peers import Address, PeersAnswer, PublicKeyText
+from sync.releases import SignedRelease
 
 API_PREFIX = "/api/v1"
 MAX_BATCH_EVENTS = 2000
@@ -308,7 +309,11 @@ class SettingsAnswer(Message):
 
 
 class PullAnswer(Message):
-    """None in a part: unchanged since the version the kiosk sent."""
+    """None in a part: unchanged since the version the kiosk sent.
+
+    `update`: the release the centre offers this kiosk now (sync/releases.py), whether or not
+    the kiosk runs it already; left out (not null) when none is offered, so a kiosk older than
+    the field, which refuses unknown fields, still reads the answer."""
 
     server_time: datetime
     roster: RosterDelta | None = None
@@ -316,14 +321,17 @@ class PullAnswer(Message):
     settings: SettingsAnswer | None = None
     # The site's live peers (whole list each time), only to a kiosk that sent its peer key.
     peers: PeersAnswer | None = None
+    update: SignedRelease | None = None
 
     _check_time = field_validator("server_time")(_aware)
 
     @model_serializer(mode="wrap")
-    def _without_absent_peers(self, handler: SerializerFunctionWrapHandler) -> Any:
+    def _without_absent_newer_parts(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)
-        if isinstance(data, dict) and data.get("peers") is None:
-            data.pop("peers", None)
+        if isinstance(data, dict):
+            for name in ("peers", "update"):
+                if data.get(name) is None:
+                    data.pop(name, None)
         return data
 
 
@@ -396,9 +404,32 @@ class SettingsReport(Message):
     problem: Annotated[str, StringConstraints(max_length=500)] = ""
 
 
+class Rollback(Message):
+    """A release this kiosk tried and switched back from by itself (kiosk/updates)."""
+
+    from_version: Annotated[str, StringConstraints(max_length=64)]
+    to_version: Annotated[str, StringConstraints(max_length=64)]
+    at: datetime
+    reason: Annotated[str, StringConstraints(max_length=300)] = ""
+
+    _check_time = field_validator("at")(_aware)
+
+
+class UpdateReport(Message):
+    """Where the kiosk stands with the release the centre offers: `state` is idle (nothing
+    offered, or it runs it), waiting (offered; waits for quiet), installing, trial (switched;
+    not yet proven), refused (a bad signature or hash, a version it rolled back from) or failed
+    (could not install). `rollbacks`: the last few switches back, newest last."""
+
+    offered: Annotated[str, StringConstraints(max_length=64)] = ""
+    state: Literal["idle", "waiting", "installing", "trial", "refused", "failed"] = "idle"
+    detail: Annotated[str, StringConstraints(max_length=300)] = ""
+    rollbacks: list[Rollback] = Field(default_factory=list, max_length=10)
+
+
 # Heartbeat fields newer than some centres: left out when empty, as an older centre refuses any
 # field it does not know (even a null), and dropped by the agent when a centre refuses one.
-NEWER_HEARTBEAT_FIELDS = ("fleet", "settings", "acknowledged_seq")
+NEWER_HEARTBEAT_FIELDS = ("fleet", "settings", "acknowledged_seq", "update")
 
 
 class Heartbeat(Message):
@@ -417,6 +448,7 @@ class Heartbeat(Message):
     # from a backup has lost what came after the backup: it answers `resend_after`. Sent only by
     # kiosks that act on the answer; a centre answers it only to them.
     acknowledged_seq: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    update: UpdateReport | None = None
 
     @field_validator("last_scan_at", "sent_at")
     @classmethod

@@ -569,3 +569,29 @@ api_tokens = Table(
     Column("revoked_by", String(64)),
     Column("last_used_at", DateTime),  # written at most once a minute
 )
+
+
+# --- kiosk releases (central/releases.py) ----------------------------------------------------
+
+# A wheel of the kiosk package, signed with the centre key (sync/releases.py) and offered to
+# kiosks: those of `sites` (space-separated ids) when any are named, else the `percent` of
+# kiosks whose id falls in the first `percent` buckets of 100 (the same kiosks first each time:
+# a rollout widens over the kiosks it already reached). `state`: offered, or halted (by staff, or
+# by the rollout duty after rollbacks). The wheel itself sits in the instance folder, named by
+# its sha256.
+releases = Table(
+    "releases",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    Column("wheel_name", String(200), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("signed", Text, nullable=False),  # sync.releases.SignedRelease, JSON
+    Column("sites", Text, nullable=False, default=""),
+    Column("percent", Integer, nullable=False, default=0),
+    Column("state", String(16), nullable=False, default="offered"),
+    Column("state_detail", String(300), nullable=False, default=""),
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", String(200), nullable=False, default=""),
+    Column("changed_at", DateTime, nullable=False),
+)

@@ -12,7 +12,7 @@ import pytest
 
 from tests.e2e.harness import Centre
 
-SITES = {"E2E-NET": 800, "E2E-PWR": 2000, "E2E-CLK": 30}
+SITES = {"E2E-NET": 800, "E2E-PWR": 2000, "E2E-CLK": 30, "E2E-UPD": 400}
 
 
 @pytest.fixture(scope="session")
