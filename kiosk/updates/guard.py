@@ -29,7 +29,7 @@ from sync.protocol import Rollback
 
 log = logging.getLogger(__name__)
 
-TRIAL_S = 50.0  # from the first start of the new version to a passed check, or it goes back
+TRIAL_S = 45.0  # from the first start of the new version to a passed check, or it goes back
 MAX_STARTS = 3  # starts of a new version that never passed before it goes back
 SELF_TEST_TIMEOUT_S = 40.0
 

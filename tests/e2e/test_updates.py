@@ -155,7 +155,7 @@ def test_release_installs_switches_and_a_broken_one_rolls_back(
             unit,
         )
         print(f"0.3.0 switched -> rolled back: {rolled:.1f} s")
-        assert time.monotonic() - switched < 60  # its trial (50 s from its start) and restarts
+        assert time.monotonic() - switched < 60  # its trial (45 s from its start) and restarts
         assert layout.version_at(layout.current) == "0.2.0"
         assert layout.version_at(layout.good) == "0.2.0"
         _wait(kiosk.healthy, 60, "0.2.0 answers again", unit)
