@@ -5,6 +5,7 @@
     store.py     the peers' records, read-only and bounded (today and yesterday); conflicts
     serve.py     GET /peers/events: this kiosk's own records, to a signed peer, signed
     puller.py    one thread per peer fetching its records, with deadlines and reasons
+    discovery.py mDNS / DNS-SD: where peers the centre named without an address listen
 
 The check-in rules read the store (the last record of a cadre at any gate), never the network;
 the records of the store are never pushed to the centre by this kiosk.
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from kiosk.peers.discovery import Discovery
 from kiosk.peers.identity import PeerDirectory, load_key
 from kiosk.peers.puller import PeerLink, PeerStatus
 from kiosk.peers.serve import PeerServer
@@ -29,6 +31,7 @@ PEERS_FOLDER = "peers"
 
 __all__ = [
     "Conflict",
+    "Discovery",
     "PeerDirectory",
     "PeerLink",
     "PeerRow",
@@ -46,12 +49,17 @@ class SitePeers:
     store: PeerStore
     server: PeerServer
     link: PeerLink
+    discovery: Discovery | None = None
 
     def start(self) -> None:
+        if self.discovery is not None:
+            self.discovery.start()
         self.link.start()
 
     def stop(self) -> None:
         self.link.stop()
+        if self.discovery is not None:
+            self.discovery.stop()
 
 
 def make_site_peers(
@@ -81,6 +89,9 @@ def make_site_peers(
         own_rows=own_rows,
         conflict_window=rules.settings.longest_shift,
     )
+    discovery = None
+    if settings.peer_discovery:
+        discovery = Discovery(settings.kiosk_id, settings.site_id, settings.listen_port)
     server = PeerServer(settings.kiosk_id, settings.site_id, key, directory, log, window_start)
     link = PeerLink(
         settings.kiosk_id,
@@ -91,5 +102,6 @@ def make_site_peers(
         lambda: roster.current.keyring,
         interval_s=settings.peer_interval_s,
         timeout_s=settings.peer_timeout_s,
+        discovered=discovery.address_of if discovery is not None else None,
     )
-    return SitePeers(directory, store, server, link)
+    return SitePeers(directory, store, server, link, discovery)

@@ -108,7 +108,10 @@ class PeerLink:
         interval_s: float = 0.5,
         timeout_s: float = 2.0,
         wall: Callable[[], float] = time.time,
+        discovered: Callable[[str], str] | None = None,
     ) -> None:
+        """`discovered(kiosk_id)`: the address LAN discovery found for a peer the centre named
+        without one ("" : none)."""
         self.kiosk_id = kiosk_id
         self.site_id = site_id
         self.key = key
@@ -118,6 +121,7 @@ class PeerLink:
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self.wall = wall
+        self.discovered = discovered
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._status: dict[str, PeerStatus] = {}
@@ -195,6 +199,8 @@ class PeerLink:
     def fetch(self, peer: PeerInfo) -> int:
         """Fetch and keep what `peer` has after what this kiosk keeps; how many records kept.
         Raises PeerFault with the reason the peer is dropped for."""
+        if not peer.address and self.discovered is not None:
+            peer = peer.model_copy(update={"address": self.discovered(peer.kiosk_id)})
         if not peer.address:
             raise PeerFault(NO_ADDRESS)
         peer_key = self.directory.key_of(peer.kiosk_id)

@@ -127,7 +127,7 @@ class FakePeer:
 
 def test_bad_peers_are_dropped_with_a_reason_and_scanning_goes_on(tmp_path):
     key = Ed25519PrivateKey.generate()
-    kit = make_kit(tmp_path, key, peer_interval_s=0.1, peer_timeout_s=1.0)
+    kit = make_kit(tmp_path, key, peer_interval_s=0.1, peer_timeout_s=1.0, peer_discovery=False)
     good_records = records(kit, "good", ["C002"])
     forged = records(kit, "forged", ["C003", "C003"])
     # The second record claims to follow the first but does not: a forged chain.
