@@ -16,6 +16,9 @@ filters by, and marks what needs someone's attention:
     restart_needed    settings from the centre wait for the kiosk's next start
     settings_refused  the kiosk refused settings from the centre (a value that does not fit, or
                       one it keeps local)
+    rolled_back       the kiosk switched back by itself from a release that failed its trial
+    update_refused    the kiosk refused or could not install the release it is offered (a bad
+                      signature or hash, no update layout, pip failed)
 
 Kiosks older than the fleet view send no report: their fields are empty and they get no marks
 but old_version.
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from central import kiosk_settings
-from sync.protocol import FleetReport
+from sync.protocol import FleetReport, UpdateReport
 
 MARKS = (
     "old_version",
@@ -42,6 +45,8 @@ MARKS = (
     "log_repaired",
     "restart_needed",
     "settings_refused",
+    "rolled_back",
+    "update_refused",
 )
 THROTTLED_NOW = 0x0000F  # under-voltage, ARM frequency capped, throttled, soft temperature limit
 THROTTLED_SINCE_BOOT = 0xF0000
@@ -91,12 +96,31 @@ def report_of(row: dict[str, Any]) -> FleetReport | None:
         return None
 
 
-def fleet_rows(rows: Iterable[dict[str, Any]], limits: FleetLimits) -> list[dict[str, Any]]:
-    """kiosk_health rows with the fleet fields and marks added (`fleet`, `marks`, flat fields)."""
+def update_report_of(row: dict[str, Any]) -> UpdateReport | None:
+    """The update part of the kiosk's last heartbeat (kiosk/updates), if it sent one."""
+    raw = row.get("report")
+    if not raw:
+        return None
+    try:
+        said = json.loads(raw).get("update")
+        return None if said is None else UpdateReport.model_validate(said)
+    except (ValueError, AttributeError):
+        return None
+
+
+def fleet_rows(
+    rows: Iterable[dict[str, Any]],
+    limits: FleetLimits,
+    offers: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """kiosk_health rows with the fleet fields and marks added (`fleet`, `marks`, flat fields).
+    `offers`: kiosk id -> the release the centre offers it now (central/releases.py)."""
     rows = list(rows)
     for row in rows:
         fleet = report_of(row)
         row["fleet"] = fleet
+        row["update_report"] = update_report_of(row)
+        row["offered_version"] = (offers or {}).get(row["kiosk_id"], "")
         row["settings_report"] = kiosk_settings.report_of(row)
         row["version_key"] = version_key(row.get("app_version") or "")
         recovery = fleet.recovery if fleet else None
@@ -158,6 +182,12 @@ def marks_of(row: dict[str, Any], newest: tuple[int, ...], limits: FleetLimits) 
             marks.append("restart_needed")
         if said.problem or said.refused:
             marks.append("settings_refused")
+    update = row.get("update_report")
+    if update is not None:
+        if update.rollbacks:
+            marks.append("rolled_back")
+        if update.state in ("refused", "failed") and update.offered != row.get("app_version"):
+            marks.append("update_refused")
     return marks
 
 

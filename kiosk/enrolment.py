@@ -509,9 +509,7 @@ def make_sync_agent(
         instance,
         problem,
     )
-    applier = PullApplier(
-        instance, roster, on_settings, peers, settings.peer_address, on_update
-    )
+    applier = PullApplier(instance, roster, on_settings, peers, settings.peer_address, on_update)
 
     def heartbeat() -> Heartbeat:
         known = facts()

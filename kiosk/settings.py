@@ -364,7 +364,7 @@ class KioskSettings(StrictSettings):
 
 
 def busy_ranges(text: str) -> list[tuple[int, int]]:
-    """"04:00-10:00,16:00-21:00" -> [(240, 600), (960, 1260)] in minutes of the day; "" -> [].
+    """ "04:00-10:00,16:00-21:00" -> [(240, 600), (960, 1260)] in minutes of the day; "" -> [].
     ValueError when a range is not HH:MM-HH:MM."""
     ranges = []
     for part in (p.strip() for p in text.split(",")):

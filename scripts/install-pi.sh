@@ -12,7 +12,8 @@
 #   user      the system user `kiosk` in group video, its state folder /var/lib/kiosk
 #   venv      /opt/cadre-kiosk/venv with --system-site-packages; the kiosk built as a wheel from a
 #             copy of this clone (nothing is written into the clone) and installed from wheels only,
-#             with pi/constraints.txt
+#             with pi/constraints.txt; the update layout around it (the links current and good to
+#             this venv, venvs/ for releases the centre offers later: docs/decisions.md)
 #   unit      /etc/systemd/system/kiosk.service, checked with systemd-analyze verify, enabled
 #   settings  /var/lib/kiosk/kiosk.toml with the camera, only when there is none
 #   desktop   the desktop user logs in by itself to labwc, whose autostart opens Chromium full
@@ -31,7 +32,8 @@ umask 022
 
 SOURCE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROOT=/
-VENV=/opt/cadre-kiosk/venv
+OPT=/opt/cadre-kiosk
+VENV=$OPT/venv
 DESKTOP_USER=""
 CAMERA=picamera
 ALLOW_OTHER_RELEASE=0
@@ -330,11 +332,44 @@ for problem in problems:
 sys.exit(1 if problems else 0)
 PY
   say "installed: $(in_target "$VENV/bin/kiosk" --help >/dev/null && in_target "$VENV/bin/python" -m pip show cadre-kiosk 2>/dev/null | awk '/^Version:/ { print "cadre-kiosk " $2 }')"
+  update_layout
+}
+
+# Replaces a link of the update layout atomically (a new link, renamed over the old one), owned by
+# the kiosk user, who moves it when it takes a release.
+point_link() {
+  local name=$1 target=$2
+  ln -sfn "$target" "$R$OPT/.$name.new"
+  in_target chown -h "$SERVICE_USER:$SERVICE_USER" "$OPT/.$name.new"
+  mv -T "$R$OPT/.$name.new" "$R$OPT/$name"
+}
+
+# The layout kiosk/updates installs releases into (kiosk/updates/layout.py): the folder is
+# root's with the sticky bit, so the kiosk user can add its own entries (venvs/, the links, its
+# trial and memory) but never rename or remove root's venv and constraints. An install by hand is
+# the version meant to run: both links point at it again, and any trial ends.
+update_layout() {
+  if [ -z "$(passwd_entry "$SERVICE_USER")" ]; then
+    warn "no user $SERVICE_USER yet (the user step): the update layout is left for the next run"
+    return
+  fi
+  install -d -m 1775 "$R$OPT"
+  in_target chown "root:$SERVICE_USER" "$OPT"
+  install -m 0644 "$SOURCE/pi/constraints.txt" "$R$OPT/constraints.txt"
+  local folder
+  for folder in venvs downloads; do
+    install -d -m 0755 "$R$OPT/$folder"
+    in_target chown "$SERVICE_USER:$SERVICE_USER" "$OPT/$folder"
+  done
+  point_link current venv
+  point_link good venv
+  rm -f "$R$OPT/trial.json"
+  say "update layout: $OPT/current and $OPT/good -> venv; releases go to $OPT/venvs"
 }
 
 # ---------------------------------------------------------------------------------------------
 unit_text() {
-  # ExecStart runs $VENV/bin/kiosk (tests/kiosk_web/test_service_unit.py checks they agree).
+  # ExecStart runs $OPT/current/bin/kiosk (tests/kiosk_web/test_service_unit.py checks they agree).
   cat "$SOURCE/kiosk.service"
 }
 
@@ -350,8 +385,8 @@ step_unit() {
     mv "$unit.new" "$unit"
     say "$UNIT_PATH written"
   fi
-  # systemd-analyze verify checks the unit as installed, with its ExecStart in the venv: in a
-  # clone it cannot pass, since /opt/cadre-kiosk/venv/bin/kiosk is not there.
+  # systemd-analyze verify checks the unit as installed, with its ExecStart in the layout: in a
+  # clone it cannot pass, since /opt/cadre-kiosk/current/bin/kiosk is not there.
   if [ -x "$R/usr/bin/systemd-analyze" ]; then
     local out
     if ! out=$(in_target systemd-analyze verify "$UNIT_PATH" 2>&1) || [ -n "$out" ]; then

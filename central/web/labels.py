@@ -96,6 +96,18 @@ FLEET_MARKS: dict[str, Say] = {
     "log_repaired": lambda: gettext("log repaired"),
     "restart_needed": lambda: gettext("settings wait for a restart"),
     "settings_refused": lambda: gettext("settings refused"),
+    "rolled_back": lambda: gettext("switched back from an update"),
+    "update_refused": lambda: gettext("update refused"),
+}
+
+# Where a kiosk stands with the release it is offered (sync.protocol.UpdateReport.state).
+UPDATE_STATES: dict[str, Say] = {
+    "idle": lambda: gettext("up to date"),
+    "waiting": lambda: gettext("waiting for a quiet moment"),
+    "installing": lambda: gettext("installing"),
+    "trial": lambda: gettext("on trial"),
+    "refused": lambda: gettext("refused"),
+    "failed": lambda: gettext("could not install"),
 }
 
 TABLES: dict[str, dict[str, Say]] = {
@@ -108,6 +120,7 @@ TABLES: dict[str, dict[str, Say]] = {
     "action": ACTIONS,
     "role": ROLES,
     "fleet_mark": FLEET_MARKS,
+    "update_state": UPDATE_STATES,
 }
 
 

@@ -154,7 +154,8 @@ mnt=$WORK/mnt
 mkdir -p "$mnt"
 status=0
 if mount -o ro "${loop}p2" "$mnt"; then
-  for path in /opt/cadre-kiosk/venv/bin/kiosk /etc/systemd/system/kiosk.service \
+  for path in /opt/cadre-kiosk/venv/bin/kiosk /opt/cadre-kiosk/current/bin/kiosk \
+    /opt/cadre-kiosk/good/bin/kiosk /etc/systemd/system/kiosk.service \
     /etc/systemd/system/multi-user.target.wants/kiosk.service \
     "/home/$DESKTOP_USER/.config/labwc/autostart" /var/lib/kiosk/kiosk.toml; do
     if [ ! -e "$mnt$path" ]; then

@@ -10,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "kiosk.service"
+OPT = "/opt/cadre-kiosk"
 
 
 def unit_settings() -> dict[str, list[str]]:
@@ -33,12 +34,14 @@ def test_systemd_analyze_verify_accepts_the_unit_without_a_warning(tmp_path):
     # verify insists that ExecStart's binary exists: on the Pi (and in `make test-arm64`) the
     # installer verifies the unit it installed, next to the real venv. Here a stub stands at a
     # temporary path and only that path is changed in a copy of the unit.
-    stub = tmp_path / "venv" / "bin" / "kiosk"
-    stub.parent.mkdir(parents=True)
-    stub.write_text("#!/bin/sh\nexit 0\n")
-    stub.chmod(0o755)
+    for link in ("current", "good"):  # ExecStart, and the update guard's ExecStartPre/Post
+        stub = tmp_path / link / "bin" / "kiosk"
+        stub.parent.mkdir(parents=True)
+        stub.write_text("#!/bin/sh\nexit 0\n")
+        stub.chmod(0o755)
+    assert exec_start_binary() == f"{OPT}/current/bin/kiosk"
     copy = tmp_path / "kiosk.service"
-    copy.write_text(UNIT.read_text().replace(exec_start_binary(), str(stub)))
+    copy.write_text(UNIT.read_text().replace(OPT, str(tmp_path)))
 
     result = subprocess.run(
         ["systemd-analyze", "verify", str(copy)],
@@ -80,7 +83,18 @@ def test_hardening_keeps_the_camera_devices():
         assert {"char-video4linux", "char-media", "char-dma_heap"} <= allowed
 
 
-def test_installer_makes_the_venv_where_the_unit_expects_it():
-    venv = exec_start_binary().removesuffix("/bin/kiosk")
+def test_installer_makes_the_venv_and_links_where_the_unit_expects_them():
+    root = exec_start_binary().removesuffix("/current/bin/kiosk")
     installer = (ROOT / "scripts" / "install-pi.sh").read_text()
-    assert f"\nVENV={venv}\n" in installer
+    assert f"\nOPT={root}\n" in installer
+    assert "\nVENV=$OPT/venv\n" in installer
+    assert "point_link current" in installer and "point_link good" in installer
+
+
+def test_unit_restarts_on_the_update_exit_and_guards_each_start_from_the_good_venv():
+    unit = unit_settings()
+    assert unit["RestartForceExitStatus"] == ["75"]
+    assert unit["ExecStartPre"] == [f"{OPT}/good/bin/kiosk update-guard pre"]
+    assert unit["ExecStartPost"] == [f"{OPT}/good/bin/kiosk update-guard post"]
+    assert unit["ReadWritePaths"] == [OPT]
+    assert f"CADRE_UPDATE_ROOT={OPT}" in unit["Environment"]

@@ -51,4 +51,3 @@ def healthz_fails(source: Path) -> None:
     assert marker in text
     text = text.replace(marker, marker + '    good, problem = False, "broken on purpose"\n')
     screen.write_text(text, encoding="utf-8")
-

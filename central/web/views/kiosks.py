@@ -15,7 +15,7 @@ from qrcode.image.pil import PilImage
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from central import fleet, kiosk_settings
+from central import fleet, kiosk_settings, releases
 from central import kiosks as central_kiosks
 from central.db import schema
 from central.services import central_of
@@ -37,7 +37,12 @@ def _page(status: int = 200, **extra: object) -> tuple[str, int]:
     limits = fleet.FleetLimits(
         disk_low_bytes=settings.fleet_disk_low_mb * 1024 * 1024, hot_c=settings.fleet_hot_c
     )
-    rows = fleet.fleet_rows((queries.kiosk_row(k) for k in health), limits)
+    kiosk_rows = [queries.kiosk_row(k) for k in health]
+    with state().engine.connect() as conn:
+        offers = releases.offered_versions(
+            conn, {r["kiosk_id"]: r["site_id"] for r in kiosk_rows if r.get("enrolled_at")}
+        )
+    rows = fleet.fleet_rows(kiosk_rows, limits, offers)
     with state().engine.connect() as conn:
         pushed = kiosk_settings.pushed(conn)
     table = _filtered_kiosks(rows)
