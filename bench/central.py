@@ -162,6 +162,8 @@ def generate(size: Size, today: date, rule: DayRule, seed: int = 6) -> Generated
                     departure_kiosk,
                     None if open_stay else int((departure_at - arrival_at).total_seconds()),
                     "open" if open_stay else "closed",
+                    False,  # arrival_by_hand: badge scans
+                    None if open_stay else False,  # departure_by_hand
                     '["cross_kiosk"]' if leaves and arrival_kiosk != departure_kiosk else "[]",
                 )
             )
