@@ -219,6 +219,7 @@ class Result:
     left: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     killed_at: float | None = None
+    staff_process: bool = False  # the last of cpu_centre served the staff pages only
     machine_busy: float = 0.0  # CPU s the whole machine spent over the scans (others' too)
     machine_total: float = 0.0  # CPU s it had (cores x seconds)
     started: float = 0.0
@@ -371,6 +372,7 @@ def run_scenario(
             # that no kiosk talks to, as nginx's `location /staff/` sends them.
             cluster.start(1)
             staff_url = cluster.processes[-1].url
+            result.staff_process = True
         watch = Watch(cluster, proxy_url, result, staff_url)
         watch.start()
         t0 = time.time() + 5  # the workers' start, once they have built their agents
@@ -608,7 +610,8 @@ def report(result: Result, plan: Plan) -> None:
         )
     centre = " + ".join(f"{v:.0f}" for v in result.cpu_centre.values())
     print(
-        f"  CPU s: centre {centre} = {sum(result.cpu_centre.values()):.0f}; PostgreSQL backends "
+        f"  CPU s: centre {centre}{' (the last: staff pages)' if result.staff_process else ''} = "
+        f"{sum(result.cpu_centre.values()):.0f}; PostgreSQL backends "
         f"{result.cpu_postgres:.0f}; proxy {result.cpu_proxy:.0f}; kiosk workers "
         f"{result.cpu_workers:.0f}"
     )
