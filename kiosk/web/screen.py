@@ -81,6 +81,7 @@ def index() -> str:
         "wedge_url": url_for("screen.wedge"),
         "mode_url": url_for("screen.mode"),
         "wedge_gap_ms": 300,
+        "wedge_retry_ms": 30_000,  # a scan sent again while the server restarts (screen.js)
         "wedge_min_length": 4,
         "wedge_max_length": MAX_WEDGE_CHARS,
         "strings": {

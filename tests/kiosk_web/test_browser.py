@@ -253,6 +253,26 @@ def test_screen_reconnects_by_itself_after_the_server_restarts(browser, tmp_path
     page.close()
 
 
+def test_a_wedge_scan_made_while_the_server_restarts_is_sent_again(browser, tmp_path, issuing_key):
+    # A kiosk restarts for an update in a few seconds; a badge scanned then must not be lost.
+    port = free_port()
+    with live_kiosk(tmp_path, issuing_key, port=port, peer_discovery=False) as live:
+        page = browser.new_page(viewport={"width": 800, "height": 480})
+        page.goto(live.url + "/")
+        page.wait_for_selector("#camera-badge[data-state='ok']", timeout=10_000)
+        payload = live.kit.badge("C002")
+        clock = live.kit.clock
+    page.wait_for_selector("#banner:not([hidden])", timeout=10_000)  # the server is gone
+    page.keyboard.type(payload)
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(1500)  # sent, refused (no server), waiting to send it again
+    with live_kiosk(tmp_path, issuing_key, port=port, clock=clock, peer_discovery=False) as live:
+        page.wait_for_selector("#result[data-outcome='arrival']", timeout=20_000)
+        assert page.inner_text("#result-name") == "李明"
+        assert live.services.log.last_event("C002").source == "wedge"
+    page.close()
+
+
 def test_site_lead_logs_in_checks_in_by_hand_voids_and_exports(browser, tmp_path, issuing_key):
     with live_kiosk(tmp_path, issuing_key) as live:
         live.services.handle_payload(live.kit.badge("C001"), "camera")

@@ -155,6 +155,25 @@
     showResult({ outcome: "error", headline: config.strings.failed, name: "", detail: "", extra: message });
   }
 
+  // A wedge scan that cannot reach the kiosk's server (it restarts, e.g. for an update: a few
+  // seconds) is sent again for up to wedge_retry_ms, so the person's one scan is not lost. A scan
+  // the server took but whose answer was lost comes back as a repeat: no second record.
+  async function postWedge(payload) {
+    const giveUp = performance.now() + config.wedge_retry_ms;
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        const scan = await post(config.wedge_url, { payload });
+        // The event stream may not be back yet to show it: the answer is the same message.
+        if (attempt > 0) showResult(scan);
+        return scan;
+      } catch (error) {
+        // fetch rejects with a TypeError only when no answer came at all.
+        if (!(error instanceof TypeError) || performance.now() > giveUp) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  }
+
   // ---- keyboard-wedge scanners -----------------------------------------------------------------
   // A wedge scanner types the payload fast and ends with Enter. Keys are taken from anywhere on
   // the page (it has no input box); a pause longer than a scanner ever makes starts afresh, so a
@@ -171,7 +190,7 @@
       const payload = typed;
       typed = "";
       if (payload.length >= config.wedge_min_length) {
-        post(config.wedge_url, { payload }).catch((error) => showLocalError(error.message));
+        postWedge(payload).catch((error) => showLocalError(error.message));
       }
       return;
     }
