@@ -112,7 +112,8 @@ def _make(
         "import importlib.metadata as m, kiosk.app, scanner, sync.releases;"
         "print(m.version('cadre-kiosk'))"
     )
-    done = _step(run, [str(venv / "bin" / "python"), "-c", check], "import check")
+    # -I: not from the current folder (a clone there would answer for the venv).
+    done = _step(run, [str(venv / "bin" / "python"), "-I", "-c", check], "import check")
     got = done.stdout.strip().splitlines()[-1:] or [""]
     if got[0] != manifest.version:
         raise InstallFailed(
