@@ -286,7 +286,9 @@ class PeerLink:
         except (OSError, http.client.HTTPException) as exc:
             if expired.is_set() or isinstance(exc, TimeoutError):
                 raise PeerFault(SLOW, f"no answer within {self.timeout_s:g} s") from None
-            if isinstance(exc, http.client.HTTPException):
+            # A connection closed before any answer (RemoteDisconnected is both) is a peer
+            # gone, not garbage.
+            if isinstance(exc, http.client.HTTPException) and not isinstance(exc, ConnectionError):
                 raise PeerFault(GARBAGE, type(exc).__name__) from None
             raise PeerFault(UNREACHABLE, str(exc)[:200]) from None
         finally:

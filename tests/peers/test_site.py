@@ -19,7 +19,7 @@ from tests.peers.site import Link, key_of, lead_session, signed_get, wait_for
 
 PIN = "246810"
 SITE, OTHER = "P-SITE", "P-OTHER"
-REPEAT_S = 8
+REPEAT_S = 20  # long enough for C to learn B's scan under load
 
 
 def known_head(kiosk: KioskProcess, origin: str) -> int:
@@ -83,7 +83,7 @@ def test_a_site_of_three_kiosks_agrees_without_the_centre(tmp_path, monkeypatch)
         # Arrive at A; B knows it; leave at B: a departure, with the hours worked.
         arrived = a.wedge(badges[0])
         assert arrived["outcome"] == "arrival", arrived
-        wait_for(lambda: known_head(b, "a") >= 1, 10, "B to know A's arrival")
+        wait_for(lambda: known_head(b, "a") >= 1, 30, "B to know A's arrival")
         time.sleep(REPEAT_S + 0.5)  # past the repeat window
         left = b.wedge(badges[0])
         assert left["outcome"] == "departure", left
@@ -93,7 +93,7 @@ def test_a_site_of_three_kiosks_agrees_without_the_centre(tmp_path, monkeypatch)
             or "工作" in json.dumps(left, ensure_ascii=False)
         ), left
         # The repeat window spans gates too: the same badge again at C is "already checked out".
-        wait_for(lambda: known_head(c, "b") >= 1, 10, "C to know B's departure")
+        wait_for(lambda: known_head(c, "b") >= 1, 30, "C to know B's departure")
         again = c.wedge(badges[0])
         assert again["outcome"] == "repeat", again
         assert again["headline"] in ("已经签退", "Already checked out"), again
@@ -198,6 +198,19 @@ def test_a_site_of_three_kiosks_agrees_without_the_centre(tmp_path, monkeypatch)
         # The centre pairs the stay across the gates as it always did (its stays duty).
         wanted = [("a", "b", "closed")]
         wait_for(lambda: _stays_of(centre, f"{SITE}-0") == wanted, 60, "the stay across gates")
+
+        # C is revoked at the centre: A drops it at its next pull and refuses its requests, and
+        # C, shut out, says A refused it.
+        centre.cli("kiosk", "revoke", "c")
+        wait_for(lambda: peers_named(a) == {"b"}, 30, "A to drop the revoked C")
+        assert signed_get(a.url, key_of(c.instance), SITE, "c", "a").status_code == 403
+
+        def c_sees() -> dict[str, str]:
+            lead_c = lead_session(c.url, PIN)
+            peers = lead_c.get(f"{c.url}/lead/api/site", timeout=10).json()["peers"]
+            return {p["kiosk_id"]: p["state"] for p in peers}
+
+        wait_for(lambda: c_sees().get("a") == "refused", 30, "C to be refused by A")
     finally:
         for kiosk in kiosks.values():
             kiosk.close()
