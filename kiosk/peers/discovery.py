@@ -52,10 +52,22 @@ class Discovery:
         self._zeroconf: Zeroconf | None = None
         self._browser: ServiceBrowser | None = None
         self._info: ServiceInfo | None = None
+        self._stopped = False
 
     def start(self) -> None:
+        """Advertise and browse from a thread of its own: registering probes the LAN for a
+        second or more, and zeroconf may give up on a busy machine (EventLoopBlocked); neither
+        may hold up or stop the kiosk's start."""
+        threading.Thread(target=self._start, name="peers-discovery", daemon=True).start()
+
+    def _start(self) -> None:
         try:
-            self._zeroconf = Zeroconf()
+            zeroconf = Zeroconf()
+            with self._lock:
+                if self._stopped:
+                    zeroconf.close()
+                    return
+                self._zeroconf = zeroconf
             addresses = [socket.inet_aton(a) for a in _lan_addresses()]
             self._info = ServiceInfo(
                 SERVICE_TYPE,
@@ -65,15 +77,24 @@ class Discovery:
                 addresses=addresses,
                 server=f"{self.kiosk_id}.local.",
             )
-            self._zeroconf.register_service(self._info, allow_name_change=True)
-            self._browser = ServiceBrowser(self._zeroconf, SERVICE_TYPE, handlers=[self._changed])
-        except (OSError, ValueError, RuntimeError) as exc:  # no multicast, no interface
-            self.problem = str(exc)[:200]
-            log.warning("peers: no LAN discovery (%s); the centre's addresses only", exc)
-            self.stop()
+            zeroconf.register_service(self._info, allow_name_change=True)
+            self._browser = ServiceBrowser(zeroconf, SERVICE_TYPE, handlers=[self._changed])
+        except Exception as exc:  # no multicast, no interface, zeroconf's own errors
+            if self._stopped:  # the kiosk stopped while this was starting
+                self._close()
+                return
+            self.problem = str(exc)[:200] or type(exc).__name__
+            log.warning("peers: no LAN discovery (%r); the centre's addresses only", exc)
+            self._close()
 
     def stop(self) -> None:
-        zeroconf, self._zeroconf = self._zeroconf, None
+        with self._lock:
+            self._stopped = True
+        self._close()
+
+    def _close(self) -> None:
+        with self._lock:
+            zeroconf, self._zeroconf = self._zeroconf, None
         if zeroconf is None:
             return
         try:

@@ -3,6 +3,8 @@ are not taken; a peer the centre named without an address is asked where discove
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
 import pytest
@@ -79,3 +81,30 @@ def test_a_peer_named_without_an_address_is_asked_where_discovery_found_it(tmp_p
     with pytest.raises(PeerFault) as fault:
         link.fetch(directory.peers()[0])
     assert asked == ["b"] and fault.value.reason == UNREACHABLE
+
+
+def test_discovery_that_fails_or_hangs_never_holds_up_the_kiosk(monkeypatch):
+    """zeroconf gives up on a busy machine (EventLoopBlocked) and registering takes seconds:
+    start returns at once, and a failure is a problem said, not an exception."""
+    from zeroconf import EventLoopBlocked
+
+    released = threading.Event()
+    closed: list[str] = []
+
+    class StuckZeroconf:
+        def register_service(self, info, allow_name_change=False):
+            released.wait(10)
+            raise EventLoopBlocked("the event loop did not answer")
+
+        def close(self):
+            closed.append("closed")
+
+    monkeypatch.setattr("kiosk.peers.discovery.Zeroconf", StuckZeroconf)
+    d = Discovery("a", "S1", 1111)
+    started = time.monotonic()
+    d.start()
+    assert time.monotonic() - started < 0.5
+    released.set()
+    wait_for(lambda: d.problem != "", 5, "the failure to be said")
+    assert "event loop" in d.problem and closed == ["closed"]
+    d.stop()
