@@ -117,6 +117,29 @@ def self_test_command() -> None:
     click.echo("self-test passed: a test badge scanned as an arrival, then as a repeat")
 
 
+@main.command("update-status")
+def update_status_command() -> None:
+    """Where this kiosk stands with updates: the version that runs, the last good one, a switch
+    on trial, the versions it switched back from (and will not take again)."""
+    from kiosk.updates.layout import UpdateLayout
+
+    layout = UpdateLayout.find()
+    if layout is None:
+        click.echo("not installed in an update layout (scripts/install-pi.sh makes one)")
+        return
+    click.echo(f"layout:  {layout.root}")
+    click.echo(f"current: {layout.version_at(layout.current) or '-'}")
+    click.echo(f"good:    {layout.version_at(layout.good) or '-'}")
+    trial = layout.trial()
+    if trial is not None:
+        click.echo(f"trial:   {trial.version} from {trial.previous}, start {trial.starts}")
+    for back in layout.rollbacks():
+        click.echo(
+            f"switched back from {back.from_version} to {back.to_version} "
+            f"at {back.at:%Y-%m-%d %H:%M} UTC: {back.reason}"
+        )
+
+
 @main.command("update-guard")
 @click.argument("when", type=click.Choice(["pre", "post"]))
 @click.option("--port", type=int, default=None, help="The kiosk's port [default: listen_port].")
