@@ -67,7 +67,7 @@ def test_on_sqlite_a_second_serve_is_refused_and_sigterm_hands_the_duties_on(tmp
         )
         assert workers.returncode == 1 and "--workers 2 needs PostgreSQL" in workers.stderr
         # Every periodic duty of the centre, each under its lease in the one process.
-        duties = {"stays", "housekeeping", "photo_retention"}
+        duties = {"stays", "housekeeping", "photo_retention", "release-rollout"}
         held = wait_until(lambda: {row.duty for row in leases_of(centre.engine)} >= duties)
         assert held and {row.duty for row in leases_of(centre.engine)} == duties
     finally:
