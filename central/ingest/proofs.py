@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from sync.badge_token import BadgeCheck, verify_token
 from sync.events import Event
 
 PROOF_SOURCES = frozenset({"camera", "wedge"})
+RECHECK_S = 1.0  # how often the issuing key files are looked at for a rotation
 
 # events.quarantine: why a stored record does not count.
 NO_PROOF = "no_badge_proof"
@@ -72,6 +74,7 @@ class Keyring:
         self._load = load
         self._lock = threading.Lock()
         self._stamp: tuple[tuple[str, int], ...] | None = None
+        self._looked_at = 0.0
         self._keys: dict[int, Ed25519PublicKey] = {}
         self._version = 0
 
@@ -89,9 +92,17 @@ class Keyring:
         return tuple(stamp)
 
     def current(self) -> tuple[int, Mapping[int, Ed25519PublicKey]]:
-        """(version, key id -> public key); no keys when the key file cannot be read."""
+        """(version, key id -> public key); no keys when the key file cannot be read.
+
+        The key files are looked at once a second at most: a glob and a stat on every push
+        each give up the interpreter lock, and under load each costs a wait to get it back."""
+        now = time.monotonic()
+        with self._lock:
+            if self._stamp is not None and now - self._looked_at < RECHECK_S:
+                return self._version, self._keys
         stamp = self._files_stamp()
         with self._lock:
+            self._looked_at = now
             if stamp != self._stamp:
                 try:
                     self._keys = dict(self._load(self._path))

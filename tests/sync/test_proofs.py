@@ -6,6 +6,7 @@ same over HTTP as an attacker would.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pytest
@@ -318,3 +319,28 @@ def test_a_record_dated_before_the_kiosks_measured_records_cannot_hold(site):
     with site.connect() as conn:
         counted = sorted(conn.execute(select(stays.c.cadre_id)).scalars().all())
     assert counted == ["C1", "C3"]
+
+
+def test_the_issuing_keys_are_looked_at_once_a_second_and_a_rotation_is_picked_up(
+    tmp_path, monkeypatch
+):
+    key_file = tmp_path / "issuing_key.pem"
+    key_file.write_text("one")
+    loads: list[str] = []
+    now = [100.0]
+    monkeypatch.setattr(proofs_module.time, "monotonic", lambda: now[0])
+
+    def load(path):
+        loads.append(path.read_text())
+        return {len(loads): TEST_KEY.public_key()}
+
+    ring = proofs_module.Keyring(key_file, load)
+    assert ring.current()[0] == 1 and loads == ["one"]
+    key_file.write_text("two, a rotation")
+    os.utime(key_file, ns=(1, 1))  # another modification time, whatever the clock's grain
+    assert ring.current()[0] == 1  # within the second: the files are not looked at
+    now[0] += proofs_module.RECHECK_S
+    version, keys = ring.current()
+    assert version == 2 and list(keys) == [2] and loads == ["one", "two, a rotation"]
+    now[0] += proofs_module.RECHECK_S
+    assert ring.current()[0] == 2 and len(loads) == 2  # nothing changed: nothing loaded
