@@ -7,10 +7,7 @@ import contextlib
 import re
 import socket
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 import requests
@@ -122,14 +119,3 @@ def signed_get(
 
 def key_of(instance: Path) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes((instance / "peer_key").read_bytes())
-
-
-def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s} s")
-        time.sleep(0.1)

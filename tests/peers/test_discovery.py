@@ -15,7 +15,7 @@ from kiosk.peers.identity import PeerDirectory
 from kiosk.peers.puller import UNREACHABLE, PeerFault, PeerLink
 from kiosk.peers.store import PeerStore
 from sync.peers import PeerInfo, PeersAnswer, public_text
-from tests.peers.site import wait_for
+from tests.waiting import wait_for
 
 
 def test_kiosks_of_a_site_find_each_other_on_the_lan():

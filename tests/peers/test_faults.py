@@ -27,7 +27,7 @@ from sync.peers import (
     sign,
 )
 from tests.kiosk_web.helpers import login, make_kit
-from tests.peers.site import wait_for
+from tests.waiting import wait_for
 
 SITE = "site-1"
 

@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 
 from tests.e2e import harness
 from tests.e2e.harness import Centre, CentreView, KioskLogView, KioskProcess
-from tests.peers.site import Link, key_of, lead_session, signed_get, wait_for
+from tests.peers.site import Link, key_of, lead_session, signed_get
+from tests.waiting import wait_for
 
 PIN = "246810"
 SITE, OTHER = "P-SITE", "P-OTHER"

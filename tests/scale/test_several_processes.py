@@ -32,6 +32,7 @@ from sync.events import Event
 from tests.central_web.helpers import csrf_from
 from tests.fakes.round_robin_proxy import RoundRobinProxy
 from tests.scale.cluster import Cluster, KioskLog, fresh_database, holder_pid
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -60,17 +61,6 @@ def push_until_sent(agent: SyncAgent, log: KioskLog, full: bool, failures: Count
         if time.monotonic() > deadline:
             raise AssertionError(f"{log.identity.kiosk_id}: {agent.snapshot().last_error}")
         time.sleep(0.2)
-
-
-def wait_for(check: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s} s")
-        time.sleep(0.1)
 
 
 def test_three_processes_twenty_kiosks_and_a_kill(postgres_url, tmp_path):
