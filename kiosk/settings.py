@@ -268,7 +268,8 @@ class KioskSettings(StrictSettings):
     peer_discovery: bool = Field(
         True,
         description="Also find the site's other kiosks on the LAN by mDNS/DNS-SD (for those the "
-        "centre names without a peer_address); who is a peer is still the centre's word.",
+        "centre names without a peer_address), from when the centre names any; who is a peer "
+        "is still the centre's word.",
     )
     peer_interval_s: float = Field(
         0.5, ge=0.1, le=600, description="Seconds between two asks of each reachable peer."

@@ -52,8 +52,7 @@ class SitePeers:
     discovery: Discovery | None = None
 
     def start(self) -> None:
-        if self.discovery is not None:
-            self.discovery.start()
+        # LAN discovery starts when the centre names a peer (PeerLink's when_peers).
         self.link.start()
 
     def stop(self) -> None:
@@ -103,5 +102,6 @@ def make_site_peers(
         interval_s=settings.peer_interval_s,
         timeout_s=settings.peer_timeout_s,
         discovered=discovery.address_of if discovery is not None else None,
+        when_peers=discovery.start if discovery is not None else None,
     )
     return SitePeers(directory, store, server, link, discovery)

@@ -6,6 +6,8 @@ The centre's list stays what decides who is a peer and with which key: an addres
 only where to knock (a kiosk the centre gave no `peer_address`). A false advertisement can send
 requests to the wrong host, whose answers then fail the signature check; it cannot make anyone
 a peer. A network that blocks multicast leaves the centre's addresses; nothing else changes.
+Discovery starts when the centre first names a peer: a kiosk alone at its site (most of them)
+never touches the LAN's multicast.
 """
 
 from __future__ import annotations
@@ -53,11 +55,16 @@ class Discovery:
         self._browser: ServiceBrowser | None = None
         self._info: ServiceInfo | None = None
         self._stopped = False
+        self._started = False
 
     def start(self) -> None:
         """Advertise and browse from a thread of its own: registering probes the LAN for a
         second or more, and zeroconf may give up on a busy machine (EventLoopBlocked); neither
-        may hold up or stop the kiosk's start."""
+        may hold up or stop the kiosk's start. Only the first call starts it."""
+        with self._lock:
+            if self._started or self._stopped:
+                return
+            self._started = True
         threading.Thread(target=self._start, name="peers-discovery", daemon=True).start()
 
     def _start(self) -> None:

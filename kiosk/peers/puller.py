@@ -109,9 +109,11 @@ class PeerLink:
         timeout_s: float = 2.0,
         wall: Callable[[], float] = time.time,
         discovered: Callable[[str], str] | None = None,
+        when_peers: Callable[[], None] | None = None,
     ) -> None:
         """`discovered(kiosk_id)`: the address LAN discovery found for a peer the centre named
-        without one ("" : none)."""
+        without one ("" : none). `when_peers()`: called while the centre names any peer (LAN
+        discovery starts then: a kiosk alone at its site neither looks nor is looked for)."""
         self.kiosk_id = kiosk_id
         self.site_id = site_id
         self.key = key
@@ -122,6 +124,7 @@ class PeerLink:
         self.timeout_s = timeout_s
         self.wall = wall
         self.discovered = discovered
+        self.when_peers = when_peers
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._status: dict[str, PeerStatus] = {}
@@ -146,6 +149,8 @@ class PeerLink:
         last_prune = 0.0
         while not self._stop.is_set():
             named = {p.kiosk_id: p for p in self.directory.peers()}
+            if named and self.when_peers is not None:
+                self.when_peers()
             with self._lock:
                 for kiosk_id in list(self._status):
                     if kiosk_id not in named:

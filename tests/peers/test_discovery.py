@@ -108,3 +108,40 @@ def test_discovery_that_fails_or_hangs_never_holds_up_the_kiosk(monkeypatch):
     wait_for(lambda: d.problem != "", 5, "the failure to be said")
     assert "event loop" in d.problem and closed == ["closed"]
     d.stop()
+
+
+def test_discovery_starts_only_once_the_centre_names_a_peer(tmp_path):
+    """A kiosk alone at its site neither advertises nor browses the LAN."""
+    directory = PeerDirectory(tmp_path, "S1")
+    store = PeerStore(
+        tmp_path / "peers", when=lambda e: e.device_time, window_start=lambda: None, own_rows=list
+    )  # type: ignore[arg-type]
+    asked = threading.Event()
+    link = PeerLink(
+        "a",
+        "S1",
+        Ed25519PrivateKey.generate(),
+        directory,
+        store,
+        dict,
+        timeout_s=1,
+        when_peers=asked.set,
+    )
+    link.start()
+    try:
+        assert not asked.wait(1.5)  # the manager looked at least once: nobody named
+        directory.replace(
+            PeersAnswer(
+                site_id="S1",
+                peers=[
+                    PeerInfo(
+                        kiosk_id="b",
+                        public_key=public_text(Ed25519PrivateKey.generate()),
+                        address="127.0.0.1:9",
+                    )
+                ],
+            )
+        )
+        assert asked.wait(5)
+    finally:
+        link.stop()
