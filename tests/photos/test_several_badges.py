@@ -108,7 +108,8 @@ def test_the_demo_queue_is_people_unlike_each_other():
         index += 3
     detector = FaceDetector()
     holders = SeveralBadges(window_s=5.0)
-    for k, image in sorted(held.items()):
+    # held's keys are the appearances' first frames; one after another, 1.2 s apart.
+    for k, (_first_frame, image) in enumerate(sorted(held.items())):
         boxes = detector.faces(image)
         assert boxes, f"no face found in appearance {k}"
         sighting = FaceSighting(k, k * 1_200_000_000, image, boxes)
