@@ -18,6 +18,16 @@ from sync.peers import PeerInfo, PeersAnswer, public_text
 from tests.waiting import wait_for
 
 
+def link_of(tmp_path, directory: PeerDirectory, **hooks) -> PeerLink:
+    """Kiosk a of site S1, its peers' records in an empty store."""
+    store = PeerStore(
+        tmp_path / "peers", when=lambda e: e.device_time, window_start=lambda: None, own_rows=list
+    )  # type: ignore[arg-type]
+    return PeerLink(
+        "a", "S1", Ed25519PrivateKey.generate(), directory, store, dict, timeout_s=1, **hooks
+    )
+
+
 def test_kiosks_of_a_site_find_each_other_on_the_lan():
     if not _lan_addresses():
         pytest.skip("no LAN interface here (loopback only)")
@@ -59,25 +69,13 @@ def test_a_peer_named_without_an_address_is_asked_where_discovery_found_it(tmp_p
             peers=[PeerInfo(kiosk_id="b", public_key=public_text(Ed25519PrivateKey.generate()))],
         )
     )
-    store = PeerStore(
-        tmp_path / "peers", when=lambda e: e.device_time, window_start=lambda: None, own_rows=list
-    )  # type: ignore[arg-type]
     asked: list[str] = []
 
     def discovered(kiosk_id: str) -> str:
         asked.append(kiosk_id)
         return "127.0.0.1:9"  # the discard port: nobody listens
 
-    link = PeerLink(
-        "a",
-        "S1",
-        Ed25519PrivateKey.generate(),
-        directory,
-        store,
-        dict,
-        timeout_s=1,
-        discovered=discovered,
-    )
+    link = link_of(tmp_path, directory, discovered=discovered)
     with pytest.raises(PeerFault) as fault:
         link.fetch(directory.peers()[0])
     assert asked == ["b"] and fault.value.reason == UNREACHABLE
@@ -113,20 +111,8 @@ def test_discovery_that_fails_or_hangs_never_holds_up_the_kiosk(monkeypatch):
 def test_discovery_starts_only_once_the_centre_names_a_peer(tmp_path):
     """A kiosk alone at its site neither advertises nor browses the LAN."""
     directory = PeerDirectory(tmp_path, "S1")
-    store = PeerStore(
-        tmp_path / "peers", when=lambda e: e.device_time, window_start=lambda: None, own_rows=list
-    )  # type: ignore[arg-type]
     asked = threading.Event()
-    link = PeerLink(
-        "a",
-        "S1",
-        Ed25519PrivateKey.generate(),
-        directory,
-        store,
-        dict,
-        timeout_s=1,
-        when_peers=asked.set,
-    )
+    link = link_of(tmp_path, directory, when_peers=asked.set)
     link.start()
     try:
         assert not asked.wait(1.5)  # the manager looked at least once: nobody named
