@@ -6,9 +6,10 @@ SQLite (WAL) by default, PostgreSQL by URL. Every table is declared in central/d
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, exc, inspect, text
 
 from central.db.schema import metadata
 
@@ -31,12 +32,46 @@ DUTY_CONNECTIONS = 4
 POOL_OVERFLOW = 4
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+# A pooled PostgreSQL connection idle longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_S = 5.0
+
+
+def make_engine(url: str, ping_after_idle_s: float = PING_AFTER_IDLE_S, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_after_idle(engine, ping_after_idle_s)
+    return engine
+
+
+def _ping_after_idle(engine: Engine, idle_s: float) -> None:
+    """Ping a pooled connection before use only when it sat idle for `idle_s`.
+
+    SQLAlchemy's pool_pre_ping pings at every checkout: a round trip more for each of a push's
+    two or three checkouts, paid in the dawn surge when connections are never idle (16% of a
+    push's time in bench/dawn.py, each round trip a wait for the interpreter lock too). A
+    connection idle for a while (the database or a proxy may have closed it) is still pinged,
+    and a dead one is replaced before anyone uses it; a connection that dies within `idle_s` of
+    its last use fails its statement, which SQLAlchemy sees as a disconnect and throws away
+    (the pool with it), and the request fails as any database error does: kiosks send the
+    push again."""
+
+    @event.listens_for(engine, "checkin")
+    def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("checked_in_at")
+        if since is None or time.monotonic() - since < idle_s:
+            return  # new, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool closes this connection and hands out another (up to three tries).
+            raise exc.DisconnectionError(f"idle connection did not answer: {error}") from error
 
 
 def make_serving_engine(url: str, threads: int, name: str) -> Engine:
