@@ -95,7 +95,7 @@ def serve(instance: str, url: str, port: int, threads: int) -> None:
         # no record is judged on its badge (never a setting of the centre: bench only).
         import central.ingest.push as push
 
-        push.signature_verdicts = lambda conn, accepted, proofs: ({}, [])
+        push.signature_verdicts = lambda connect, accepted, proofs: ({}, [])
         push.needs_proof = lambda event: False
     settings = CentralSettings(database_url=url, server_threads=threads)
     engine = make_engine(url, **({} if url.startswith("sqlite") else {"pool_size": threads}))

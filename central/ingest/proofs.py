@@ -28,14 +28,14 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, DateTime, literal, null, select, union_all
 
 from central.db.bulk import chunks, dialect_insert
 from central.db.schema import badge_proofs, badge_revocations, cadres, events
@@ -138,6 +138,10 @@ def remember_badges(conn: Connection, proven: Iterable[tuple[str, BadgeCheck]]) 
         )
 
 
+# Opens a connection that only reads (Engine.connect), for when one is needed at all.
+Reader = Callable[[], Connection]
+
+
 class SignatureCache:
     """What is known of badge tokens, nearest first: this process's memory (per key version,
     by the token's sha256, bounded, oldest dropped), then the `badge_proofs` table, then an
@@ -181,14 +185,17 @@ class SignatureCache:
 
     def check(
         self,
-        conn: Connection | None,
+        connect: Reader | None,
         version: int,
         keys: Mapping[int, Ed25519PublicKey],
         tokens: Iterable[str],
     ) -> tuple[dict[str, BadgeCheck], list[tuple[str, BadgeCheck]]]:
-        """(token -> check, the tokens newly verified here, to remember)."""
-        if conn is not None and self._warm_version != version:
-            self._warm(conn, version, keys)
+        """(token -> check, the tokens newly verified here, to remember). `connect` opens a
+        reading connection, only when the memory does not know a token (or is cold): at dawn
+        nearly every push finds its badges here and takes no connection for them."""
+        if connect is not None and self._warm_version != version:
+            with connect() as conn:
+                self._warm(conn, version, keys)
         found: dict[str, BadgeCheck] = {}
         missing: dict[str, str] = {}  # digest -> token
         with self._lock:
@@ -204,15 +211,16 @@ class SignatureCache:
         if not missing:
             return found, []
         known: dict[str, BadgeCheck] = {}
-        if conn is not None:
-            for chunk in chunks(sorted(missing)):
-                for row in conn.execute(
-                    select(badge_proofs).where(badge_proofs.c.token_sha256.in_(chunk))
-                ):
-                    if row.key_id in keys:  # a key taken out of the ring proves nothing now
-                        known[missing[row.token_sha256]] = BadgeCheck(
-                            True, "ok", row.cadre_id, row.serial, row.key_id, row.issued
-                        )
+        if connect is not None:
+            with connect() as conn:
+                for chunk in chunks(sorted(missing)):
+                    for row in conn.execute(
+                        select(badge_proofs).where(badge_proofs.c.token_sha256.in_(chunk))
+                    ):
+                        if row.key_id in keys:  # a key taken out of the ring proves nothing now
+                            known[missing[row.token_sha256]] = BadgeCheck(
+                                True, "ok", row.cadre_id, row.serial, row.key_id, row.issued
+                            )
         verified = [(t, verify_token(t, keys)) for t in missing.values() if t not in known]
         fresh = known | dict(verified)
         with self._lock:
@@ -241,13 +249,13 @@ class BadgeProofs:
         return cls(Keyring(key_path, load), SignatureCache())
 
     def signatures(
-        self, conn: Connection | None, tokens: Iterable[str]
+        self, connect: Reader | None, tokens: Iterable[str]
     ) -> tuple[dict[str, BadgeCheck], list[tuple[str, BadgeCheck]]]:
         if self.keyring is not None:
             version, keys = self.keyring.current()
         else:
             version, keys = 0, self.fixed_keys or {}
-        return self.cache.check(conn, version, keys, tokens)
+        return self.cache.check(connect, version, keys, tokens)
 
 
 @dataclass(frozen=True)
@@ -260,17 +268,17 @@ class Verdict:
 
 
 def signature_verdicts(
-    conn: Connection | None, accepted: Iterable[Event], proofs: BadgeProofs
+    connect: Reader | None, accepted: Iterable[Event], proofs: BadgeProofs
 ) -> tuple[dict[str, Verdict | BadgeCheck], list[tuple[str, BadgeCheck]]]:
     """(event_id -> the badge it proves (a valid BadgeCheck) or why it proves nothing, the
     tokens verified for the first time, for `remember_badges`).
 
     Everything here depends only on the record and the keys: done before the write
-    transaction (`conn` only reads). Revocation, which depends on the scan's time, is
-    `revocation_verdict`.
+    transaction (`connect` opens a connection that only reads, when one is needed). Revocation,
+    which depends on the scan's time, is `revocation_verdict`.
     """
     needing = [e for e in accepted if needs_proof(e)]
-    checks, fresh = proofs.signatures(conn, (e.badge_token for e in needing if e.badge_token))
+    checks, fresh = proofs.signatures(connect, (e.badge_token for e in needing if e.badge_token))
     found: dict[str, Verdict | BadgeCheck] = {}
     for event in needing:
         key = str(event.event_id)
@@ -313,22 +321,29 @@ class Revocations:
         history: dict[str, list[tuple[int, datetime | None]]] = defaultdict(list)
         wanted = sorted(set(cadre_ids))
         for chunk in chunks(wanted):
-            for row in conn.execute(
-                select(
-                    badge_revocations.c.cadre_id,
-                    badge_revocations.c.through_serial,
-                    badge_revocations.c.revoked_at,
-                ).where(badge_revocations.c.cadre_id.in_(chunk))
-            ):
-                history[row.cadre_id].append((row.through_serial, row.revoked_at))
-            for current in conn.execute(
-                select(cadres.c.cadre_id, cadres.c.revoked_through).where(
-                    cadres.c.cadre_id.in_(chunk), cadres.c.revoked_through.is_not(None)
-                )
-            ):
-                timed = max((s for s, _ in history.get(current.cadre_id, [])), default=-1)
-                if current.revoked_through > timed:
-                    history[current.cadre_id].append((current.revoked_through, None))
+            # Both kinds in one statement: this runs in every push's write transaction.
+            timed = select(
+                literal(0).label("untimed"),
+                badge_revocations.c.cadre_id,
+                badge_revocations.c.through_serial,
+                badge_revocations.c.revoked_at,
+            ).where(badge_revocations.c.cadre_id.in_(chunk))
+            current = select(
+                literal(1).label("untimed"),
+                cadres.c.cadre_id,
+                cadres.c.revoked_through.label("through_serial"),
+                null().cast(DateTime).label("revoked_at"),
+            ).where(cadres.c.cadre_id.in_(chunk), cadres.c.revoked_through.is_not(None))
+            untimed: list[tuple[str, int]] = []
+            for row in conn.execute(union_all(timed, current)):
+                if row.untimed:
+                    untimed.append((row.cadre_id, row.through_serial))
+                else:
+                    history[row.cadre_id].append((row.through_serial, row.revoked_at))
+            for cadre_id, through in untimed:
+                latest_timed = max((s for s, _ in history.get(cadre_id, [])), default=-1)
+                if through > latest_timed:
+                    history[cadre_id].append((through, None))
         return cls(dict(history))
 
     def revoked(

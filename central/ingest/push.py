@@ -205,10 +205,9 @@ def ingest_events(
         accepted[key] = (index, event)
     # Signatures depend on nothing being written: checked before the write transaction, so
     # other kiosks' pushes do not wait for them.
-    with engine.connect() as reader:
-        signed, verified = signature_verdicts(
-            reader, (event for _, event in accepted.values()), checks.proofs
-        )
+    signed, verified = signature_verdicts(
+        engine.connect, (event for _, event in accepted.values()), checks.proofs
+    )
 
     found: list[dict[str, Any]] = []
     not_counted: dict[str, str] = {}

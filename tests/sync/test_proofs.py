@@ -145,6 +145,29 @@ def test_a_process_knows_the_printed_badges_after_its_first_push(site, verificat
     assert set(quarantine_of(site).values()) == {None}
 
 
+def test_a_push_of_known_badges_takes_one_connection(site):
+    """At dawn every push's badges are known to the process: the push checks out the one
+    connection of its write transaction, no second one to read proofs it does not need."""
+    kiosk_id, _ = enrolled(site, "S01")
+    log = MemoryLog(kiosk_id, "S01")
+    printed = {b.cadre_id: b.payload for b in issue_badges(site, TEST_KEY, today=ISSUED)}
+    this_process = fresh_checks()
+    push(site, log, [log.record("C1", "arrival", T0, badge_token=printed["C1"])], this_process)
+    checkouts: list[object] = []
+
+    def note(dbapi_connection, record, proxy):
+        checkouts.append(record)
+
+    event.listen(site, "checkout", note)
+    try:
+        later = log.record("C2", "arrival", T0 + timedelta(minutes=1), badge_token=printed["C2"])
+        push(site, log, [later], this_process)
+    finally:
+        event.remove(site, "checkout", note)
+    assert len(checkouts) == 1
+    assert quarantine_of(site)[str(later.event_id)] is None
+
+
 def test_a_badge_of_a_key_taken_out_of_the_ring_no_longer_counts(site):
     kiosk_id, _ = enrolled(site, "S01")
     log = MemoryLog(kiosk_id, "S01")
