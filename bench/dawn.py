@@ -3,12 +3,13 @@
 Simulated kiosks are the real sync agent and HTTP client (sync/agent.py, sync/client.py) with a
 log in memory (tests/scale/cluster.py KioskLog), many per process in a few worker processes,
 each with default sync settings: a scan appends to the log and wakes the agent, which pushes at
-once; pull and heartbeat every 30 s. They talk HTTP through a round-robin proxy (its own
-process; tests/fakes/round_robin_proxy.py, what nginx does) to `central serve` processes on one
-PostgreSQL database. Every cadre scans once; arrival times follow a shift start (a beta curve:
-few early, a peak some minutes before the start, a tail of the late), 30 simulated minutes
-compressed into --real-minutes. A share of the kiosks (--offline-share) is offline from 25% to
-70% of the window: they keep scanning and push their backlog when they come back.
+once; pull (what changed since the kiosk's last pull) and heartbeat every 30 s. They talk HTTP
+through a round-robin proxy (its own process; tests/fakes/round_robin_proxy.py, what nginx
+does) to `central serve` processes on one PostgreSQL database. Every cadre scans once; arrival
+times follow a shift start (a beta curve: few early, a peak some minutes before the start, a
+tail of the late), 30 simulated minutes compressed into --real-minutes. A share of the kiosks
+(--offline-share) is offline from 25% to 70% of the window: they keep scanning and push their
+backlog when they come back.
 
 Scenarios, each on a copy of one prepared database (roster, badges and kiosks made once):
 one process, three processes, three with one killed (SIGKILL) half-way. Printed for each:
@@ -88,6 +89,30 @@ def percentile(values: list[float], share: float) -> float:
 # --- the kiosk worker (a child process) ----------------------------------------------------------
 
 
+class HeldVersions:
+    """What a kiosk holds of the roster, keys and settings, as a real kiosk keeps it: its
+    pulls ask only for what changed since (a full roster once, then nothing at dawn)."""
+
+    def __init__(self) -> None:
+        from sync.protocol import PullRequest
+
+        self._request = PullRequest()
+
+    def request(self) -> Any:
+        return self._request
+
+    def take(self, answer: Any) -> None:
+        changed: dict[str, Any] = {}
+        if answer.roster is not None:
+            changed["roster_version"] = answer.roster.version
+        if answer.public_keys is not None:
+            changed["keys_version"] = answer.public_keys.version
+        if answer.settings is not None:
+            changed["settings_version"] = answer.settings.version
+        if changed:
+            self._request = self._request.model_copy(update=changed)
+
+
 def worker(spec_path: Path, out_path: Path) -> int:
     from central.kiosks import KioskIdentity
     from sync.agent import SyncAgent
@@ -103,7 +128,15 @@ def worker(spec_path: Path, out_path: Path) -> int:
         log = KioskLog(KioskIdentity(k["kiosk_id"], k["site_id"]))
         logs[k["kiosk_id"]] = log
         client = CentralClient(spec["url"], k["token"], timeout_s=30)
-        agents[k["kiosk_id"]] = SyncAgent(log, client, k["kiosk_id"], log.boot_id)
+        held = HeldVersions()
+        agents[k["kiosk_id"]] = SyncAgent(
+            log,
+            client,
+            k["kiosk_id"],
+            log.boot_id,
+            pull_versions=held.request,
+            on_pull=held.take,
+        )
         schedule += [
             (at, k["kiosk_id"], cadre, token, serial) for at, cadre, token, serial in k["scans"]
         ]
