@@ -111,6 +111,14 @@ class CentralSettings(StrictSettings):
     kiosk_dead_after_s: int = Field(
         300, ge=30, description="A kiosk silent for longer than this is shown as dead."
     )
+    overview_refresh_s: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="Each process works out the all-sites figures at most this often, once for "
+        "everyone watching, in the background while anyone does (a page shows figures at most "
+        "about this much older than itself); 0 works them out for every request.",
+    )
     fleet_disk_low_mb: int = Field(
         1024,
         ge=0,

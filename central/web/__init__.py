@@ -7,6 +7,9 @@ is in place.
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 from flask import Flask, redirect, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -16,7 +19,9 @@ from central.web.blueprint import staff
 from central.web.context import new_state
 from central.web.indexes import ensure_indexes
 from central.web.security import SECRET_FILE, load_or_create_secret
+from central.web.shared_overview import SharedFigures
 from central.web.views import load_views
+from central.web.views.live import overview_figures
 
 __all__ = ["init_app"]
 
@@ -40,7 +45,15 @@ def init_app(app: Flask) -> None:
         hops = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     ensure_indexes(central.engine)
-    app.extensions["staff"] = new_state(central)
+    staff_state = new_state(central)
+
+    def work_out(day: date) -> Any:
+        # Also from the refreshing thread, which has no application context of its own.
+        with app.app_context():
+            return overview_figures(day)
+
+    staff_state.overview = SharedFigures(work_out, settings.overview_refresh_s)
+    app.extensions["staff"] = staff_state
     i18n.init_babel(app, settings.language)
     app.register_blueprint(staff)
     if not any(rule.rule == "/" for rule in app.url_map.iter_rules()):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -23,12 +23,16 @@ from central.services import Central, utc_now
 from central.settings import CentralSettings
 from central.stays.pairing import StayRules
 from central.web.security import LoginThrottle
+from central.web.shared_overview import SharedFigures
 
 
 @dataclass
 class StaffState:
     central: Central
     throttle: LoginThrottle
+    # The all-sites figures with their live stamp, shared by every request of this process
+    # (views/live.py); set by init_app, which knows the application.
+    overview: SharedFigures[Any] | None = None
 
     @property
     def engine(self) -> Engine:

@@ -48,6 +48,9 @@ def make_app(tmp_path: Path, template_db: Path, clock: Clock) -> Iterator[Callab
         instance = tmp_path / f"instance{len(engines)}"
         instance.mkdir()
         shutil.copyfile(template_db, instance / "central.db")
+        # These tests read the all-sites figures right after each change they make: worked out
+        # for every request. test_shared_overview.py tests them shared, as a centre serves them.
+        settings.setdefault("overview_refresh_s", 0)
         app = create_app(
             instance,
             CentralSettings(**settings),
@@ -99,7 +102,7 @@ def app_on(central_engine, tmp_path: Path, clock: Clock) -> Callable[[], Flask]:
             add_staff_accounts(conn)
         return create_app(
             tmp_path / "instance-on",
-            CentralSettings(),
+            CentralSettings(overview_refresh_s=0),
             engine=central_engine,
             now=clock,
             config={"TESTING": True},

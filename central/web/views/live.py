@@ -12,7 +12,7 @@ page reads them. bench/central.py prints what each costs at a million events.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC
+from datetime import UTC, date
 from typing import Any
 
 from flask import abort, jsonify, request
@@ -66,17 +66,31 @@ def _unchanged(current: str) -> Response | None:
     return None
 
 
+def overview_figures(day: date) -> tuple[str, queries.Overview]:
+    """The all-sites figures of `day` and the stamp read just before them (a change landing
+    between the two gives a stamp older than the figures: the next poll reads them again)."""
+    with state().engine.connect() as conn:
+        current = stamp(conn, day.isoformat())
+        data = queries.overview(
+            conn, day, state().now(), state().rules, state().settings.kiosk_dead_after_s
+        )
+    return current, data
+
+
+def shared_overview(day: date) -> tuple[str, queries.Overview]:
+    """The figures this process worked out last for everyone watching (shared_overview.py)."""
+    shared = state().overview
+    return shared.get(day) if shared is not None else overview_figures(day)
+
+
 @staff.route("/live/overview.json")
 def live_overview() -> Response:
     day = day_arg()
     with state().engine.connect() as conn:
-        current = stamp(conn, day.isoformat())
-        same = _unchanged(current)
-        if same is not None:
-            return same
-        data = queries.overview(
-            conn, day, state().now(), state().rules, state().settings.kiosk_dead_after_s
-        )
+        same = _unchanged(stamp(conn, day.isoformat()))
+    if same is not None:
+        return same
+    current, data = shared_overview(day)
     return jsonify(
         stamp=current,
         day=day.isoformat(),

@@ -12,6 +12,7 @@ from central.web import lists, queries
 from central.web.blueprint import staff
 from central.web.context import state
 from central.web.views.common import day_arg, today
+from central.web.views.live import shared_overview
 
 # How often the all-sites and site pages refresh their figures (central/web/views/live.py).
 LIVE_EVERY_S = 15
@@ -69,10 +70,7 @@ def _filtered_sites(data: queries.Overview) -> dict[str, Any]:
 @staff.route("/")
 def overview() -> str:
     day = day_arg()
-    with state().engine.connect() as conn:
-        data = queries.overview(
-            conn, day, state().now(), state().rules, state().settings.kiosk_dead_after_s
-        )
+    _, data = shared_overview(day)
     return render_template(
         "overview.html",
         section="overview",
