@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from central import generations, kiosks, releases, visitor_names
+from central.db.engine import reading
 from central.ingest.heartbeat import record_heartbeat
 from central.ingest.push import ingest_events
 from central.instance_files import sweep_enrolment_images
@@ -153,7 +154,7 @@ def _kiosk(central: Central) -> KioskIdentity:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "no kiosk token: send Authorization: Bearer <token>")
-    with central.engine.connect() as conn:
+    with reading(central.engine) as conn:
         kiosk = kiosks.authenticate(conn, token.strip())
     if kiosk is None:
         raise ApiError(401, "unauthorized", "kiosk token unknown or revoked: enrol again")

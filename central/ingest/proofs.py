@@ -29,6 +29,7 @@ import threading
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -138,8 +139,8 @@ def remember_badges(conn: Connection, proven: Iterable[tuple[str, BadgeCheck]]) 
         )
 
 
-# Opens a connection that only reads (Engine.connect), for when one is needed at all.
-Reader = Callable[[], Connection]
+# Opens a connection that only reads (central.db.engine.reading), for when one is needed at all.
+Reader = Callable[[], AbstractContextManager[Connection]]
 
 
 class SignatureCache:

@@ -24,6 +24,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from central.anomalies import anomaly_row
 from central.db.bulk import bulk_insert, chunks, dialect_insert, write_transaction
+from central.db.engine import reading
 from central.db.schema import anomalies, boots, events, kiosks, rejected_events
 from central.ingest.chain import check_chain
 from central.ingest.clocks import flag_uncorrected
@@ -206,7 +207,7 @@ def ingest_events(
     # Signatures depend on nothing being written: checked before the write transaction, so
     # other kiosks' pushes do not wait for them.
     signed, verified = signature_verdicts(
-        engine.connect, (event for _, event in accepted.values()), checks.proofs
+        lambda: reading(engine), (event for _, event in accepted.values()), checks.proofs
     )
 
     found: list[dict[str, Any]] = []

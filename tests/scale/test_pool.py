@@ -1,5 +1,5 @@
-"""Pooled PostgreSQL connections: pinged before use only after sitting idle, and a dead idle one
-is replaced before anyone uses it."""
+"""Pooled PostgreSQL connections: pinged before use only after sitting idle, a dead idle one
+replaced before anyone uses it, and reads outside a transaction keep the prepared statements."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from central.db.engine import make_engine
+from central.db.engine import make_engine, reading
 
 pytestmark = pytest.mark.postgres
 
@@ -63,3 +63,28 @@ def test_an_idle_connection_that_died_is_replaced_before_use(postgres_url, pings
     finally:
         engine.dispose()
         admin.dispose()
+
+
+def test_a_read_takes_no_transaction_and_the_connection_keeps_its_prepared_statements(
+    postgres_url,
+):
+    from psycopg.pq import TransactionStatus
+
+    engine = make_engine(postgres_url, pool_size=1, max_overflow=0)
+    lookup = text("SELECT count(*) FROM pg_class WHERE relname = :name")
+    try:
+        for _ in range(8):  # psycopg prepares a statement on its fifth use
+            with reading(engine) as conn:
+                conn.execute(lookup, {"name": "pg_class"}).scalar_one()
+                status = conn.connection.dbapi_connection.info.transaction_status
+                assert status == TransactionStatus.IDLE  # no BEGIN was sent
+        with reading(engine) as conn:
+            prepared = conn.execute(
+                text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE :s"),
+                {"s": "%relname = $1%"},
+            ).scalar_one()
+        # A read that ended in ROLLBACK (engine.connect() returned to the pool) made psycopg
+        # forget its prepared statements every time.
+        assert prepared == 1
+    finally:
+        engine.dispose()
