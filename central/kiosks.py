@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 
 from central import roster
 from central.db.schema import (
@@ -205,14 +205,16 @@ def enrol(engine: Engine, code: str, now: datetime) -> tuple[KioskIdentity, str,
     return KioskIdentity(row.kiosk_id, row.site_id), site_name, token
 
 
+# Built once: every kiosk request runs it.
+_BY_TOKEN = select(kiosks.c.kiosk_id, kiosks.c.site_id).where(
+    kiosks.c.token_hash == bindparam("token_hash"), kiosks.c.revoked_at.is_(None)
+)
+
+
 def authenticate(conn: Connection, token: str) -> KioskIdentity | None:
     if not token:
         return None
-    row = conn.execute(
-        select(kiosks.c.kiosk_id, kiosks.c.site_id).where(
-            kiosks.c.token_hash == hash_secret(token), kiosks.c.revoked_at.is_(None)
-        )
-    ).first()
+    row = conn.execute(_BY_TOKEN, {"token_hash": hash_secret(token)}).first()
     return KioskIdentity(row.kiosk_id, row.site_id) if row else None
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, DateTime, bindparam, select, update
 
 from central.anomalies import anomaly_row
 from central.db.bulk import chunks
@@ -26,6 +26,19 @@ class _Link:
     event_id: str
     hash: str
     prev_hash: str
+
+
+# Built once: every push that moves the chain forward runs it.
+_RESOLVE_GAPS = (
+    update(anomalies)
+    .where(
+        anomalies.c.kind == "chain_gap",
+        anomalies.c.kiosk_id == bindparam("gap_kiosk_id"),
+        anomalies.c.seq <= bindparam("through_seq"),
+        anomalies.c.resolved_at.is_(None),
+    )
+    .values(resolved_at=bindparam("now", type_=DateTime()))
+)
 
 
 def check_chain(
@@ -130,13 +143,6 @@ def check_chain(
             )
     if seq > head.chain_seq:
         conn.execute(
-            update(anomalies)
-            .where(
-                anomalies.c.kind == "chain_gap",
-                anomalies.c.kiosk_id == kiosk.kiosk_id,
-                anomalies.c.seq <= seq,
-                anomalies.c.resolved_at.is_(None),
-            )
-            .values(resolved_at=now)
+            _RESOLVE_GAPS, {"gap_kiosk_id": kiosk.kiosk_id, "through_seq": seq, "now": now}
         )
     return {"chain_seq": seq, "chain_hash": link_hash, "max_seq": max_seq}, found

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Connection, DateTime, literal, null, select, union_all
+from sqlalchemy import Connection, DateTime, bindparam, literal, null, select, union_all
 
 from central.db.bulk import chunks, dialect_insert
 from central.db.schema import badge_proofs, badge_revocations, cadres, events
@@ -307,6 +307,27 @@ def signature_verdicts(
     return found, fresh
 
 
+# Both kinds of revocation of some cadres, in one statement built once: it runs in every push's
+# write transaction.
+_REVOCATIONS = union_all(
+    select(
+        literal(0).label("untimed"),
+        badge_revocations.c.cadre_id,
+        badge_revocations.c.through_serial,
+        badge_revocations.c.revoked_at,
+    ).where(badge_revocations.c.cadre_id.in_(bindparam("cadre_ids", expanding=True))),
+    select(
+        literal(1).label("untimed"),
+        cadres.c.cadre_id,
+        cadres.c.revoked_through.label("through_serial"),
+        null().cast(DateTime).label("revoked_at"),
+    ).where(
+        cadres.c.cadre_id.in_(bindparam("cadre_ids", expanding=True)),
+        cadres.c.revoked_through.is_not(None),
+    ),
+)
+
+
 class Revocations:
     """Revocations of some cadres with their times, loaded once for a batch.
 
@@ -322,21 +343,8 @@ class Revocations:
         history: dict[str, list[tuple[int, datetime | None]]] = defaultdict(list)
         wanted = sorted(set(cadre_ids))
         for chunk in chunks(wanted):
-            # Both kinds in one statement: this runs in every push's write transaction.
-            timed = select(
-                literal(0).label("untimed"),
-                badge_revocations.c.cadre_id,
-                badge_revocations.c.through_serial,
-                badge_revocations.c.revoked_at,
-            ).where(badge_revocations.c.cadre_id.in_(chunk))
-            current = select(
-                literal(1).label("untimed"),
-                cadres.c.cadre_id,
-                cadres.c.revoked_through.label("through_serial"),
-                null().cast(DateTime).label("revoked_at"),
-            ).where(cadres.c.cadre_id.in_(chunk), cadres.c.revoked_through.is_not(None))
             untimed: list[tuple[str, int]] = []
-            for row in conn.execute(union_all(timed, current)):
+            for row in conn.execute(_REVOCATIONS, {"cadre_ids": list(chunk)}):
                 if row.untimed:
                     untimed.append((row.cadre_id, row.through_serial))
                 else:

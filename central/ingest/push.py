@@ -20,7 +20,7 @@ from typing import Any
 
 import pydantic_core
 from pydantic import ValidationError
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 
 from central.anomalies import anomaly_row
 from central.db.bulk import bulk_insert, chunks, dialect_insert, write_transaction
@@ -159,6 +159,18 @@ def event_row(
     }
 
 
+# Built once: every push runs them (building a statement and its cache key cost the centre more
+# CPU than running it; bench/dawn.py).
+_HEAD = (
+    select(kiosks.c.chain_seq, kiosks.c.chain_hash, kiosks.c.max_seq, kiosks.c.enrolled_at)
+    .where(kiosks.c.kiosk_id == bindparam("kiosk_id"))
+    .with_for_update()
+)
+_STORED_HASHES = select(events.c.event_id, events.c.hash).where(
+    events.c.event_id.in_(bindparam("event_ids", expanding=True))
+)
+
+
 def ingest_events(
     engine: Engine,
     kiosk: KioskIdentity,
@@ -213,11 +225,7 @@ def ingest_events(
     found: list[dict[str, Any]] = []
     not_counted: dict[str, str] = {}
     with write_transaction(engine) as conn:
-        head = conn.execute(
-            select(kiosks.c.chain_seq, kiosks.c.chain_hash, kiosks.c.max_seq, kiosks.c.enrolled_at)
-            .where(kiosks.c.kiosk_id == kiosk.kiosk_id)
-            .with_for_update()
-        ).one()
+        head = conn.execute(_HEAD, {"kiosk_id": kiosk.kiosk_id}).one()
         boot_ids = {event.boot_id for _, event in accepted.values()}
         clocks = boot_clocks(conn, kiosk.kiosk_id, boot_ids)
         new_boots = sorted(boot_ids - set(clocks))
@@ -241,9 +249,7 @@ def ingest_events(
         # whole and is sent again, and is answered by the conflict check below.
         stored_hash: dict[str, str] = {}
         for chunk in chunks(list(accepted)):
-            for row in conn.execute(
-                select(events.c.event_id, events.c.hash).where(events.c.event_id.in_(chunk))
-            ):
+            for row in conn.execute(_STORED_HASHES, {"event_ids": list(chunk)}):
                 stored_hash[row.event_id] = row.hash
         rows = [
             event_row(event, clocks[event.boot_id].anchor, rules, now_utc, key)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, bindparam, select, update
 
 from central.db.bulk import dialect_insert
 from central.db.schema import boots, events
@@ -65,14 +65,18 @@ class BootClock:
     contact: Contact | None = None  # the latest
 
 
+_BOOTS = select(boots).where(
+    boots.c.kiosk_id == bindparam("kiosk_id"),
+    boots.c.boot_id.in_(bindparam("boot_ids", expanding=True)),
+)
+
+
 def boot_clocks(conn: Connection, kiosk_id: str, boot_ids: set[str]) -> dict[str, BootClock]:
     """What the centre knows of each boot's clocks (boots already seen)."""
     found: dict[str, BootClock] = {}
     if not boot_ids:
         return found
-    for row in conn.execute(
-        select(boots).where(boots.c.kiosk_id == kiosk_id, boots.c.boot_id.in_(sorted(boot_ids)))
-    ):
+    for row in conn.execute(_BOOTS, {"kiosk_id": kiosk_id, "boot_ids": sorted(boot_ids)}):
         anchor = (
             Anchor(
                 row.anchor_mono_ns,
@@ -146,6 +150,29 @@ def is_clock_reading(row: dict[str, Any]) -> bool:
     return row["time_status"] in KNOWN_TIME and f'"{OPERATOR_TIME_FLAG}"' not in row["flags"]
 
 
+# Built once: a push runs it every time, and building a statement with its cache key cost more
+# of the centre's CPU than running it (bench/dawn.py).
+_LATEST_MEASURED = (
+    select(events.c.corrected_time)
+    .select_from(
+        events.join(
+            boots,
+            and_(boots.c.kiosk_id == events.c.kiosk_id, boots.c.boot_id == events.c.boot_id),
+        )
+    )
+    .where(
+        events.c.kiosk_id == bindparam("kiosk_id"),
+        events.c.seq < bindparam("before_seq"),
+        events.c.time_status.in_(KNOWN_TIME),
+        events.c.quarantine.is_(None),
+        events.c.flags.not_like(f'%"{OPERATOR_TIME_FLAG}"%'),
+        boots.c.contact_at.is_not(None),
+    )
+    .order_by(events.c.seq.desc())
+    .limit(1)
+)
+
+
 def kiosk_floor(
     conn: Connection, kiosk_id: str, enrolled_at: datetime | None, before_seq: int
 ) -> datetime | None:
@@ -153,23 +180,7 @@ def kiosk_floor(
     kiosk was enrolled, nor before its latest earlier record whose time the centre measured
     (a counted clock reading of a boot the centre has measured: `raises_floor`)."""
     earlier = conn.execute(
-        select(events.c.corrected_time)
-        .select_from(
-            events.join(
-                boots,
-                and_(boots.c.kiosk_id == events.c.kiosk_id, boots.c.boot_id == events.c.boot_id),
-            )
-        )
-        .where(
-            events.c.kiosk_id == kiosk_id,
-            events.c.seq < before_seq,
-            events.c.time_status.in_(KNOWN_TIME),
-            events.c.quarantine.is_(None),
-            events.c.flags.not_like(f'%"{OPERATOR_TIME_FLAG}"%'),
-            boots.c.contact_at.is_not(None),
-        )
-        .order_by(events.c.seq.desc())
-        .limit(1)
+        _LATEST_MEASURED, {"kiosk_id": kiosk_id, "before_seq": before_seq}
     ).scalar_one_or_none()
     bounds = [t for t in (enrolled_at, earlier) if t is not None]
     return max(bounds) if bounds else None
