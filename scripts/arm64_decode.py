@@ -92,16 +92,19 @@ def compare(x86_path: Path, arm_path: Path, expected_path: Path | None) -> int:
         if name in expected and arm_texts != [expected[name]]:
             problems.append(f"{name}: read {arm_texts!r}, expected the badge's token")
     read = sum(1 for record in arm.values() if record.get("texts"))
-    x86_ms = sorted(record.get("ms", 0.0) for record in x86.values())
-    arm_ms = sorted(record.get("ms", 0.0) for record in arm.values())
     for problem in problems:
         print(f"arm64_decode: DIFFERENT {problem}")
     print(
         f"arm64_decode: {len(arm)} files, {read} with a code read, "
         f"{len(problems)} differences between x86 and arm64; median decode "
-        f"x86 {x86_ms[len(x86_ms) // 2]:.1f} ms, arm64 (emulated) {arm_ms[len(arm_ms) // 2]:.1f} ms"
+        f"x86 {median_ms(x86)}, arm64 (emulated) {median_ms(arm)}"
     )
-    return 1 if problems or not arm else 0
+    return 1 if problems or not arm or not x86 else 0
+
+
+def median_ms(results: dict[str, dict]) -> str:
+    times = sorted(record.get("ms", 0.0) for record in results.values())
+    return f"{times[len(times) // 2]:.1f} ms" if times else "(nothing decoded)"
 
 
 def main() -> int:
