@@ -102,6 +102,12 @@ def boot_clocks(conn: Connection, kiosk_id: str, boot_ids: set[str]) -> dict[str
     return found
 
 
+# Built once (every push with a clock reading runs it); the columns set are the parameters'.
+_UPDATE_BOOT = update(boots).where(
+    boots.c.kiosk_id == bindparam("b_kiosk_id"), boots.c.boot_id == bindparam("b_boot_id")
+)
+
+
 def note_contact(
     conn: Connection,
     kiosk_id: str,
@@ -130,11 +136,7 @@ def note_contact(
         )
         known = replace(known, contact=contact)
     if values:
-        conn.execute(
-            update(boots)
-            .where(boots.c.kiosk_id == kiosk_id, boots.c.boot_id == reading.boot_id)
-            .values(**values)
-        )
+        conn.execute(_UPDATE_BOOT, {"b_kiosk_id": kiosk_id, "b_boot_id": reading.boot_id, **values})
     clocks[reading.boot_id] = known
 
 
