@@ -332,7 +332,7 @@ def heartbeat() -> Response:
     )
     resend_after = None
     if beat.acknowledged_seq is not None:
-        with central.engine.connect() as conn:
+        with reading(central.engine) as conn:
             answered = kiosks.answered_through(conn, kiosk.kiosk_id, beat.acknowledged_seq)
         if answered < beat.acknowledged_seq:
             resend_after = answered
