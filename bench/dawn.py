@@ -121,13 +121,19 @@ def worker(spec_path: Path, out_path: Path) -> int:
 
     spec = json.loads(spec_path.read_text())
     t0 = spec["t0"]
+    network_cut = threading.Event()
+    CutOffClient = _cut_off_client_class()
     logs: dict[str, KioskLog] = {}
     agents: dict[str, SyncAgent] = {}
     schedule: list[tuple[float, str, str, str, int]] = []
     for k in spec["kiosks"]:
         log = KioskLog(KioskIdentity(k["kiosk_id"], k["site_id"]))
         logs[k["kiosk_id"]] = log
-        client = CentralClient(spec["url"], k["token"], timeout_s=30)
+        client: CentralClient = (
+            CutOffClient(network_cut, spec["url"], k["token"], timeout_s=30)
+            if k["offline"]
+            else CentralClient(spec["url"], k["token"], timeout_s=30)
+        )
         held = HeldVersions()
         agents[k["kiosk_id"]] = SyncAgent(
             log,
@@ -142,26 +148,34 @@ def worker(spec_path: Path, out_path: Path) -> int:
         ]
     schedule.sort()
     offline = {k["kiosk_id"] for k in spec["kiosks"] if k["offline"]}
-    back_at = spec["offline_until"]
+    # The offline kiosks lose the network at offline_from and get it back at offline_until, as
+    # a site's uplink does: their agents run throughout and fail as a real one would meanwhile.
+    cut_at, back_at = spec["offline_from"], spec["offline_until"]
     scanned: list[tuple[str, str, float]] = []
-    for kiosk_id, agent in agents.items():
-        if kiosk_id not in offline:
-            agent.start()
-    started_offline = False
+    for agent in agents.values():
+        agent.start()
+    cut, back = False, False
+
+    def reconnect() -> None:
+        network_cut.clear()
+        for kiosk_id_off in offline:
+            agents[kiosk_id_off].wake()
+
     for at, kiosk_id, cadre, token, serial in schedule:
-        if not started_offline and at >= back_at:
+        if not cut and at >= cut_at:
+            time.sleep(max(0.0, t0 + cut_at - time.time()))
+            network_cut.set()
+            cut = True
+        if not back and at >= back_at:
             time.sleep(max(0.0, t0 + back_at - time.time()))
-            for kiosk_id_off in offline:
-                agents[kiosk_id_off].start()
-            started_offline = True
+            reconnect()
+            back = True
         time.sleep(max(0.0, t0 + at - time.time()))
         event = logs[kiosk_id].record(cadre, "arrival", (token, serial))
         scanned.append((str(event.event_id), kiosk_id, time.time()))
-        if kiosk_id not in offline or started_offline:
-            agents[kiosk_id].wake()
-    if not started_offline:
-        for kiosk_id_off in offline:
-            agents[kiosk_id_off].start()
+        agents[kiosk_id].wake()
+    if not back:
+        reconnect()
     deadline = time.time() + spec["drain_s"]
     while time.time() < deadline and any(log.pending_count() for log in logs.values()):
         for agent in agents.values():
@@ -183,6 +197,25 @@ def worker(spec_path: Path, out_path: Path) -> int:
         )
     )
     return 0
+
+
+def _cut_off_client_class() -> type:
+    from sync.client import CentralClient, SyncError
+
+    class CutOffClient(CentralClient):
+        """The real client, behind a site uplink the bench can cut: while it is cut, every
+        exchange fails as an unreachable centre does, before anything is sent."""
+
+        def __init__(self, cut: threading.Event, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._cut = cut
+
+        def _exchange(self, *args: Any, **kwargs: Any) -> Any:
+            if self._cut.is_set():
+                raise SyncError("cannot reach the centre: the site's network is cut (bench)")
+            return super()._exchange(*args, **kwargs)
+
+    return CutOffClient
 
 
 def proxy_child(ports: list[int], ready: Path) -> int:
@@ -415,6 +448,7 @@ def run_scenario(
             spec = {
                 "url": proxy_url,
                 "t0": t0,
+                "offline_from": plan.offline_from,
                 "offline_until": plan.offline_until,
                 "drain_s": args.drain_s,
                 "kiosks": [
