@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from central import generations, kiosks, releases, visitor_names
 from central.db.engine import reading
 from central.ingest.heartbeat import record_heartbeat
-from central.ingest.push import ingest_events
+from central.ingest.push import KioskGone, ingest_events
 from central.instance_files import sweep_enrolment_images
 from central.kiosks import EnrolmentRefused, KioskIdentity
 from central.photos import CentralPhotos
@@ -149,16 +149,35 @@ def _body(model: type[M]) -> M:
         raise ApiError(400, "malformed", f"malformed request: {summary}", problems) from exc
 
 
-def _kiosk(central: Central) -> KioskIdentity:
+def _token() -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "no kiosk token: send Authorization: Bearer <token>")
+    return token.strip()
+
+
+_GONE = "kiosk token unknown or revoked: enrol again"
+
+
+def _kiosk(central: Central) -> KioskIdentity:
     with reading(central.engine) as conn:
-        kiosk = kiosks.authenticate(conn, token.strip())
+        kiosk = kiosks.authenticate(conn, _token())
     if kiosk is None:
-        raise ApiError(401, "unauthorized", "kiosk token unknown or revoked: enrol again")
+        raise ApiError(401, "unauthorized", _GONE)
     return kiosk
+
+
+def _pushing_kiosk(central: Central) -> tuple[KioskIdentity, str]:
+    """The kiosk of a push and its token's hash, which ingest confirms under the row's lock."""
+    token = _token()
+    token_hash = kiosks.hash_secret(token)
+    known = central.push_tokens.get(token_hash)
+    if known is not None:
+        return known, token_hash
+    kiosk = _kiosk(central)
+    central.push_tokens.remember(token_hash, kiosk)
+    return kiosk, token_hash
 
 
 def _clock_reading() -> ClockReading | None:
@@ -244,21 +263,26 @@ def _own_batch(kiosk: KioskIdentity, batch_kiosk_id: str) -> None:
 @api.post("/events")
 def push_events() -> Response:
     central = central_of()
-    kiosk = _kiosk(central)
+    kiosk, token_hash = _pushing_kiosk(central)
     batch = _body(PushBatch)
     _own_batch(kiosk, batch.kiosk_id)
     contact = _clock_reading()
-    with central.stays.ingesting():
-        answer = ingest_events(
-            central.engine,
-            kiosk,
-            batch.events,
-            central.now(),
-            central.rules,
-            defer_stays=True,
-            checks=central.checks,
-            contact=contact,
-        )
+    try:
+        with central.stays.ingesting():
+            answer = ingest_events(
+                central.engine,
+                kiosk,
+                batch.events,
+                central.now(),
+                central.rules,
+                defer_stays=True,
+                checks=central.checks,
+                contact=contact,
+                token_hash=token_hash,
+            )
+    except KioskGone:
+        central.push_tokens.forget(token_hash)
+        raise ApiError(401, "unauthorized", _GONE) from None
     if answer.stored:
         central.stays.poke()
     return _json(answer)

@@ -218,6 +218,28 @@ def authenticate(conn: Connection, token: str) -> KioskIdentity | None:
     return KioskIdentity(row.kiosk_id, row.site_id) if row else None
 
 
+class KnownTokens:
+    """Kiosk tokens this process has found valid, by their hash: the push route takes the
+    kiosk's identity from here, and ingest confirms the token under the kiosk row's lock
+    (central/ingest/push.py `token_hash`), so a push costs no lookup of its own and a revoked
+    kiosk's push is refused all the same. Pull and heartbeat look the token up each time."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._known: dict[str, KioskIdentity] = {}
+        self._size = size
+
+    def get(self, token_hash: str) -> KioskIdentity | None:
+        return self._known.get(token_hash)
+
+    def remember(self, token_hash: str, kiosk: KioskIdentity) -> None:
+        if len(self._known) >= self._size:
+            self._known.clear()  # more tokens than kiosks: some were revoked or replaced
+        self._known[token_hash] = kiosk
+
+    def forget(self, token_hash: str) -> None:
+        self._known.pop(token_hash, None)
+
+
 def revoke(engine: Engine, kiosk_id: str, now: datetime, by: str = "") -> None:
     """Shut a kiosk out at once: its token and any unused codes stop working."""
     now = to_utc_naive(now)

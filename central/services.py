@@ -8,7 +8,7 @@ factory. `central_of()` reaches it from a request, or from an app.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from central.duties import DutyRunner
 from central.ingest.push import Checks
 from central.jobs.worker import JobWorker
 from central.keys import CentreSigner
+from central.kiosks import KnownTokens
 from central.settings import CentralSettings
 from central.stays.pairing import StayRules
 from central.stays.refresher import StayRefresher
@@ -42,6 +43,7 @@ class Central:
     jobs: JobWorker  # runs queued background jobs (badge sheets, exports)
     checks: Checks  # what judges whether pushed records count (badge keys, time tolerance)
     signer: CentreSigner  # signs every answer to kiosks with the centre key
+    push_tokens: KnownTokens = field(default_factory=KnownTokens)  # kiosk tokens seen valid
 
 
 def central_of(app: Flask | None = None) -> Central:

@@ -18,11 +18,15 @@ from typing import Any
 
 from sqlalchemy import Boolean, Connection, Date, DateTime, Engine, Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 CHUNK = 500
 # psycopg caches the parsed form of statements up to 4096 bytes and 50 parameters.
 PG_STATEMENT_CHARS = 4000
 PG_STATEMENT_PARAMS = 50
+# A COPY costs two round trips and a statement of its own for each: for the one row of most
+# pushes at dawn, a prepared INSERT costs less (bench/push_cost.py).
+COPY_FROM_ROWS = 8
 _sqlite_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 _sqlite_locks_guard = threading.Lock()
 
@@ -95,7 +99,7 @@ def bulk_insert(
     sql = _insert_sql(conn, table, columns, tail or (" ON CONFLICT DO NOTHING" * ignore_conflicts))
     values = itemgetter(*columns) if len(columns) > 1 else (lambda r: (r[columns[0]],))
     if conn.dialect.name != "sqlite":
-        if not tail and not ignore_conflicts:
+        if not tail and not ignore_conflicts and len(rows) > COPY_FROM_ROWS:
             _pg_copy(conn, table, columns, [values(r) for r in rows])
         else:
             _pg_bulk_insert(conn, sql, [values(r) for r in rows])
@@ -116,10 +120,15 @@ def _pg_copy(
 ) -> None:
     """COPY on the transaction's own connection: PostgreSQL's fastest way in."""
     names = ", ".join(f'"{c}"' for c in columns)
+    statement = f'COPY "{table.name}" ({names}) FROM STDIN'
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-        for row in params:
-            copy.write_row(row)
+    try:
+        with cursor.copy(statement) as copy:
+            for row in params:
+                copy.write_row(row)
+    except conn.dialect.dbapi.IntegrityError as exc:  # type: ignore[union-attr]
+        # As SQLAlchemy raises it for a statement it ran itself, so callers catch one kind.
+        raise IntegrityError(statement, None, exc) from exc
 
 
 def _pg_bulk_insert(conn: Connection, sql: str, params: list[tuple[Any, ...]]) -> None:

@@ -141,7 +141,9 @@ def check_chain(
                     detail=f"seq {missing} missing before seq {next_present}",
                 )
             )
-    if seq > head.chain_seq:
+    if seq > head.chain_seq and head.max_seq > head.chain_seq:
+        # Only a head behind max_seq can have gaps open: each was made above the head, and
+        # the push that moved the head past it resolved it (a push in order skips this).
         conn.execute(
             _RESOLVE_GAPS, {"gap_kiosk_id": kiosk.kiosk_id, "through_seq": seq, "now": now}
         )

@@ -36,7 +36,18 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Connection, DateTime, bindparam, literal, null, select, union_all
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    bindparam,
+    exists,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.sql.elements import BindParameter
 
 from central.db.bulk import chunks, dialect_insert
 from central.db.schema import badge_proofs, badge_revocations, cadres, events
@@ -328,6 +339,17 @@ _REVOCATIONS = union_all(
 )
 
 
+# Whether any of some cadres (at most CHUNK) has a revocation of either kind: asked in ingest's
+# opening statement, so the common push (nobody revoked) loads no Revocations of its own.
+_REVOKED_CADRE_IDS: BindParameter[list[str]] = bindparam("revoked_cadre_ids", expanding=True)
+ANY_REVOKED = or_(
+    exists().where(badge_revocations.c.cadre_id.in_(_REVOKED_CADRE_IDS)),
+    exists().where(
+        cadres.c.cadre_id.in_(_REVOKED_CADRE_IDS), cadres.c.revoked_through.is_not(None)
+    ),
+)
+
+
 class Revocations:
     """Revocations of some cadres with their times, loaded once for a batch.
 
@@ -337,6 +359,10 @@ class Revocations:
 
     def __init__(self, history: dict[str, list[tuple[int, datetime | None]]]) -> None:
         self._history = history
+
+    @classmethod
+    def none(cls) -> Revocations:
+        return cls({})
 
     @classmethod
     def load(cls, conn: Connection, cadre_ids: Iterable[str]) -> Revocations:

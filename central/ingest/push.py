@@ -20,15 +20,17 @@ from typing import Any
 
 import pydantic_core
 from pydantic import ValidationError
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import Engine, and_, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from central.anomalies import anomaly_row
-from central.db.bulk import bulk_insert, chunks, dialect_insert, write_transaction
+from central.db.bulk import CHUNK, bulk_insert, chunks, dialect_insert, write_transaction
 from central.db.engine import reading
 from central.db.schema import anomalies, boots, events, kiosks, rejected_events
 from central.ingest.chain import check_chain
 from central.ingest.clocks import flag_uncorrected
 from central.ingest.proofs import (
+    ANY_REVOKED,
     BadgeProofs,
     Revocations,
     Verdict,
@@ -39,9 +41,12 @@ from central.ingest.proofs import (
     signature_verdicts,
 )
 from central.ingest.timeclaims import (
+    CLOCK_COLUMNS,
     DEFAULT_TIME_TOLERANCE,
+    LATEST_MEASURED,
     BootClock,
-    boot_clocks,
+    clock_of,
+    floor_of,
     judge_time,
     kiosk_floor,
     note_contact,
@@ -159,16 +164,52 @@ def event_row(
     }
 
 
+class KioskGone(Exception):
+    """The kiosk's row no longer holds the token the push came with (revoked, or enrolled again
+    since the caller looked the token up): nothing was stored."""
+
+
 # Built once: every push runs them (building a statement and its cache key cost the centre more
-# CPU than running it; bench/dawn.py).
-_HEAD = (
-    select(kiosks.c.chain_seq, kiosks.c.chain_hash, kiosks.c.max_seq, kiosks.c.enrolled_at)
+# CPU than running it; bench/dawn.py). The opening statement locks the kiosk's row and reads in
+# one round trip what the push's checks need of the stored state: the chain's head, the batch's
+# boots, the latest measured record before the batch (the time floor) and whether any of its
+# cadres was ever revoked. At dawn each push carries one record and its round trips, not its
+# work, held the centre's threads (bench/dawn.py).
+_OPENING = (
+    select(
+        kiosks.c.chain_seq,
+        kiosks.c.chain_hash,
+        kiosks.c.max_seq,
+        kiosks.c.enrolled_at,
+        kiosks.c.site_id,
+        kiosks.c.token_hash,
+        LATEST_MEASURED.scalar_subquery().label("latest_measured"),
+        ANY_REVOKED.label("any_revoked"),
+        *CLOCK_COLUMNS,
+    )
+    .select_from(
+        kiosks.outerjoin(
+            boots,
+            and_(
+                boots.c.kiosk_id == kiosks.c.kiosk_id,
+                boots.c.boot_id.in_(bindparam("boot_ids", expanding=True)),
+            ),
+        )
+    )
     .where(kiosks.c.kiosk_id == bindparam("kiosk_id"))
-    .with_for_update()
+    .with_for_update(of=kiosks)
 )
 _STORED_HASHES = select(events.c.event_id, events.c.hash).where(
     events.c.event_id.in_(bindparam("event_ids", expanding=True))
 )
+
+
+@dataclass(frozen=True)
+class _Opening:
+    head: Any  # chain_seq, chain_hash, max_seq, enrolled_at, latest_measured
+    clocks: dict[str, BootClock]
+    any_revoked: bool
+    floor_before_seq: int  # latest_measured is of the records before this seq
 
 
 def ingest_events(
@@ -181,6 +222,7 @@ def ingest_events(
     *,
     checks: Checks,
     contact: ClockReading | None = None,
+    token_hash: str | None = None,
 ) -> PushAnswer:
     """Check and store one pushed batch; answer for every event, in order.
 
@@ -190,9 +232,10 @@ def ingest_events(
     concerned are recomputed in the same transaction, or with `defer_stays` only queued for
     central.stays.store.refresh (the API does that, so a kiosk's answer never waits for
     pairing). `contact`: the sending boot's clocks as the request left (X-Kiosk-Clock), met
-    with `now`, the centre's time as it arrived.
+    with `now`, the centre's time as it arrived. `token_hash`: the push's token, confirmed
+    under the kiosk row's lock (KioskGone when the row no longer holds it), so a caller may
+    take the kiosk's identity from a cache.
     """
-    now_utc = to_utc_naive(now)
     results: list[EventResult | None] = [None] * len(raw_events)
     rejections: list[_Rejection] = []
     accepted: dict[str, tuple[int, Event]] = {}
@@ -221,181 +264,263 @@ def ingest_events(
     signed, verified = signature_verdicts(
         lambda: reading(engine), (event for _, event in accepted.values()), checks.proofs
     )
+    store = _Store(kiosk, raw_events, accepted, signed, verified, now, rules, checks, contact)
+    try:
+        return store.run(engine, results, rejections, defer_stays, token_hash, look_up_all=False)
+    except IntegrityError:
+        # An event id of this batch is stored already though its seq is new to this kiosk
+        # (another kiosk used it, or this one sent it again under a new seq): the batch once
+        # more, every id looked up, so the conflict is answered and kept instead of failing
+        # the push whole each time the kiosk sends it.
+        return store.run(engine, results, rejections, defer_stays, token_hash, look_up_all=True)
 
-    found: list[dict[str, Any]] = []
-    not_counted: dict[str, str] = {}
-    with write_transaction(engine) as conn:
-        head = conn.execute(_HEAD, {"kiosk_id": kiosk.kiosk_id}).one()
-        boot_ids = {event.boot_id for _, event in accepted.values()}
-        clocks = boot_clocks(conn, kiosk.kiosk_id, boot_ids)
-        new_boots = sorted(boot_ids - set(clocks))
-        if new_boots:
-            conn.execute(
-                dialect_insert(conn, boots).on_conflict_do_nothing(),
-                [
-                    {"kiosk_id": kiosk.kiosk_id, "boot_id": b, "first_seen_at": now_utc}
-                    for b in new_boots
-                ],
-            )
-            clocks.update({b: BootClock() for b in new_boots})
-        if contact is not None:
-            note_contact(conn, kiosk.kiosk_id, clocks, contact, now_utc)
-        if verified:
-            remember_badges(conn, verified)
-        # The kiosk's row is locked (or, on SQLite, every writer of this process waits), so
-        # what is not stored yet cannot be stored by anyone else before this transaction ends:
-        # the new rows go in with a plain INSERT (COPY on PostgreSQL). Only another kiosk
-        # reusing these very event ids at the same instant could collide; that push then fails
-        # whole and is sent again, and is answered by the conflict check below.
-        stored_hash: dict[str, str] = {}
-        for chunk in chunks(list(accepted)):
-            for row in conn.execute(_STORED_HASHES, {"event_ids": list(chunk)}):
-                stored_hash[row.event_id] = row.hash
-        rows = [
-            event_row(event, clocks[event.boot_id].anchor, rules, now_utc, key)
-            for key, (_, event) in accepted.items()
-            if key not in stored_hash
-        ]
-        judged = _judge(
-            conn, kiosk, rows, accepted, signed, clocks, checks, rules, now_utc, head.enrolled_at
+
+@dataclass
+class _Store:
+    """The write transaction of one checked batch; `run` may be called again after it failed
+    (its lists are copied, not changed)."""
+
+    kiosk: KioskIdentity
+    raw_events: Sequence[dict[str, Any]]
+    accepted: dict[str, tuple[int, Event]]
+    signed: dict[str, Any]
+    verified: Any
+    now: datetime
+    rules: StayRules
+    checks: Checks
+    contact: ClockReading | None
+
+    def _open(self, conn: Any, token_hash: str | None) -> _Opening:
+        kiosk, accepted = self.kiosk, self.accepted
+        boot_ids = sorted({event.boot_id for _, event in accepted.values()})
+        before_seq = min((event.seq for _, event in accepted.values()), default=0)
+        cadre_ids = sorted(
+            {
+                event.cadre_id
+                for key, (_, event) in accepted.items()
+                if needs_proof(event) and not isinstance(self.signed.get(key), Verdict)
+            }
         )
-        for verdict, judged_row in judged:
-            if verdict.quarantine:
-                judged_row["quarantine"] = verdict.quarantine
-                not_counted[judged_row["event_id"]] = verdict.detail
-            found.append(
-                anomaly_row(
-                    verdict.anomaly,
-                    now_utc,
-                    kiosk_id=kiosk.kiosk_id,
-                    site_id=kiosk.site_id,
-                    cadre_id=judged_row["cadre_id"],
-                    service_day=judged_row["service_day"],
-                    event_id=judged_row["event_id"],
-                    seq=judged_row["seq"],
-                    boot_id=judged_row["boot_id"],
-                    detail=f"seq {judged_row['seq']}: {verdict.detail}"[:2000],
+        rows = conn.execute(
+            _OPENING,
+            {
+                "kiosk_id": kiosk.kiosk_id,
+                "boot_ids": boot_ids,
+                "before_seq": before_seq,
+                "revoked_cadre_ids": cadre_ids if len(cadre_ids) <= CHUNK else [],
+            },
+        ).all()
+        if not rows:
+            raise KioskGone(kiosk.kiosk_id)
+        head = rows[0]
+        if token_hash is not None and (
+            head.token_hash != token_hash or head.site_id != kiosk.site_id
+        ):
+            raise KioskGone(kiosk.kiosk_id)
+        return _Opening(
+            head=head,
+            clocks={row.boot_id: clock_of(row) for row in rows if row.boot_id is not None},
+            any_revoked=bool(head.any_revoked) or len(cadre_ids) > CHUNK,
+            floor_before_seq=before_seq,
+        )
+
+    def run(
+        self,
+        engine: Engine,
+        results_so_far: list[EventResult | None],
+        rejections_so_far: list[_Rejection],
+        defer_stays: bool,
+        token_hash: str | None,
+        look_up_all: bool,
+    ) -> PushAnswer:
+        kiosk, accepted, checks, rules = self.kiosk, self.accepted, self.checks, self.rules
+        raw_events, signed, verified, contact = (
+            self.raw_events,
+            self.signed,
+            self.verified,
+            self.contact,
+        )
+        now = self.now
+        now_utc = to_utc_naive(now)
+        results = list(results_so_far)
+        rejections = list(rejections_so_far)
+        found: list[dict[str, Any]] = []
+        not_counted: dict[str, str] = {}
+        with write_transaction(engine) as conn:
+            opening = self._open(conn, token_hash)
+            head, clocks = opening.head, opening.clocks
+            boot_ids = {event.boot_id for _, event in accepted.values()}
+            new_boots = sorted(boot_ids - set(clocks))
+            if new_boots:
+                conn.execute(
+                    dialect_insert(conn, boots).on_conflict_do_nothing(),
+                    [
+                        {"kiosk_id": kiosk.kiosk_id, "boot_id": b, "first_seen_at": now_utc}
+                        for b in new_boots
+                    ],
                 )
+                clocks.update({b: BootClock() for b in new_boots})
+            if contact is not None:
+                note_contact(conn, kiosk.kiosk_id, clocks, contact, now_utc)
+            if verified:
+                remember_badges(conn, verified)
+            # The kiosk's row is locked (or, on SQLite, every writer of this process waits), so
+            # what is not stored yet cannot be stored by anyone else before this transaction
+            # ends: the new rows go in with a plain INSERT (COPY on PostgreSQL). A batch whose
+            # seqs are all new to the kiosk is not looked up first: its ids can only be stored
+            # already if another kiosk used them, and the INSERT then fails (see the caller).
+            stored_hash: dict[str, str] = {}
+            if look_up_all or opening.floor_before_seq <= head.max_seq:
+                for chunk in chunks(list(accepted)):
+                    for row in conn.execute(_STORED_HASHES, {"event_ids": list(chunk)}):
+                        stored_hash[row.event_id] = row.hash
+            rows = [
+                event_row(event, clocks[event.boot_id].anchor, rules, now_utc, key)
+                for key, (_, event) in accepted.items()
+                if key not in stored_hash
+            ]
+            judged = _judge(
+                conn, kiosk, rows, accepted, signed, clocks, checks, rules, now_utc, opening
             )
-        for new_row in rows:
-            if '"several_badges"' in new_row["flags"]:
-                # One face showed another cadre's badge just before (kiosk/holders.py).
+            for verdict, judged_row in judged:
+                if verdict.quarantine:
+                    judged_row["quarantine"] = verdict.quarantine
+                    not_counted[judged_row["event_id"]] = verdict.detail
                 found.append(
                     anomaly_row(
-                        "several_badges",
+                        verdict.anomaly,
                         now_utc,
                         kiosk_id=kiosk.kiosk_id,
                         site_id=kiosk.site_id,
-                        cadre_id=new_row["cadre_id"],
-                        service_day=new_row["service_day"],
-                        event_id=new_row["event_id"],
-                        seq=new_row["seq"],
-                        boot_id=new_row["boot_id"],
-                        detail=f"seq {new_row['seq']}: several badges",
+                        cadre_id=judged_row["cadre_id"],
+                        service_day=judged_row["service_day"],
+                        event_id=judged_row["event_id"],
+                        seq=judged_row["seq"],
+                        boot_id=judged_row["boot_id"],
+                        detail=f"seq {judged_row['seq']}: {verdict.detail}"[:2000],
                     )
                 )
-        bulk_insert(conn, events, rows)
-        inserted = {r["event_id"] for r in rows}
-        for key, (index, event) in accepted.items():
-            if key in inserted:
-                results[index] = EventResult(
-                    index=index,
-                    event_id=key,
-                    seq=event.seq,
-                    status="stored",
-                    reason=f"kept, not counted: {not_counted[key]}"[:2000]
-                    if key in not_counted
-                    else None,
-                )
-            elif stored_hash.get(key) == event.hash:
-                results[index] = EventResult(
-                    index=index, event_id=key, seq=event.seq, status="duplicate"
-                )
-            else:
-                reason = "event_id already used by a different event"
-                rejections.append(_Rejection(index, key, event.seq, reason, event.wire()))
-                found.append(
-                    anomaly_row(
-                        "event_conflict",
-                        now_utc,
-                        kiosk_id=kiosk.kiosk_id,
-                        site_id=kiosk.site_id,
+            for new_row in rows:
+                if '"several_badges"' in new_row["flags"]:
+                    # One face showed another cadre's badge just before (kiosk/holders.py).
+                    found.append(
+                        anomaly_row(
+                            "several_badges",
+                            now_utc,
+                            kiosk_id=kiosk.kiosk_id,
+                            site_id=kiosk.site_id,
+                            cadre_id=new_row["cadre_id"],
+                            service_day=new_row["service_day"],
+                            event_id=new_row["event_id"],
+                            seq=new_row["seq"],
+                            boot_id=new_row["boot_id"],
+                            detail=f"seq {new_row['seq']}: several badges",
+                        )
+                    )
+            bulk_insert(conn, events, rows)
+            inserted = {r["event_id"] for r in rows}
+            for key, (index, event) in accepted.items():
+                if key in inserted:
+                    results[index] = EventResult(
+                        index=index,
                         event_id=key,
                         seq=event.seq,
-                        detail=f"seq {event.seq}: {reason}",
+                        status="stored",
+                        reason=f"kept, not counted: {not_counted[key]}"[:2000]
+                        if key in not_counted
+                        else None,
                     )
+                elif stored_hash.get(key) == event.hash:
+                    results[index] = EventResult(
+                        index=index, event_id=key, seq=event.seq, status="duplicate"
+                    )
+                else:
+                    reason = "event_id already used by a different event"
+                    rejections.append(_Rejection(index, key, event.seq, reason, event.wire()))
+                    found.append(
+                        anomaly_row(
+                            "event_conflict",
+                            now_utc,
+                            kiosk_id=kiosk.kiosk_id,
+                            site_id=kiosk.site_id,
+                            event_id=key,
+                            seq=event.seq,
+                            detail=f"seq {event.seq}: {reason}",
+                        )
+                    )
+            for rejection in rejections:
+                results[rejection.index] = EventResult(
+                    index=rejection.index,
+                    event_id=rejection.event_id,
+                    seq=rejection.seq,
+                    status="rejected",
+                    reason=rejection.reason,
                 )
-        for rejection in rejections:
-            results[rejection.index] = EventResult(
-                index=rejection.index,
-                event_id=rejection.event_id,
-                seq=rejection.seq,
-                status="rejected",
-                reason=rejection.reason,
-            )
-        if rejections:
-            conn.execute(
-                insert(rejected_events),
-                [
-                    {
-                        "kiosk_id": kiosk.kiosk_id,
-                        "received_at": now_utc,
-                        "event_id": r.event_id,
-                        "seq": r.seq,
-                        "reason": r.reason,
-                        "body": json.dumps(r.raw, ensure_ascii=False, default=str)[:BODY_KEEP],
-                    }
+            if rejections:
+                conn.execute(
+                    insert(rejected_events),
+                    [
+                        {
+                            "kiosk_id": kiosk.kiosk_id,
+                            "received_at": now_utc,
+                            "event_id": r.event_id,
+                            "seq": r.seq,
+                            "reason": r.reason,
+                            "body": json.dumps(r.raw, ensure_ascii=False, default=str)[:BODY_KEEP],
+                        }
+                        for r in rejections
+                    ],
+                )
+                found.extend(
+                    anomaly_row(
+                        "rejected_event",
+                        now_utc,
+                        kiosk_id=kiosk.kiosk_id,
+                        site_id=kiosk.site_id,
+                        event_id=r.event_id,
+                        seq=r.seq,
+                        detail=f"seq {r.seq}: {r.reason}"[:2000],
+                    )
                     for r in rejections
-                ],
-            )
-            found.extend(
-                anomaly_row(
-                    "rejected_event",
-                    now_utc,
-                    kiosk_id=kiosk.kiosk_id,
-                    site_id=kiosk.site_id,
-                    event_id=r.event_id,
-                    seq=r.seq,
-                    detail=f"seq {r.seq}: {r.reason}"[:2000],
+                    if r.reason != "event_id already used by a different event"
                 )
-                for r in rejections
-                if r.reason != "event_id already used by a different event"
+
+            new_rows = [r for r in rows if r["event_id"] in inserted]
+            chain_values: dict[str, Any] = {}
+            if new_rows:
+                chain_values, chain_found = check_chain(conn, kiosk, head, new_rows, now_utc)
+                found.extend(chain_found)
+                found.extend(flag_uncorrected(conn, kiosk, new_rows, now_utc))
+            if found:
+                conn.execute(insert(anomalies), found)
+            keys = {(r["cadre_id"], r["service_day"]) for r in new_rows}
+            targets = sorted({r["corrects"] for r in new_rows if r["corrects"]})
+            for chunk in chunks(targets):
+                for row in conn.execute(
+                    select(events.c.cadre_id, events.c.service_day).where(
+                        events.c.event_id.in_(chunk)
+                    )
+                ):
+                    keys.add((row.cadre_id, row.service_day))
+            if defer_stays:
+                mark_dirty(conn, keys)
+            else:
+                recompute(conn, keys, rules, now_utc)
+            conn.execute(
+                update(kiosks)
+                .where(kiosks.c.kiosk_id == kiosk.kiosk_id)
+                .values(last_push_at=now_utc, **chain_values)
             )
 
-        new_rows = [r for r in rows if r["event_id"] in inserted]
-        chain_values: dict[str, Any] = {}
-        if new_rows:
-            chain_values, chain_found = check_chain(conn, kiosk, head, new_rows, now_utc)
-            found.extend(chain_found)
-            found.extend(flag_uncorrected(conn, kiosk, new_rows, now_utc))
-        if found:
-            conn.execute(insert(anomalies), found)
-        keys = {(r["cadre_id"], r["service_day"]) for r in new_rows}
-        targets = sorted({r["corrects"] for r in new_rows if r["corrects"]})
-        for chunk in chunks(targets):
-            for row in conn.execute(
-                select(events.c.cadre_id, events.c.service_day).where(events.c.event_id.in_(chunk))
-            ):
-                keys.add((row.cadre_id, row.service_day))
-        if defer_stays:
-            mark_dirty(conn, keys)
-        else:
-            recompute(conn, keys, rules, now_utc)
-        conn.execute(
-            update(kiosks)
-            .where(kiosks.c.kiosk_id == kiosk.kiosk_id)
-            .values(last_push_at=now_utc, **chain_values)
+        final = [r for r in results if r is not None]
+        assert len(final) == len(raw_events)
+        return PushAnswer(
+            server_time=now,
+            results=final,
+            stored=sum(r.status == "stored" for r in final),
+            duplicates=sum(r.status == "duplicate" for r in final),
+            rejected=sum(r.status == "rejected" for r in final),
         )
-
-    final = [r for r in results if r is not None]
-    assert len(final) == len(raw_events)
-    return PushAnswer(
-        server_time=now,
-        results=final,
-        stored=sum(r.status == "stored" for r in final),
-        duplicates=sum(r.status == "duplicate" for r in final),
-        rejected=sum(r.status == "rejected" for r in final),
-    )
 
 
 def _judge(
@@ -408,14 +533,21 @@ def _judge(
     checks: Checks,
     rules: StayRules,
     now: datetime,
-    enrolled_at: datetime | None,
+    opening: _Opening,
 ) -> list[tuple[Verdict, dict[str, Any]]]:
     """Every reason the new rows do not count, or count with a flag, in seq order: the time
     claim first (it may move the record, and revocation is judged at the record's time), then
     the badge proof, then the correction's lane. A record quarantined once is not judged on."""
     found: list[tuple[Verdict, dict[str, Any]]] = []
     in_order = sorted(rows, key=lambda r: r["seq"])
-    floor = kiosk_floor(conn, kiosk.kiosk_id, enrolled_at, in_order[0]["seq"]) if rows else None
+    floor = None
+    if rows:
+        first_seq, enrolled_at = in_order[0]["seq"], opening.head.enrolled_at
+        floor = (
+            floor_of(enrolled_at, opening.head.latest_measured)
+            if first_seq == opening.floor_before_seq
+            else kiosk_floor(conn, kiosk.kiosk_id, enrolled_at, first_seq)
+        )
     for row in in_order:
         verdict = judge_time(
             row, clocks.get(row["boot_id"]), checks.time_tolerance, rules, floor, now
@@ -431,7 +563,11 @@ def _judge(
         r for r in rows if id(r) not in quarantined and needs_proof(accepted[r["event_id"]][1])
     ]
     to_look_up = {r["cadre_id"] for r in proven if not isinstance(signed[r["event_id"]], Verdict)}
-    revocations = Revocations.load(conn, to_look_up) if to_look_up else None
+    revocations = None
+    if to_look_up:
+        revocations = (
+            Revocations.load(conn, to_look_up) if opening.any_revoked else Revocations.none()
+        )
     for row in proven:
         judged = signed[row["event_id"]]
         if not isinstance(judged, Verdict):

@@ -73,33 +73,54 @@ _BOOTS = select(boots).where(
 
 def boot_clocks(conn: Connection, kiosk_id: str, boot_ids: set[str]) -> dict[str, BootClock]:
     """What the centre knows of each boot's clocks (boots already seen)."""
-    found: dict[str, BootClock] = {}
     if not boot_ids:
-        return found
-    for row in conn.execute(_BOOTS, {"kiosk_id": kiosk_id, "boot_ids": sorted(boot_ids)}):
-        anchor = (
-            Anchor(
-                row.anchor_mono_ns,
-                row.anchor_time,
-                row.anchor_offset_s,
-                row.anchor_rtt_s,
-                row.anchor_source or "",
-            )
-            if row.anchor_mono_ns is not None
-            else None
+        return {}
+    return {
+        row.boot_id: clock_of(row)
+        for row in conn.execute(_BOOTS, {"kiosk_id": kiosk_id, "boot_ids": sorted(boot_ids)})
+    }
+
+
+# What clock_of reads of a boots row (ingest reads them joined to the kiosk's row).
+CLOCK_COLUMNS = (
+    boots.c.boot_id,
+    boots.c.anchor_mono_ns,
+    boots.c.anchor_time,
+    boots.c.anchor_offset_s,
+    boots.c.anchor_rtt_s,
+    boots.c.anchor_source,
+    boots.c.first_contact_at,
+    boots.c.first_contact_mono_ns,
+    boots.c.contact_at,
+    boots.c.contact_mono_ns,
+    boots.c.contact_device_time,
+)
+
+
+def clock_of(row: Any) -> BootClock:
+    """A boot's clocks from a row with the CLOCK_COLUMNS."""
+    anchor = (
+        Anchor(
+            row.anchor_mono_ns,
+            row.anchor_time,
+            row.anchor_offset_s,
+            row.anchor_rtt_s,
+            row.anchor_source or "",
         )
-        first = (
-            Contact(row.first_contact_at, row.first_contact_mono_ns)
-            if row.first_contact_at is not None and row.first_contact_mono_ns is not None
-            else None
-        )
-        latest = (
-            Contact(row.contact_at, row.contact_mono_ns, row.contact_device_time)
-            if row.contact_at is not None and row.contact_mono_ns is not None
-            else None
-        )
-        found[row.boot_id] = BootClock(anchor, first, latest)
-    return found
+        if row.anchor_mono_ns is not None
+        else None
+    )
+    first = (
+        Contact(row.first_contact_at, row.first_contact_mono_ns)
+        if row.first_contact_at is not None and row.first_contact_mono_ns is not None
+        else None
+    )
+    latest = (
+        Contact(row.contact_at, row.contact_mono_ns, row.contact_device_time)
+        if row.contact_at is not None and row.contact_mono_ns is not None
+        else None
+    )
+    return BootClock(anchor, first, latest)
 
 
 # Built once (every push with a clock reading runs it); the columns set are the parameters'.
@@ -154,7 +175,7 @@ def is_clock_reading(row: dict[str, Any]) -> bool:
 
 # Built once: a push runs it every time, and building a statement with its cache key cost more
 # of the centre's CPU than running it (bench/dawn.py).
-_LATEST_MEASURED = (
+LATEST_MEASURED = (
     select(events.c.corrected_time)
     .select_from(
         events.join(
@@ -182,9 +203,14 @@ def kiosk_floor(
     kiosk was enrolled, nor before its latest earlier record whose time the centre measured
     (a counted clock reading of a boot the centre has measured: `raises_floor`)."""
     earlier = conn.execute(
-        _LATEST_MEASURED, {"kiosk_id": kiosk_id, "before_seq": before_seq}
+        LATEST_MEASURED, {"kiosk_id": kiosk_id, "before_seq": before_seq}
     ).scalar_one_or_none()
-    bounds = [t for t in (enrolled_at, earlier) if t is not None]
+    return floor_of(enrolled_at, earlier)
+
+
+def floor_of(enrolled_at: datetime | None, latest_measured: datetime | None) -> datetime | None:
+    """kiosk_floor from its two bounds (ingest reads the second in its opening statement)."""
+    bounds = [t for t in (enrolled_at, latest_measured) if t is not None]
     return max(bounds) if bounds else None
 
 

@@ -110,6 +110,36 @@ def test_reused_event_id_with_other_content_is_a_conflict(site):
         assert conn.execute(select(events.c.cadre_id)).scalars().all() == ["C1"]
 
 
+@pytest.mark.parametrize("taken_by", ["another kiosk", "the same kiosk"])
+def test_an_id_stored_before_under_a_new_seq_is_a_conflict_and_the_rest_is_stored(
+    site, taken_by
+):
+    # A batch whose seqs are all new is stored without looking its ids up first: an id stored
+    # before must still be answered as a conflict, not fail the push on every try.
+    first_id, _ = enrolled(site, "S01")
+    first = MemoryLog(first_id, "S01")
+    taken = first.record("C1", "arrival", T0)
+    _push(site, first, [taken])
+    if taken_by == "another kiosk":
+        other_id, _ = enrolled(site, "S01")
+        log = MemoryLog(other_id, "S01")
+    else:
+        log = first
+    before = log.record("C2", "arrival", T0 + timedelta(minutes=1))
+    reused = log.record("C2", "departure", T0 + timedelta(hours=1), event_id=taken.event_id)
+    after = log.record("C3", "arrival", T0 + timedelta(hours=2))
+    answer = _push(site, log, [before, reused, after])
+    assert [r.status for r in answer.results] == ["stored", "rejected", "stored"]
+    assert "different event" in answer.results[1].reason
+    assert [a["event_id"] for a in _anomalies(site, "event_conflict")] == [str(taken.event_id)]
+    with site.connect() as conn:
+        stored = conn.execute(select(events.c.event_id, events.c.cadre_id)).all()
+    assert sorted((str(e), c) for e, c in stored) == sorted(
+        [(str(taken.event_id), "C1"), (str(before.event_id), "C2"), (str(after.event_id), "C3")]
+    )
+    assert _count(site, rejected_events) == 1
+
+
 def test_gap_is_reported_then_resolved_when_the_missing_event_arrives(site):
     kiosk_id, _ = enrolled(site, "S01")
     log = MemoryLog(kiosk_id, "S01")
