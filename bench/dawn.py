@@ -218,10 +218,10 @@ def _cut_off_client_class() -> type:
     return CutOffClient
 
 
-def proxy_child(ports: list[int], ready: Path) -> int:
+def proxy_child(ports: list[int], ready: Path, keepalive: int) -> int:
     from tests.fakes.round_robin_proxy import RoundRobinProxy
 
-    proxy = RoundRobinProxy(ports).start()
+    proxy = RoundRobinProxy(ports, keepalive=keepalive).start()
     ready.write_text(proxy.url)
     signal.sigwait({signal.SIGTERM, signal.SIGINT})
     proxy.stop()
@@ -426,6 +426,8 @@ def run_scenario(
                 ",".join(map(str, cluster.ports)),
                 "--ready",
                 str(ready),
+                "--proxy-keepalive",
+                str(args.proxy_keepalive),
             ]
         )
         deadline = time.time() + 30
@@ -723,6 +725,13 @@ def main() -> int:
         help="serve the staff pages from one more process of their own, as docs/central-nginx.md "
         "recommends (the page is polled there; kiosks still go through the proxy)",
     )
+    parser.add_argument(
+        "--proxy-keepalive",
+        type=int,
+        default=32,
+        help="idle connections the proxy keeps to each centre process, as docs/central-nginx.md "
+        "sets nginx's keepalive (0: a new connection for every request)",
+    )
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -732,7 +741,9 @@ def main() -> int:
     if args.worker:
         return worker(args.worker, args.out)
     if args.proxy_child:
-        return proxy_child([int(p) for p in args.proxy_child.split(",")], args.ready)
+        return proxy_child(
+            [int(p) for p in args.proxy_child.split(",")], args.ready, args.proxy_keepalive
+        )
     if not args.server_url:
         parser.error("needs --server-url or CADRE_TEST_POSTGRES_URL (PostgreSQL)")
     plan = make_plan(args)
@@ -744,6 +755,7 @@ def main() -> int:
         f"in {plan.window_s:.0f} s ({30 / args.real_minutes:.1f}x compressed); "
         f"{args.workers} kiosk workers; {args.threads} threads per "
         f"centre process{'; staff pages on a process of their own' if args.staff_upstream else ''}"
+        f"; the proxy keeps {args.proxy_keepalive} idle connections per process"
         f"; {os.cpu_count()} cores, load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
         f"at start; work folder {workdir}",
         flush=True,
