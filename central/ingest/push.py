@@ -45,6 +45,7 @@ from central.ingest.timeclaims import (
     DEFAULT_TIME_TOLERANCE,
     LATEST_MEASURED,
     BootClock,
+    boot_clocks,
     clock_of,
     floor_of,
     judge_time,
@@ -175,6 +176,13 @@ class KioskGone(Exception):
 # boots, the latest measured record before the batch (the time floor) and whether any of its
 # cadres was ever revoked. At dawn each push carries one record and its round trips, not its
 # work, held the centre's threads (bench/dawn.py).
+#
+# On PostgreSQL a statement that waited for the row's lock returns the row as the other push left
+# it, but what it read beside it (the boots, the subqueries) as it was before that push
+# committed. `seen_push_at` is the row as the statement first saw it: when it differs from the
+# locked row's `last_push_at`, another push of this kiosk went in between, and those are read
+# again (tests/sync/test_ingest.py).
+_KIOSK_AS_SEEN = kiosks.alias("kiosk_as_seen")
 _OPENING = (
     select(
         kiosks.c.chain_seq,
@@ -183,6 +191,11 @@ _OPENING = (
         kiosks.c.enrolled_at,
         kiosks.c.site_id,
         kiosks.c.token_hash,
+        kiosks.c.last_push_at,
+        select(_KIOSK_AS_SEEN.c.last_push_at)
+        .where(_KIOSK_AS_SEEN.c.kiosk_id == bindparam("kiosk_id"))
+        .scalar_subquery()
+        .label("seen_push_at"),
         LATEST_MEASURED.scalar_subquery().label("latest_measured"),
         ANY_REVOKED.label("any_revoked"),
         *CLOCK_COLUMNS,
@@ -209,7 +222,8 @@ class _Opening:
     head: Any  # chain_seq, chain_hash, max_seq, enrolled_at, latest_measured
     clocks: dict[str, BootClock]
     any_revoked: bool
-    floor_before_seq: int  # latest_measured is of the records before this seq
+    first_seq: int  # the batch's lowest seq
+    floor_read: bool  # head.latest_measured is that of the records before first_seq
 
 
 def ingest_events(
@@ -317,11 +331,21 @@ class _Store:
             head.token_hash != token_hash or head.site_id != kiosk.site_id
         ):
             raise KioskGone(kiosk.kiosk_id)
+        if head.seen_push_at != head.last_push_at:
+            # Another push of this kiosk committed while this one waited for the lock.
+            return _Opening(
+                head=head,
+                clocks=boot_clocks(conn, kiosk.kiosk_id, set(boot_ids)),
+                any_revoked=True,
+                first_seq=before_seq,
+                floor_read=False,
+            )
         return _Opening(
             head=head,
             clocks={row.boot_id: clock_of(row) for row in rows if row.boot_id is not None},
             any_revoked=bool(head.any_revoked) or len(cadre_ids) > CHUNK,
-            floor_before_seq=before_seq,
+            first_seq=before_seq,
+            floor_read=True,
         )
 
     def run(
@@ -370,7 +394,7 @@ class _Store:
             # seqs are all new to the kiosk is not looked up first: its ids can only be stored
             # already if another kiosk used them, and the INSERT then fails (see the caller).
             stored_hash: dict[str, str] = {}
-            if look_up_all or opening.floor_before_seq <= head.max_seq:
+            if look_up_all or opening.first_seq <= head.max_seq:
                 for chunk in chunks(list(accepted)):
                     for row in conn.execute(_STORED_HASHES, {"event_ids": list(chunk)}):
                         stored_hash[row.event_id] = row.hash
@@ -545,7 +569,7 @@ def _judge(
         first_seq, enrolled_at = in_order[0]["seq"], opening.head.enrolled_at
         floor = (
             floor_of(enrolled_at, opening.head.latest_measured)
-            if first_seq == opening.floor_before_seq
+            if opening.floor_read and first_seq == opening.first_seq
             else kiosk_floor(conn, kiosk.kiosk_id, enrolled_at, first_seq)
         )
     for row in in_order:

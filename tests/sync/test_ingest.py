@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, text, update
 
-from central.db.schema import anomalies, events, kiosks, rejected_events
+from central.db.schema import anomalies, boots, events, kiosks, rejected_events
 from central.ingest.push import _hash_matches, ingest_events
 from sync.events import GENESIS_HASH, Event, seal
+from sync.protocol import ClockReading
 from tests.proofs import CHECKS
 from tests.sync.helpers import RULES, T0, MemoryLog, enrolled, load_roster
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -111,9 +114,7 @@ def test_reused_event_id_with_other_content_is_a_conflict(site):
 
 
 @pytest.mark.parametrize("taken_by", ["another kiosk", "the same kiosk"])
-def test_an_id_stored_before_under_a_new_seq_is_a_conflict_and_the_rest_is_stored(
-    site, taken_by
-):
+def test_an_id_stored_before_under_a_new_seq_is_a_conflict_and_the_rest_is_stored(site, taken_by):
     # A batch whose seqs are all new is stored without looking its ids up first: an id stored
     # before must still be answered as a conflict, not fail the push on every try.
     first_id, _ = enrolled(site, "S01")
@@ -138,6 +139,65 @@ def test_an_id_stored_before_under_a_new_seq_is_a_conflict_and_the_rest_is_store
         [(str(taken.event_id), "C1"), (str(before.event_id), "C2"), (str(after.event_id), "C3")]
     )
     assert _count(site, rejected_events) == 1
+
+
+def test_a_push_that_waited_for_its_kiosks_row_reads_the_clocks_the_other_push_left(site):
+    # PostgreSQL hands a statement that waited for a row lock the row as the other transaction
+    # left it, but what it read beside it (here the boot's clocks) as before that commit.
+    if site.dialect.name != "postgresql":
+        pytest.skip("SQLite has no row lock to wait for: its writers take turns")
+    kiosk_id, _ = enrolled(site, "S01")
+    log = MemoryLog(kiosk_id, "S01")
+    first_contact = T0 - timedelta(minutes=5)
+    first_mono = 10**15 - 300 * 10**9  # MemoryLog's monotonic clock at T0 is 10**15
+    holder = site.connect()
+    other_push = holder.begin()
+    holder.execute(select(kiosks.c.kiosk_id).where(kiosks.c.kiosk_id == kiosk_id).with_for_update())
+    holder.execute(
+        insert(boots).values(
+            kiosk_id=kiosk_id,
+            boot_id=log.boot_id,
+            first_seen_at=first_contact,
+            first_contact_at=first_contact,
+            first_contact_mono_ns=first_mono,
+            contact_at=first_contact,
+            contact_mono_ns=first_mono,
+        )
+    )
+    holder.execute(
+        update(kiosks).where(kiosks.c.kiosk_id == kiosk_id).values(last_push_at=first_contact)
+    )
+    answers = []
+    record = log.record("C1", "arrival", T0)
+    reading = ClockReading(boot_id=log.boot_id, monotonic_ns=10**15 + 10**9, device_time=T0)
+    pushing = threading.Thread(
+        target=lambda: answers.append(
+            ingest_events(
+                site, log.identity, [record.wire()], T0, RULES, checks=CHECKS, contact=reading
+            )
+        )
+    )
+    pushing.start()
+    with site.connect() as watcher:
+        wait_for(
+            lambda: watcher.execute(
+                text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            ).scalar(),
+            10,
+            "the push waiting for the kiosk's row",
+        )
+    other_push.commit()
+    holder.close()
+    pushing.join(10)
+    assert [r.status for r in answers[0].results] == ["stored"]
+    with site.connect() as conn:
+        boot = conn.execute(select(boots).where(boots.c.kiosk_id == kiosk_id)).one()
+    # The boot's first contact is the other push's, not this one's taken for the first.
+    assert (boot.first_contact_at, boot.first_contact_mono_ns) == (
+        first_contact.replace(tzinfo=None),
+        first_mono,
+    )
+    assert boot.contact_mono_ns == reading.monotonic_ns
 
 
 def test_gap_is_reported_then_resolved_when_the_missing_event_arrives(site):
