@@ -33,6 +33,7 @@ read the CPU lines before the rates.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -290,6 +291,7 @@ class Result:
     machine_total: float = 0.0  # CPU s it had (cores x seconds)
     started: float = 0.0
     ended: float = 0.0
+    stays_steps: list[tuple[str, float, float, int]] = field(default_factory=list)
 
 
 class Watch:
@@ -518,6 +520,16 @@ def run_scenario(
             result.distinct = conn.execute(
                 text("SELECT count(DISTINCT event_id) FROM events")
             ).scalar_one()
+            # What the stays duty did (central/duties/runner.py records each step that worked).
+            result.stays_steps = [
+                (r.holder, r.started_at.timestamp(), r.ended_at.timestamp(), r.items)
+                for r in conn.execute(
+                    text(
+                        "SELECT holder, started_at, ended_at, items FROM duty_runs "
+                        "WHERE duty = 'stays' ORDER BY started_at"
+                    )
+                )
+            ]
     finally:
         if watch is not None:
             watch.stop()
@@ -698,6 +710,19 @@ def report(result: Result, plan: Plan) -> None:
             f"run), the load generator (proxy and kiosks) "
             f"{result.cpu_proxy + result.cpu_workers:.0f}"
         )
+    steps = result.stays_steps
+    if steps:
+        took = [ended - started for _, started, ended, _ in steps]
+        gaps = [later[1] - earlier[2] for earlier, later in itertools.pairwise(steps)]
+        items = [n for *_, n in steps]
+        print(
+            f"  stays duty: {len(steps)} steps by {len({h for h, *_ in steps})} holder(s), "
+            f"{sum(items)} pairs, {sum(items) / len(steps):.0f} a step (most {max(items)}); a "
+            f"step took p50 {1000 * percentile(took, 0.5):.0f} ms, p95 "
+            f"{1000 * percentile(took, 0.95):.0f} ms, max {1000 * max(took):.0f} ms; between "
+            f"steps p50 {1000 * percentile(gaps, 0.5):.0f} ms, max "
+            f"{1000 * max(gaps, default=0):.0f} ms"
+        )
     most = max(result.connections_by_process.values(), default=0)
     print(
         f"  connections: at most {result.connections_max} at once, {most} by one process; "
@@ -728,9 +753,11 @@ def main() -> int:
     parser.add_argument(
         "--proxy-keepalive",
         type=int,
-        default=32,
-        help="idle connections the proxy keeps to each centre process, as docs/central-nginx.md "
-        "sets nginx's keepalive (0: a new connection for every request)",
+        default=0,
+        help="idle connections the proxy keeps to each centre process (nginx's keepalive; 0, "
+        "the default: a new connection for every request). With 32 the scans' median fell but "
+        "their p95 doubled: an overloaded process served the kept connections first while new "
+        "ones waited to be accepted, past the kiosks' 15 s timeout (docs/decisions.md)",
     )
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
