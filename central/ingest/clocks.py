@@ -35,24 +35,7 @@ from sync.protocol import ClockSample
 
 
 def anchors_of(conn: Connection, kiosk_id: str, boot_ids: set[str]) -> dict[str, Anchor | None]:
-    found: dict[str, Anchor | None] = {}
-    if not boot_ids:
-        return found
-    for row in conn.execute(
-        select(boots).where(boots.c.kiosk_id == kiosk_id, boots.c.boot_id.in_(sorted(boot_ids)))
-    ):
-        found[row.boot_id] = (
-            Anchor(
-                row.anchor_mono_ns,
-                row.anchor_time,
-                row.anchor_offset_s,
-                row.anchor_rtt_s,
-                row.anchor_source or "",
-            )
-            if row.anchor_mono_ns is not None
-            else None
-        )
-    return found
+    return {boot: clock.anchor for boot, clock in boot_clocks(conn, kiosk_id, boot_ids).items()}
 
 
 def flag_uncorrected(

@@ -410,37 +410,13 @@ class _Store:
                 if verdict.quarantine:
                     judged_row["quarantine"] = verdict.quarantine
                     not_counted[judged_row["event_id"]] = verdict.detail
-                found.append(
-                    anomaly_row(
-                        verdict.anomaly,
-                        now_utc,
-                        kiosk_id=kiosk.kiosk_id,
-                        site_id=kiosk.site_id,
-                        cadre_id=judged_row["cadre_id"],
-                        service_day=judged_row["service_day"],
-                        event_id=judged_row["event_id"],
-                        seq=judged_row["seq"],
-                        boot_id=judged_row["boot_id"],
-                        detail=f"seq {judged_row['seq']}: {verdict.detail}"[:2000],
-                    )
-                )
-            for new_row in rows:
-                if '"several_badges"' in new_row["flags"]:
-                    # One face showed another cadre's badge just before (kiosk/holders.py).
-                    found.append(
-                        anomaly_row(
-                            "several_badges",
-                            now_utc,
-                            kiosk_id=kiosk.kiosk_id,
-                            site_id=kiosk.site_id,
-                            cadre_id=new_row["cadre_id"],
-                            service_day=new_row["service_day"],
-                            event_id=new_row["event_id"],
-                            seq=new_row["seq"],
-                            boot_id=new_row["boot_id"],
-                            detail=f"seq {new_row['seq']}: several badges",
-                        )
-                    )
+                found.append(_anomaly_of(verdict.anomaly, judged_row, verdict.detail, now_utc))
+            found.extend(
+                # One face showed another cadre's badge just before (kiosk/holders.py).
+                _anomaly_of("several_badges", new_row, "several badges", now_utc)
+                for new_row in rows
+                if '"several_badges"' in new_row["flags"]
+            )
             bulk_insert(conn, events, rows)
             inserted = {r["event_id"] for r in rows}
             for key, (index, event) in accepted.items():
@@ -545,6 +521,22 @@ class _Store:
             duplicates=sum(r.status == "duplicate" for r in final),
             rejected=sum(r.status == "rejected" for r in final),
         )
+
+
+def _anomaly_of(kind: str, row: dict[str, Any], detail: str, now: datetime) -> dict[str, Any]:
+    """An anomaly about one new events row."""
+    return anomaly_row(
+        kind,
+        now,
+        kiosk_id=row["kiosk_id"],
+        site_id=row["site_id"],
+        cadre_id=row["cadre_id"],
+        service_day=row["service_day"],
+        event_id=row["event_id"],
+        seq=row["seq"],
+        boot_id=row["boot_id"],
+        detail=f"seq {row['seq']}: {detail}"[:2000],
+    )
 
 
 def _judge(
