@@ -20,7 +20,7 @@ from typing import Any
 
 import pydantic_core
 from pydantic import ValidationError
-from sqlalchemy import Engine, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from central.anomalies import anomaly_row
@@ -57,6 +57,7 @@ from central.kiosks import KioskIdentity
 from central.stays.pairing import StayRules
 from central.stays.store import mark_dirty, recompute
 from central.timefix import Anchor, correct, to_utc_naive
+from sync.badge_token import BadgeCheck
 from sync.events import INT64_MAX, Event
 from sync.protocol import ClockReading, EventResult, PushAnswer, field_problems
 
@@ -219,7 +220,7 @@ _STORED_HASHES = select(events.c.event_id, events.c.hash).where(
 
 @dataclass(frozen=True)
 class _Opening:
-    head: Any  # chain_seq, chain_hash, max_seq, enrolled_at, latest_measured
+    head: Row[Any]  # the opening statement's first row
     clocks: dict[str, BootClock]
     any_revoked: bool
     first_seq: int  # the batch's lowest seq
@@ -297,14 +298,14 @@ class _Store:
     kiosk: KioskIdentity
     raw_events: Sequence[dict[str, Any]]
     accepted: dict[str, tuple[int, Event]]
-    signed: dict[str, Any]
-    verified: Any
+    signed: dict[str, Verdict | BadgeCheck]  # signature_verdicts
+    verified: list[tuple[str, BadgeCheck]]  # tokens verified for the first time
     now: datetime
     rules: StayRules
     checks: Checks
     contact: ClockReading | None
 
-    def _open(self, conn: Any, token_hash: str | None) -> _Opening:
+    def _open(self, conn: Connection, token_hash: str | None) -> _Opening:
         kiosk, accepted = self.kiosk, self.accepted
         boot_ids = sorted({event.boot_id for _, event in accepted.values()})
         before_seq = min((event.seq for _, event in accepted.values()), default=0)
@@ -544,7 +545,7 @@ def _judge(
     kiosk: KioskIdentity,
     rows: list[dict[str, Any]],
     accepted: dict[str, tuple[int, Event]],
-    signed: dict[str, Verdict | Any],
+    signed: dict[str, Verdict | BadgeCheck],
     clocks: dict[str, BootClock],
     checks: Checks,
     rules: StayRules,
@@ -585,8 +586,11 @@ def _judge(
             Revocations.load(conn, to_look_up) if opening.any_revoked else Revocations.none()
         )
     for row in proven:
-        judged = signed[row["event_id"]]
-        if not isinstance(judged, Verdict):
+        proof = signed[row["event_id"]]
+        judged: Verdict | None
+        if isinstance(proof, Verdict):
+            judged = proof
+        else:
             assert revocations is not None
             judged = revocation_verdict(revocations, row, now)
         if judged is not None:
