@@ -305,9 +305,8 @@ class _Store:
     checks: Checks
     contact: ClockReading | None
 
-    def _open(self, conn: Connection, token_hash: str | None) -> _Opening:
+    def _open(self, conn: Connection, token_hash: str | None, boot_ids: set[str]) -> _Opening:
         kiosk, accepted = self.kiosk, self.accepted
-        boot_ids = sorted({event.boot_id for _, event in accepted.values()})
         before_seq = min((event.seq for _, event in accepted.values()), default=0)
         cadre_ids = sorted(
             {
@@ -320,7 +319,7 @@ class _Store:
             _OPENING,
             {
                 "kiosk_id": kiosk.kiosk_id,
-                "boot_ids": boot_ids,
+                "boot_ids": sorted(boot_ids),
                 "before_seq": before_seq,
                 "revoked_cadre_ids": cadre_ids if len(cadre_ids) <= CHUNK else [],
             },
@@ -336,7 +335,7 @@ class _Store:
             # Another push of this kiosk committed while this one waited for the lock.
             return _Opening(
                 head=head,
-                clocks=boot_clocks(conn, kiosk.kiosk_id, set(boot_ids)),
+                clocks=boot_clocks(conn, kiosk.kiosk_id, boot_ids),
                 any_revoked=True,
                 first_seq=before_seq,
                 floor_read=False,
@@ -358,23 +357,16 @@ class _Store:
         token_hash: str | None,
         look_up_all: bool,
     ) -> PushAnswer:
-        kiosk, accepted, checks, rules = self.kiosk, self.accepted, self.checks, self.rules
-        raw_events, signed, verified, contact = (
-            self.raw_events,
-            self.signed,
-            self.verified,
-            self.contact,
-        )
-        now = self.now
-        now_utc = to_utc_naive(now)
+        kiosk, accepted, rules, signed = self.kiosk, self.accepted, self.rules, self.signed
+        now_utc = to_utc_naive(self.now)
+        boot_ids = {event.boot_id for _, event in accepted.values()}
         results = list(results_so_far)
         rejections = list(rejections_so_far)
         found: list[dict[str, Any]] = []
         not_counted: dict[str, str] = {}
         with write_transaction(engine) as conn:
-            opening = self._open(conn, token_hash)
+            opening = self._open(conn, token_hash, boot_ids)
             head, clocks = opening.head, opening.clocks
-            boot_ids = {event.boot_id for _, event in accepted.values()}
             new_boots = sorted(boot_ids - set(clocks))
             if new_boots:
                 conn.execute(
@@ -385,10 +377,10 @@ class _Store:
                     ],
                 )
                 clocks.update({b: BootClock() for b in new_boots})
-            if contact is not None:
-                note_contact(conn, kiosk.kiosk_id, clocks, contact, now_utc)
-            if verified:
-                remember_badges(conn, verified)
+            if self.contact is not None:
+                note_contact(conn, kiosk.kiosk_id, clocks, self.contact, now_utc)
+            if self.verified:
+                remember_badges(conn, self.verified)
             # The kiosk's row is locked (or, on SQLite, every writer of this process waits), so
             # what is not stored yet cannot be stored by anyone else before this transaction
             # ends: the new rows go in with a plain INSERT (COPY on PostgreSQL). A batch whose
@@ -405,7 +397,7 @@ class _Store:
                 if key not in stored_hash
             ]
             judged = _judge(
-                conn, kiosk, rows, accepted, signed, clocks, checks, rules, now_utc, opening
+                conn, kiosk, rows, accepted, signed, clocks, self.checks, rules, now_utc, opening
             )
             for verdict, judged_row in judged:
                 if verdict.quarantine:
@@ -514,9 +506,9 @@ class _Store:
             )
 
         final = [r for r in results if r is not None]
-        assert len(final) == len(raw_events)
+        assert len(final) == len(self.raw_events)
         return PushAnswer(
-            server_time=now,
+            server_time=self.now,
             results=final,
             stored=sum(r.status == "stored" for r in final),
             duplicates=sum(r.status == "duplicate" for r in final),
